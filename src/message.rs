@@ -1,0 +1,192 @@
+//! What one notification becomes on the queue: a body SQS accepts and its string attributes.
+//!
+//! SQS message bodies may hold only XML characters
+//! (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>):
+//! a notification whose bytes are not such text is sent base64-encoded with
+//! `nylas-encoding: base64`, so that it is never dropped or mangled.
+
+use crate::notification::Notification;
+use base64::Engine;
+use std::borrow::Cow;
+
+/// Message attribute names. Consumers filter and deduplicate on these.
+pub mod attribute {
+    pub const TYPE: &str = "nylas-type";
+    pub const API_VERSION: &str = "nylas-api-version";
+    pub const ID: &str = "nylas-id";
+    pub const GRANT_ID: &str = "nylas-grant-id";
+    pub const DELIVERY_ATTEMPT: &str = "nylas-delivery-attempt";
+    pub const ENCODING: &str = "nylas-encoding";
+}
+
+/// The SQS data type of every attribute this function sets.
+pub const ATTRIBUTE_DATA_TYPE: &str = "String";
+
+/// Longest attribute value copied from a notification; a longer one is left out (the body
+/// still carries it) so attributes never crowd the body out of SQS's 1 MiB.
+const MAX_ATTRIBUTE_VALUE: usize = 256;
+
+/// String message attributes, by name.
+pub type Attributes = Vec<(&'static str, String)>;
+
+/// One SQS message, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message<'a> {
+    pub body: Cow<'a, str>,
+    pub attributes: Attributes,
+}
+
+impl<'a> Message<'a> {
+    /// Builds the message for `notification`.
+    pub fn new(notification: &Notification<'a>) -> Self {
+        let (body, encoding) = match std::str::from_utf8(notification.raw) {
+            Ok(text) if is_sqs_text(text) => (Cow::Borrowed(text), None),
+            _ => (
+                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(notification.raw)),
+                Some("base64"),
+            ),
+        };
+        let mut attributes = vec![(
+            attribute::API_VERSION,
+            notification.api_version.as_str().to_owned(),
+        )];
+        let copied = [
+            (attribute::TYPE, notification.kind.as_deref()),
+            (attribute::ID, notification.id.as_deref()),
+            (attribute::GRANT_ID, notification.grant_id.as_deref()),
+        ];
+        for (name, value) in copied {
+            if let Some(value) = value.filter(|v| is_attribute_value(v)) {
+                attributes.push((name, value.to_owned()));
+            }
+        }
+        if let Some(attempt) = notification.delivery_attempt {
+            attributes.push((attribute::DELIVERY_ATTEMPT, attempt.to_string()));
+        }
+        if let Some(encoding) = encoding {
+            attributes.push((attribute::ENCODING, encoding.to_owned()));
+        }
+        Self { body, attributes }
+    }
+
+    /// The size SQS counts against its 1 MiB limit: the body plus, for each attribute, its
+    /// name, data type and value.
+    pub fn size(&self) -> usize {
+        let attributes: usize = self
+            .attributes
+            .iter()
+            .map(|(name, value)| name.len() + ATTRIBUTE_DATA_TYPE.len() + value.len())
+            .sum();
+        self.body.len() + attributes
+    }
+
+    /// The value of attribute `name`, if set.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Whether SQS accepts `text` as is: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+/// #x10000-#x10FFFF`. Valid UTF-8 has no surrogates, so only ASCII controls and the two
+/// non-characters U+FFFE and U+FFFF are left to refuse.
+fn is_sqs_text(text: &str) -> bool {
+    let controls_ok = text
+        .bytes()
+        .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
+    controls_ok && !text.contains(['\u{FFFE}', '\u{FFFF}'])
+}
+
+/// SQS refuses empty string attributes, and they must be valid text like bodies.
+fn is_attribute_value(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_ATTRIBUTE_VALUE && is_sqs_text(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notification::{split, ApiVersion};
+
+    fn message(body: &[u8]) -> Message<'_> {
+        Message::new(&split(body)[0])
+    }
+
+    #[test]
+    fn v3_message_carries_body_unchanged_and_all_attributes() {
+        let body = br#"{"specversion":"1.0","type":"grant.created","id":"n1","webhook_delivery_attempt":1,"data":{"object":{"grant_id":"g1"}}}"#;
+        let m = message(body);
+        assert_eq!(m.body.as_bytes(), body);
+        assert!(matches!(m.body, Cow::Borrowed(_)));
+        assert_eq!(m.attribute(attribute::API_VERSION), Some("v3"));
+        assert_eq!(m.attribute(attribute::TYPE), Some("grant.created"));
+        assert_eq!(m.attribute(attribute::ID), Some("n1"));
+        assert_eq!(m.attribute(attribute::GRANT_ID), Some("g1"));
+        assert_eq!(m.attribute(attribute::DELIVERY_ATTEMPT), Some("1"));
+        assert_eq!(m.attribute(attribute::ENCODING), None);
+    }
+
+    #[test]
+    fn unknown_body_is_marked_unknown() {
+        let m = message(b"plain text");
+        assert_eq!(m.body, "plain text");
+        assert_eq!(
+            m.attributes,
+            vec![(attribute::API_VERSION, "unknown".to_owned())]
+        );
+    }
+
+    #[test]
+    fn binary_body_is_base64_encoded_and_marked() {
+        let body = b"\x1f\x8b\x08\x00\xff";
+        let m = message(body);
+        assert_eq!(m.body, "H4sIAP8=");
+        assert_eq!(m.attribute(attribute::ENCODING), Some("base64"));
+    }
+
+    #[test]
+    fn control_characters_are_base64_encoded() {
+        for body in [&b"a\x00b"[..], b"a\x1bb", "a\u{FFFF}b".as_bytes()] {
+            let m = message(body);
+            assert_eq!(m.attribute(attribute::ENCODING), Some("base64"));
+            let decoded = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
+            assert_eq!(decoded.as_deref(), Ok(body));
+        }
+    }
+
+    #[test]
+    fn tabs_newlines_and_unicode_are_sent_as_text() {
+        let body = "{\"deltas\": [{\"type\":\t\"caf\u{e9} \u{1F600}\"\r\n}]}";
+        let m = message(body.as_bytes());
+        assert_eq!(m.body, "{\"type\":\t\"caf\u{e9} \u{1F600}\"\r\n}");
+        assert_eq!(m.attribute(attribute::ENCODING), None);
+    }
+
+    #[test]
+    fn empty_control_or_overlong_attribute_values_are_left_out() {
+        let long = "x".repeat(MAX_ATTRIBUTE_VALUE + 1);
+        let body = format!(
+            r#"{{"specversion":"1.0","type":"","id":"a\u0000b","data":{{"grant_id":"{long}"}}}}"#
+        );
+        let m = message(body.as_bytes());
+        assert_eq!(
+            m.attributes,
+            vec![(attribute::API_VERSION, "v3".to_owned())]
+        );
+    }
+
+    #[test]
+    fn size_counts_body_and_attribute_names_types_and_values() {
+        let n = Notification {
+            raw: b"12345",
+            api_version: ApiVersion::V2,
+            kind: Some("abc".to_owned()),
+            id: None,
+            grant_id: None,
+            delivery_attempt: None,
+        };
+        let expected = 5 + ("nylas-api-version".len() + 6 + 2) + ("nylas-type".len() + 6 + 3);
+        assert_eq!(Message::new(&n).size(), expected);
+    }
+}

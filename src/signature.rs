@@ -1,0 +1,214 @@
+//! Verifying `X-Nylas-Signature`: lowercase (or uppercase) hex of HMAC-SHA256 over the exact
+//! raw request body, keyed with the webhook secret.
+//!
+//! Rules: <https://developer.nylas.com/docs/v3/notifications/webhooks/#verify-nylas-webhooks>.
+//! The comparison is constant-time and only a full 32-byte MAC ever verifies: an empty or
+//! truncated signature is malformed, never a prefix match (the svix-webhooks regression,
+//! CVE-2024-21491, is the cautionary tale).
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::fmt;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Length of an HMAC-SHA256 output in bytes.
+const MAC_LEN: usize = 32;
+
+/// Why a signature did not verify. Every variant is a rejection of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SignatureError {
+    #[error("the request has no X-Nylas-Signature header")]
+    Missing,
+    #[error("X-Nylas-Signature is not 64 hex characters")]
+    Malformed,
+    #[error("X-Nylas-Signature does not match the body under any configured secret")]
+    Mismatch,
+}
+
+/// A webhook secret, keyed once. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Secret {
+    keyed: HmacSha256,
+}
+
+impl Secret {
+    /// Keys HMAC-SHA256 with `secret` (the v3 `webhook_secret` or the v2 client secret).
+    pub fn new(secret: &[u8]) -> Self {
+        let keyed = HmacSha256::new_from_slice(secret).expect("HMAC accepts a key of any length");
+        Self { keyed }
+    }
+
+    fn mac(&self, body: &[u8]) -> HmacSha256 {
+        let mut mac = self.keyed.clone();
+        mac.update(body);
+        mac
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Checks signatures against the current secret and, during a rotation, the previous one.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    current: Secret,
+    previous: Option<Secret>,
+}
+
+impl Verifier {
+    pub fn new(current: Secret, previous: Option<Secret>) -> Self {
+        Self { current, previous }
+    }
+
+    /// Verifies `header` (the raw `X-Nylas-Signature` value, if any) against `body`.
+    pub fn verify(&self, body: &[u8], header: Option<&[u8]>) -> Result<(), SignatureError> {
+        let expected = decode(header.ok_or(SignatureError::Missing)?)?;
+        let matches = |secret: &Secret| secret.mac(body).verify_slice(&expected).is_ok();
+        if matches(&self.current) || self.previous.as_ref().is_some_and(matches) {
+            Ok(())
+        } else {
+            Err(SignatureError::Mismatch)
+        }
+    }
+}
+
+/// Decodes a header value into a MAC. Accepts either hex case and the `sha256=` prefix that
+/// the Nylas CLI also tolerates; anything that is not exactly 32 bytes of hex is malformed.
+fn decode(header: &[u8]) -> Result<[u8; MAC_LEN], SignatureError> {
+    let header = header.trim_ascii();
+    let hex = header.strip_prefix(b"sha256=").unwrap_or(header);
+    let mut mac = [0u8; MAC_LEN];
+    hex::decode_to_slice(hex, &mut mac).map_err(|_| SignatureError::Malformed)?;
+    Ok(mac)
+}
+
+/// The lowercase hex signature Nylas would send for `body`: for signing sample events and
+/// for tests.
+pub fn sign(secret: &[u8], body: &[u8]) -> String {
+    hex::encode(Secret::new(secret).mac(body).finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &[u8] = b"myClientSecret";
+    const BODY: &[u8] = b"test123";
+    /// Nylas's published vector (nylas-nodejs tests).
+    const NYLAS_VECTOR: &str = "ddc02f921a4835e310f249dc09770c3fea2cb6fe949adc1887d7adc04a581e1c";
+
+    fn verifier() -> Verifier {
+        Verifier::new(Secret::new(KEY), None)
+    }
+
+    fn verify(header: &str) -> Result<(), SignatureError> {
+        verifier().verify(BODY, Some(header.as_bytes()))
+    }
+
+    #[test]
+    fn nylas_published_vector_signs_as_published() {
+        assert_eq!(sign(KEY, BODY), NYLAS_VECTOR);
+    }
+
+    #[test]
+    fn nylas_published_vector_verifies() {
+        assert_eq!(verify(NYLAS_VECTOR), Ok(()));
+    }
+
+    #[test]
+    fn uppercase_hex_verifies() {
+        assert_eq!(verify(&NYLAS_VECTOR.to_uppercase()), Ok(()));
+    }
+
+    #[test]
+    fn sha256_prefix_and_surrounding_whitespace_verify() {
+        assert_eq!(verify(&format!(" sha256={NYLAS_VECTOR} ")), Ok(()));
+    }
+
+    #[test]
+    fn missing_signature_is_rejected() {
+        assert_eq!(verifier().verify(BODY, None), Err(SignatureError::Missing));
+    }
+
+    #[test]
+    fn empty_signature_is_malformed() {
+        assert_eq!(verify(""), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn truncated_signature_is_malformed_not_a_prefix_match() {
+        assert_eq!(verify(&NYLAS_VECTOR[..32]), Err(SignatureError::Malformed));
+        assert_eq!(verify(&NYLAS_VECTOR[..63]), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn overlong_signature_is_malformed() {
+        assert_eq!(
+            verify(&format!("{NYLAS_VECTOR}00")),
+            Err(SignatureError::Malformed)
+        );
+    }
+
+    #[test]
+    fn non_hex_signature_is_malformed() {
+        let not_hex = format!("{}zz", &NYLAS_VECTOR[..62]);
+        assert_eq!(verify(&not_hex), Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn tampered_body_is_rejected() {
+        let header = Some(NYLAS_VECTOR.as_bytes());
+        assert_eq!(
+            verifier().verify(b"test124", header),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn flipped_signature_is_rejected() {
+        let flipped = format!("{}d", &NYLAS_VECTOR[..63]);
+        assert_eq!(verify(&flipped), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn wrong_secret_is_rejected() {
+        let verifier = Verifier::new(Secret::new(b"another secret"), None);
+        let header = Some(NYLAS_VECTOR.as_bytes());
+        assert_eq!(verifier.verify(BODY, header), Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn previous_secret_verifies_during_rotation() {
+        let rotated = Verifier::new(Secret::new(b"new secret"), Some(Secret::new(KEY)));
+        assert_eq!(rotated.verify(BODY, Some(NYLAS_VECTOR.as_bytes())), Ok(()));
+    }
+
+    #[test]
+    fn current_secret_verifies_during_rotation() {
+        let rotated = Verifier::new(Secret::new(KEY), Some(Secret::new(b"old secret")));
+        assert_eq!(rotated.verify(BODY, Some(NYLAS_VECTOR.as_bytes())), Ok(()));
+    }
+
+    #[test]
+    fn signature_of_an_empty_body_verifies_only_for_that_body() {
+        let header = sign(KEY, b"");
+        assert_eq!(verifier().verify(b"", Some(header.as_bytes())), Ok(()));
+        assert_eq!(
+            verifier().verify(BODY, Some(header.as_bytes())),
+            Err(SignatureError::Mismatch)
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_secret() {
+        let shown = format!(
+            "{:?}",
+            Verifier::new(Secret::new(KEY), Some(Secret::new(KEY)))
+        );
+        assert!(!shown.contains("myClientSecret"), "{shown}");
+    }
+}

@@ -1,0 +1,87 @@
+//! The SQS edge: [`Queue`] over `SendMessageBatch`.
+//!
+//! The client is built once, in `main`, and reused for every invocation. Its timeouts keep
+//! a stalled connection from eating Nylas's 10 s: the handler's own budget
+//! ([`crate::handler::QUEUE_BUDGET`]) is the outer bound.
+
+use crate::message::{Message, ATTRIBUTE_DATA_TYPE};
+use crate::queue::{Queue, QueueError};
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::Client;
+use std::collections::HashSet;
+use std::time::Duration;
+
+/// An SQS queue, by URL.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsQueue {
+    pub fn new(client: Client, queue_url: String) -> Self {
+        Self { client, queue_url }
+    }
+
+    /// Builds the client from the environment (`AWS_REGION`, credentials, and
+    /// `AWS_ENDPOINT_URL_SQS` for a local SQS-compatible server).
+    pub async fn from_env(queue_url: String) -> Self {
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .operation_attempt_timeout(Duration::from_secs(2))
+            .operation_timeout(Duration::from_secs(5))
+            .build();
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .load()
+            .await;
+        Self::new(Client::new(&config), queue_url)
+    }
+}
+
+impl Queue for SqsQueue {
+    async fn send_batch(&self, batch: &[&Message<'_>]) -> Result<Vec<usize>, QueueError> {
+        let entries = batch
+            .iter()
+            .enumerate()
+            .map(|(position, message)| entry(position, message))
+            .collect::<Result<Vec<_>, _>>()?;
+        let output = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|error| QueueError(DisplayErrorContext(&error).to_string()))?;
+        // Whatever SQS did not list as successful is not in the queue, whether or not it
+        // was listed as failed.
+        let stored: HashSet<&str> = output.successful().iter().map(|s| s.id()).collect();
+        Ok((0..batch.len())
+            .filter(|position| !stored.contains(position.to_string().as_str()))
+            .collect())
+    }
+}
+
+/// One batch entry; its id is its position in the batch, which SQS echoes back.
+fn entry(
+    position: usize,
+    message: &Message<'_>,
+) -> Result<SendMessageBatchRequestEntry, QueueError> {
+    let invalid = |error: aws_sdk_sqs::error::BuildError| QueueError(error.to_string());
+    let mut entry = SendMessageBatchRequestEntry::builder()
+        .id(position.to_string())
+        .message_body(message.body.as_ref());
+    for (name, value) in &message.attributes {
+        let value = MessageAttributeValue::builder()
+            .data_type(ATTRIBUTE_DATA_TYPE)
+            .string_value(value)
+            .build()
+            .map_err(invalid)?;
+        entry = entry.message_attributes(*name, value);
+    }
+    entry.build().map_err(invalid)
+}
