@@ -75,7 +75,7 @@ pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
                 nylas_type = delivery.kind.as_deref(),
                 nylas_id = delivery.id.as_deref(),
                 retried = delivery.retried,
-                duration_ms = elapsed.as_secs_f64() * 1000.0,
+                duration_ms = elapsed.as_micros() as f64 / 1000.0,
                 "{}",
                 $message
             )

@@ -18,11 +18,14 @@ const MAC_LEN: usize = 32;
 /// Why a signature did not verify. Every variant is a rejection of the request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("the request has no X-Nylas-Signature header")]
+    #[error("no X-Nylas-Signature header: the request is not from Nylas")]
     Missing,
-    #[error("X-Nylas-Signature is not 64 hex characters")]
+    #[error("X-Nylas-Signature is not 64 hex characters: the request is not from Nylas")]
     Malformed,
-    #[error("X-Nylas-Signature does not match the body under any configured secret")]
+    #[error(
+        "X-Nylas-Signature does not match the body: the request is not from Nylas, or \
+         NYLAS_WEBHOOK_SECRET is not this webhook's secret"
+    )]
     Mismatch,
 }
 
@@ -88,6 +91,14 @@ fn decode(header: &[u8]) -> Result<[u8; MAC_LEN], SignatureError> {
 
 /// The lowercase hex signature Nylas would send for `body`: for signing sample events and
 /// for tests.
+///
+/// ```
+/// use nylas_webhook_sqs::signature::sign;
+///
+/// // Nylas's published test vector.
+/// let signature = sign(b"myClientSecret", b"test123");
+/// assert_eq!(signature, "ddc02f921a4835e310f249dc09770c3fea2cb6fe949adc1887d7adc04a581e1c");
+/// ```
 pub fn sign(secret: &[u8], body: &[u8]) -> String {
     hex::encode(Secret::new(secret).mac(body).finalize().into_bytes())
 }

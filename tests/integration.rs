@@ -1,1 +1,376 @@
-fn main() {}
+//! Integration tests: the function binary under the Lambda Runtime API emulator
+//! (`cargo lambda watch --only-lambda-apis`), forwarding to a real SQS-compatible server
+//! (moto) over HTTP, driven by the sample events in `events/` and by plain HTTP requests.
+//!
+//! `make test` installs both tools into `.venv`; when one is missing the run fails and names
+//! it. Each test gets its own emulator, function process and queue, so tests run in
+//! parallel without seeing each other's messages.
+
+mod support;
+
+use libtest_mimic::{Arguments, Trial};
+use nylas_webhook_sqs::signature::sign;
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use support::{function_env, LocalSqs, Received, Stack, SAMPLE_SECRET};
+
+type Test = fn(&LocalSqs);
+
+const TESTS: &[(&str, Test)] = &[
+    ("challenge_event_is_echoed", challenge_event_is_echoed),
+    (
+        "challenge_over_http_is_echoed_exactly",
+        challenge_over_http_is_echoed_exactly,
+    ),
+    ("get_without_challenge_is_400", get_without_challenge_is_400),
+    ("other_methods_are_405", other_methods_are_405),
+    (
+        "v3_message_created_event_reaches_the_queue",
+        v3_message_created_event_reaches_the_queue,
+    ),
+    (
+        "v3_grant_created_event_reaches_the_queue",
+        v3_grant_created_event_reaches_the_queue,
+    ),
+    (
+        "rest_v1_event_reaches_the_queue",
+        rest_v1_event_reaches_the_queue,
+    ),
+    (
+        "base64_event_is_verified_over_decoded_bytes",
+        base64_event_is_verified_over_decoded_bytes,
+    ),
+    (
+        "v2_event_puts_one_message_per_delta",
+        v2_event_puts_one_message_per_delta,
+    ),
+    (
+        "v2_post_with_many_deltas_reaches_the_queue_whole",
+        v2_post_with_many_deltas_reaches_the_queue_whole,
+    ),
+    (
+        "signature_header_and_hex_in_any_case_verify",
+        signature_header_and_hex_in_any_case_verify,
+    ),
+    (
+        "tampered_event_is_403_and_forwards_nothing",
+        tampered_event_is_403_and_forwards_nothing,
+    ),
+    (
+        "unsigned_event_is_401_and_forwards_nothing",
+        unsigned_event_is_401_and_forwards_nothing,
+    ),
+    (
+        "wrong_secret_over_http_is_403_and_forwards_nothing",
+        wrong_secret_over_http_is_403_and_forwards_nothing,
+    ),
+    ("missing_queue_answers_503", missing_queue_answers_503),
+    (
+        "logs_hold_neither_secret_nor_content",
+        logs_hold_neither_secret_nor_content,
+    ),
+    (
+        "missing_configuration_stops_the_function_with_one_line",
+        missing_configuration_stops_the_function_with_one_line,
+    ),
+];
+
+fn main() -> ExitCode {
+    let args = Arguments::from_args();
+    if args.list {
+        let trials = TESTS
+            .iter()
+            .map(|(name, _)| Trial::test(*name, || Ok(())))
+            .collect();
+        return libtest_mimic::run(&args, trials).exit_code();
+    }
+    let sqs = match LocalSqs::start() {
+        Ok(sqs) => Arc::new(sqs),
+        Err(error) => {
+            eprintln!("integration tests cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let trials = TESTS
+        .iter()
+        .map(|&(name, test)| {
+            let sqs = Arc::clone(&sqs);
+            Trial::test(name, move || {
+                test(&sqs);
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// The body of a sample event, as the function sees it (decoded if base64).
+fn event_body(event: &str) -> String {
+    let path = support::project_dir().join("events").join(event);
+    let text = std::fs::read_to_string(path).expect("the sample event exists");
+    let event: serde_json::Value = serde_json::from_str(&text).expect("the sample event is JSON");
+    let body = event["body"].as_str().expect("the sample event has a body");
+    if event["isBase64Encoded"] == true {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(body)
+            .expect("a base64 body");
+        String::from_utf8(bytes).expect("the sample body is UTF-8")
+    } else {
+        body.to_owned()
+    }
+}
+
+fn signed_post(stack: &Stack, body: &str) -> support::Reply {
+    let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
+    stack.send(
+        "POST",
+        &[
+            ("content-type", "application/json"),
+            ("x-nylas-signature", &signature),
+        ],
+        body.as_bytes(),
+    )
+}
+
+fn attribute<'a>(message: &'a Received, name: &str) -> Option<&'a str> {
+    message.attributes.get(name).map(String::as_str)
+}
+
+fn challenge_event_is_echoed(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let reply = stack.invoke("challenge.json");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "bc609b38-c81f-47fb-a275-1d9bd61be301");
+    assert_eq!(reply.content_type.as_deref(), Some("text/plain"));
+}
+
+fn challenge_over_http_is_echoed_exactly(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let reply = stack.get("/webhook?challenge=Zm9v-YmFy_0123%2B%2F%3D");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "Zm9v-YmFy_0123+/=")
+    );
+    assert_eq!(reply.content_type.as_deref(), Some("text/plain"));
+    assert!(stack.received().is_empty());
+}
+
+fn get_without_challenge_is_400(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    assert_eq!(stack.get("/webhook").status, 400);
+    assert_eq!(stack.get("/webhook?other=1").status, 400);
+}
+
+fn other_methods_are_405(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = event_body("v3-message-created.json");
+    let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
+    for method in ["PUT", "DELETE", "PATCH"] {
+        let reply = stack.send(
+            method,
+            &[("x-nylas-signature", &signature)],
+            body.as_bytes(),
+        );
+        assert_eq!(reply.status, 405, "{method}");
+    }
+    assert!(stack.received().is_empty());
+}
+
+fn v3_message_created_event_reaches_the_queue(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let reply = stack.invoke("v3-message-created.json");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, event_body("v3-message-created.json"));
+    let expected = [
+        ("nylas-api-version", "v3"),
+        ("nylas-delivery-attempt", "1"),
+        ("nylas-grant-id", "4c22d8e1-7a0b-4f3e-9c1d-5b6a7e8f9a0b"),
+        ("nylas-id", "5ac1e7c6-4b4f-4f5f-8e61-2f4b0c7e1a01"),
+        ("nylas-type", "message.created"),
+    ];
+    let expected = expected
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(received[0].attributes, expected);
+}
+
+fn v3_grant_created_event_reaches_the_queue(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    assert_eq!(stack.invoke("v3-grant-created.json").status, 200);
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, event_body("v3-grant-created.json"));
+    assert_eq!(attribute(&received[0], "nylas-type"), Some("grant.created"));
+    assert_eq!(
+        attribute(&received[0], "nylas-grant-id"),
+        Some("9e1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
+    );
+}
+
+fn rest_v1_event_reaches_the_queue(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    assert_eq!(stack.invoke("rest-v1-grant-created.json").status, 200);
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, event_body("rest-v1-grant-created.json"));
+}
+
+fn base64_event_is_verified_over_decoded_bytes(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    assert_eq!(stack.invoke("v3-base64-body.json").status, 200);
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, event_body("v3-base64-body.json"));
+    assert_eq!(
+        attribute(&received[0], "nylas-type"),
+        Some("message.updated.truncated")
+    );
+    assert_eq!(attribute(&received[0], "nylas-encoding"), None);
+}
+
+fn v2_event_puts_one_message_per_delta(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    assert_eq!(stack.invoke("v2-deltas.json").status, 200);
+    let body = event_body("v2-deltas.json");
+    let mut received = stack.received();
+    received.sort_by_key(|m| body.find(&m.body));
+    assert_eq!(received.len(), 3);
+    let types: Vec<_> = received
+        .iter()
+        .map(|m| attribute(m, "nylas-type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            Some("message.created"),
+            Some("message.opened"),
+            Some("thread.replied")
+        ]
+    );
+    for message in &received {
+        assert!(
+            body.contains(&message.body),
+            "each delta is forwarded byte for byte"
+        );
+        assert!(message.body.starts_with("{\"date\": "));
+        assert_eq!(attribute(message, "nylas-api-version"), Some("v2"));
+    }
+    assert_eq!(
+        attribute(&received[2], "nylas-grant-id"),
+        Some("7c1a3e5g7i9k")
+    );
+}
+
+fn v2_post_with_many_deltas_reaches_the_queue_whole(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let deltas: Vec<String> = (0..95)
+        .map(|i| format!(r#"{{"date": {i}, "object": "message", "type": "message.created", "object_data": {{"account_id": "acc-{i}", "note": "caf\u00e9 \"{i}\""}}}}"#))
+        .collect();
+    let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
+    let reply = signed_post(&stack, &body);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let mut bodies: Vec<String> = stack.received().into_iter().map(|m| m.body).collect();
+    bodies.sort();
+    let mut expected = deltas.clone();
+    expected.sort();
+    assert_eq!(bodies, expected);
+}
+
+fn signature_header_and_hex_in_any_case_verify(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = event_body("v3-grant-created.json");
+    let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes()).to_uppercase();
+    let reply = stack.send(
+        "POST",
+        &[("X-NYLAS-SIGNATURE", &signature)],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 200);
+    assert_eq!(stack.received().len(), 1);
+}
+
+fn tampered_event_is_403_and_forwards_nothing(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let reply = stack.invoke("v3-tampered.json");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (403, "invalid_signature")
+    );
+    assert!(stack.received().is_empty());
+}
+
+fn unsigned_event_is_401_and_forwards_nothing(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let reply = stack.invoke("v3-unsigned.json");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (401, "missing_signature")
+    );
+    assert!(stack.received().is_empty());
+}
+
+fn wrong_secret_over_http_is_403_and_forwards_nothing(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = event_body("v3-message-created.json");
+    let signature = sign(b"some-other-secret", body.as_bytes());
+    let reply = stack.send(
+        "POST",
+        &[("x-nylas-signature", &signature)],
+        body.as_bytes(),
+    );
+    assert_eq!(reply.status, 403);
+    let truncated = &sign(SAMPLE_SECRET.as_bytes(), body.as_bytes())[..40];
+    let reply = stack.send("POST", &[("x-nylas-signature", truncated)], body.as_bytes());
+    assert_eq!(reply.status, 403);
+    assert!(stack.received().is_empty());
+}
+
+fn missing_queue_answers_503(sqs: &LocalSqs) {
+    let stack = Stack::forwarding_to(sqs, sqs.missing_queue_url());
+    let reply = stack.invoke("v3-message-created.json");
+    assert_eq!((reply.status, reply.body.as_str()), (503, "queue_failed"));
+    let logs = stack.logs();
+    assert!(logs.contains(r#""reason":"queue_failed""#), "{logs}");
+}
+
+fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = r#"{"specversion":"1.0","type":"message.created","id":"log-check","data":{"object":{"grant_id":"g","subject":"CONTENT-MARKER-7f3a"}}}"#;
+    assert_eq!(signed_post(&stack, body).status, 200);
+    let tampered = body.replace("log-check", "log-check-2");
+    let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
+    let reply = stack.send(
+        "POST",
+        &[("x-nylas-signature", &signature)],
+        tampered.as_bytes(),
+    );
+    assert_eq!(reply.status, 403);
+    let logs = stack.logs();
+    assert_eq!(logs.lines().count(), 2, "one line per request: {logs}");
+    assert!(logs.contains(r#""nylas_id":"log-check""#), "{logs}");
+    assert!(!logs.contains(SAMPLE_SECRET));
+    assert!(!logs.contains("CONTENT-MARKER"));
+    assert!(!logs.contains(&signature));
+}
+
+fn missing_configuration_stops_the_function_with_one_line(sqs: &LocalSqs) {
+    let output = Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
+        .env_clear()
+        .envs(function_env(&sqs.endpoint, support::free_port()))
+        .stdin(Stdio::null())
+        .output()
+        .expect("the function binary runs");
+    assert!(!output.status.success());
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(printed.lines().count(), 1, "{printed}");
+    assert!(printed.contains("QUEUE_URL is not set"), "{printed}");
+    assert!(!printed.contains("panicked"), "{printed}");
+}

@@ -1,0 +1,368 @@
+//! The real parts the integration tests drive: a local SQS-compatible server (moto), the
+//! Lambda Runtime API emulator (`cargo lambda watch --only-lambda-apis`) and the function
+//! binary itself, each a child process that is stopped when its guard drops.
+
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use std::collections::BTreeMap;
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The function's name in the emulator: the binary's name, as cargo-lambda requires.
+pub const FUNCTION: &str = "nylas-webhook-sqs";
+/// The secret the sample events in `events/` are signed with.
+pub const SAMPLE_SECRET: &str = "nylas-sample-secret";
+const REGION: &str = "us-east-1";
+
+pub fn project_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Finds a tool in the project's virtualenv, then on PATH. A missing tool fails the run
+/// with its name: these tests are never skipped.
+pub fn tool(name: &str) -> Result<PathBuf, String> {
+    let venv = project_dir().join(".venv/bin").join(name);
+    if venv.is_file() {
+        return Ok(venv);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(name))
+        .find(|path| path.is_file())
+        .ok_or_else(|| {
+            format!(
+                "{name} is not installed (looked in .venv/bin and on PATH): run `make test`, \
+                 which installs it from requirements-dev.txt"
+            )
+        })
+}
+
+/// A child process, killed when dropped. It also dies with the thread that started it.
+pub struct Service {
+    name: String,
+    child: Child,
+}
+
+impl Service {
+    pub fn spawn(name: &str, command: &mut Command) -> Result<Self, String> {
+        // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
+    }
+
+    /// Waits until `port` accepts connections, or the process exits.
+    pub fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("{} exited before listening: {status}", self.name));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Err(format!(
+            "{} did not listen on port {port} within {timeout:?}",
+            self.name
+        ))
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("the loopback interface has a free port")
+}
+
+/// One SQS message as a consumer receives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub body: String,
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The local SQS-compatible server, shared by every test; each test makes its own queue.
+pub struct LocalSqs {
+    _server: Service,
+    pub endpoint: String,
+    client: aws_sdk_sqs::Client,
+    runtime: tokio::runtime::Runtime,
+    queues: AtomicUsize,
+}
+
+impl LocalSqs {
+    pub fn start() -> Result<Self, String> {
+        let port = free_port();
+        let mut server = Service::spawn(
+            "moto_server",
+            Command::new(tool("moto_server")?)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )?;
+        server.wait_for_port(port, Duration::from_secs(60))?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(REGION))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .endpoint_url(&endpoint)
+            .build();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start a tokio runtime: {e}"))?;
+        Ok(Self {
+            _server: server,
+            endpoint,
+            client: aws_sdk_sqs::Client::from_conf(config),
+            runtime,
+            queues: AtomicUsize::new(0),
+        })
+    }
+
+    /// Creates a queue of its own for one test.
+    pub fn create_queue(&self) -> String {
+        let name = format!("it-{}", self.queues.fetch_add(1, Ordering::Relaxed));
+        let created = self
+            .runtime
+            .block_on(self.client.create_queue().queue_name(name).send())
+            .expect("the local SQS server creates queues");
+        created
+            .queue_url()
+            .expect("CreateQueue returns a URL")
+            .to_owned()
+    }
+
+    /// A queue URL of the right form for a queue that does not exist.
+    pub fn missing_queue_url(&self) -> String {
+        format!("{}/123456789012/no-such-queue", self.endpoint)
+    }
+
+    /// Takes every message now in the queue, in the order SQS hands them out.
+    pub fn receive_all(&self, queue_url: &str) -> Vec<Received> {
+        let mut received = Vec::new();
+        loop {
+            let output = self
+                .runtime
+                .block_on(
+                    self.client
+                        .receive_message()
+                        .queue_url(queue_url)
+                        .max_number_of_messages(10)
+                        .message_attribute_names("All")
+                        .visibility_timeout(300)
+                        .send(),
+                )
+                .expect("the local SQS server answers ReceiveMessage");
+            let messages = output.messages();
+            if messages.is_empty() {
+                return received;
+            }
+            received.extend(messages.iter().map(|message| {
+                Received {
+                    body: message.body().unwrap_or_default().to_owned(),
+                    attributes: message
+                        .message_attributes()
+                        .into_iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_owned()))
+                        .collect(),
+                }
+            }));
+        }
+    }
+}
+
+/// An HTTP answer from the function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub content_type: Option<String>,
+}
+
+/// The function running under the Lambda Runtime API emulator, with its own queue.
+pub struct Stack<'a> {
+    sqs: &'a LocalSqs,
+    pub queue_url: String,
+    port: u16,
+    log: PathBuf,
+    agent: ureq::Agent,
+    _function: Service,
+    _emulator: Service,
+}
+
+impl<'a> Stack<'a> {
+    /// Starts the emulator and the function, forwarding to a new queue.
+    pub fn start(sqs: &'a LocalSqs) -> Self {
+        Self::forwarding_to(sqs, sqs.create_queue())
+    }
+
+    /// Starts the emulator and the function, forwarding to `queue_url`.
+    pub fn forwarding_to(sqs: &'a LocalSqs, queue_url: String) -> Self {
+        let port = free_port();
+        let mut emulator = Service::spawn(
+            "cargo lambda watch",
+            Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
+                .args(["lambda", "watch", "--only-lambda-apis"])
+                .args([
+                    "--invoke-address",
+                    "127.0.0.1",
+                    "--invoke-port",
+                    &port.to_string(),
+                ])
+                .current_dir(project_dir())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )
+        .expect("the emulator starts");
+        emulator
+            .wait_for_port(port, Duration::from_secs(30))
+            .expect("the emulator listens");
+        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("function-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("the target dir is writable");
+        let stderr = log_file.try_clone().expect("a file handle clones");
+        let function = Service::spawn(
+            FUNCTION,
+            Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
+                .env_clear()
+                .envs(function_env(&sqs.endpoint, port))
+                .env("QUEUE_URL", &queue_url)
+                .stdout(log_file)
+                .stderr(stderr),
+        )
+        .expect("the function starts");
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        Self {
+            sqs,
+            queue_url,
+            port,
+            log,
+            agent,
+            _function: function,
+            _emulator: emulator,
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/lambda-url/{FUNCTION}{path_and_query}",
+            self.port
+        )
+    }
+
+    pub fn get(&self, path_and_query: &str) -> Reply {
+        let response = self.agent.get(self.url(path_and_query)).call();
+        reply(response.expect("the emulator answers"))
+    }
+
+    /// Sends `body` with these headers, through the emulator's function URL.
+    pub fn send(&self, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+        let mut request = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.url("/webhook"));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(body.to_vec()).expect("a valid request");
+        reply(self.agent.run(request).expect("the emulator answers"))
+    }
+
+    /// Invokes the function with a sample API Gateway event from `events/`, as
+    /// `make invoke EVENT=...` does.
+    pub fn invoke(&self, event: &str) -> Reply {
+        let output = Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.port.to_string(), "--data-file"])
+            .arg(project_dir().join("events").join(event))
+            .arg(FUNCTION)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("cargo lambda invoke runs");
+        assert!(
+            output.status.success(),
+            "cargo lambda invoke {event} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let response: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("the invoke output is JSON");
+        let header = |name: &str| response["headers"][name].as_str().map(str::to_owned);
+        Reply {
+            status: response["statusCode"].as_u64().expect("a status code") as u16,
+            body: response["body"].as_str().unwrap_or_default().to_owned(),
+            content_type: header("content-type"),
+        }
+    }
+
+    /// Everything the function has put in its queue so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.sqs.receive_all(&self.queue_url)
+    }
+
+    /// What the function has logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// The environment Lambda gives the function, pointed at the emulator and the local SQS.
+pub fn function_env(sqs_endpoint: &str, emulator_port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        ("NYLAS_WEBHOOK_SECRET", SAMPLE_SECRET.to_owned()),
+        (
+            "AWS_LAMBDA_RUNTIME_API",
+            format!("http://127.0.0.1:{emulator_port}/.rt/{FUNCTION}"),
+        ),
+        ("AWS_LAMBDA_FUNCTION_NAME", FUNCTION.to_owned()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", "test".to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+        ("AWS_ENDPOINT_URL_SQS", sqs_endpoint.to_owned()),
+    ]
+}
+
+fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = response.body_mut().read_to_string().expect("a text body");
+    Reply {
+        status: response.status().as_u16(),
+        body,
+        content_type,
+    }
+}
