@@ -86,6 +86,7 @@ pub async fn forward<Q: Queue>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::QueueKind;
     use crate::notification::split;
     use crate::queue::memory::{MemoryQueue, Reply};
 
@@ -102,7 +103,11 @@ mod tests {
     }
 
     fn messages(body: &str) -> Vec<Message<'_>> {
-        split(body.as_bytes()).iter().map(Message::new).collect()
+        let notifications = split(body.as_bytes());
+        notifications
+            .iter()
+            .map(|n| Message::new(n, QueueKind::Standard))
+            .collect()
     }
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 
 use crate::forward::{self, Retry};
 use crate::logging::{self, Delivery};
-use crate::message::Message;
+use crate::message::{Message, QueueKind};
 use crate::notification;
 use crate::outcome::{Outcome, Rejection};
 use crate::queue::Queue;
@@ -27,15 +27,17 @@ pub const QUEUE_BUDGET: Duration = Duration::from_secs(6);
 pub struct Receiver<Q> {
     verifier: Verifier,
     queue: Q,
+    kind: QueueKind,
     retry: Retry,
     budget: Duration,
 }
 
 impl<Q: Queue + Sync> Receiver<Q> {
-    pub fn new(verifier: Verifier, queue: Q) -> Self {
+    pub fn new(verifier: Verifier, queue: Q, kind: QueueKind) -> Self {
         Self {
             verifier,
             queue,
+            kind,
             retry: Retry::default(),
             budget: QUEUE_BUDGET,
         }
@@ -72,7 +74,10 @@ impl<Q: Queue + Sync> Receiver<Q> {
         }
         let notifications = notification::split(body);
         *delivery = Delivery::of(&notifications);
-        let messages: Vec<Message<'_>> = notifications.iter().map(Message::new).collect();
+        let messages: Vec<Message<'_>> = notifications
+            .iter()
+            .map(|notification| Message::new(notification, self.kind))
+            .collect();
         let forwarding = forward::forward(&self.queue, &messages, self.retry);
         match tokio::time::timeout(self.budget, forwarding).await {
             Ok(Ok(report)) => {
@@ -115,7 +120,8 @@ mod tests {
             attempts: 2,
             backoff: Duration::from_millis(1),
         };
-        Receiver::new(Verifier::new(Secret::new(SECRET), None), queue)
+        let verifier = Verifier::new(Secret::new(SECRET), None);
+        Receiver::new(verifier, queue, QueueKind::Standard)
             .with_limits(retry, Duration::from_secs(1))
     }
 

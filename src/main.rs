@@ -1,6 +1,7 @@
 //! The Lambda entry point: it only wires the pieces together.
 
 use lambda_http::service_fn;
+use nylas_webhook_sqs::message::QueueKind;
 use nylas_webhook_sqs::{config::Config, handler::Receiver, logging, sqs::SqsQueue};
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -17,8 +18,9 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kind = QueueKind::of_url(&config.queue_url);
     let queue = SqsQueue::from_env(config.queue_url).await;
-    let receiver = Receiver::new(config.verifier, queue);
+    let receiver = Receiver::new(config.verifier, queue, kind);
     let receiver = &receiver;
     let handler =
         service_fn(

@@ -5,8 +5,9 @@
 //! a notification whose bytes are not such text is sent base64-encoded with
 //! `nylas-encoding: base64`, so that it is never dropped or mangled.
 
-use crate::notification::Notification;
+use crate::notification::{ApiVersion, Notification};
 use base64::Engine;
+use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 
 /// Message attribute names. Consumers filter and deduplicate on these.
@@ -26,19 +27,79 @@ pub const ATTRIBUTE_DATA_TYPE: &str = "String";
 /// still carries it) so attributes never crowd the body out of SQS's 1 MiB.
 const MAX_ATTRIBUTE_VALUE: usize = 256;
 
+/// Longest `MessageGroupId` or `MessageDeduplicationId` SQS accepts.
+const MAX_FIFO_ID: usize = 128;
+
+/// `MessageGroupId` of notifications that name no grant or account.
+const NO_GRANT_GROUP: &str = "no-grant";
+
 /// String message attributes, by name.
 pub type Attributes = Vec<(&'static str, String)>;
+
+/// Whether the queue is standard or FIFO. SQS requires FIFO queue names to end in `.fifo`,
+/// so the queue URL says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueKind {
+    Standard,
+    Fifo,
+}
+
+impl QueueKind {
+    pub fn of_url(queue_url: &str) -> Self {
+        if queue_url.ends_with(".fifo") {
+            QueueKind::Fifo
+        } else {
+            QueueKind::Standard
+        }
+    }
+}
+
+/// What a FIFO queue needs on every message
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-exactly-once-processing.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoKeys {
+    /// The grant (v3) or account (v2): notifications of one mailbox stay in order.
+    pub group_id: String,
+    /// The v3 notification id, or the SHA-256 of the notification's bytes: a retried
+    /// delivery within SQS's 5-minute window is stored once.
+    pub deduplication_id: String,
+}
+
+impl FifoKeys {
+    fn of(notification: &Notification<'_>) -> Self {
+        let group_id = notification
+            .grant_id
+            .as_deref()
+            .filter(|id| is_fifo_id(id))
+            .unwrap_or(NO_GRANT_GROUP)
+            .to_owned();
+        let v3_id = match notification.api_version {
+            ApiVersion::V3 => notification.id.as_deref().filter(|id| is_fifo_id(id)),
+            ApiVersion::V2 | ApiVersion::Unknown => None,
+        };
+        let deduplication_id = match v3_id {
+            Some(id) => id.to_owned(),
+            None => hex::encode(Sha256::digest(notification.raw)),
+        };
+        Self {
+            group_id,
+            deduplication_id,
+        }
+    }
+}
 
 /// One SQS message, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
     pub body: Cow<'a, str>,
     pub attributes: Attributes,
+    /// Set when the queue is FIFO.
+    pub fifo: Option<FifoKeys>,
 }
 
 impl<'a> Message<'a> {
-    /// Builds the message for `notification`.
-    pub fn new(notification: &Notification<'a>) -> Self {
+    /// Builds the message for `notification`, for a queue of the given kind.
+    pub fn new(notification: &Notification<'a>, kind: QueueKind) -> Self {
         let (body, encoding) = match std::str::from_utf8(notification.raw) {
             Ok(text) if is_sqs_text(text) => (Cow::Borrowed(text), None),
             _ => (
@@ -66,7 +127,15 @@ impl<'a> Message<'a> {
         if let Some(encoding) = encoding {
             attributes.push((attribute::ENCODING, encoding.to_owned()));
         }
-        Self { body, attributes }
+        let fifo = match kind {
+            QueueKind::Fifo => Some(FifoKeys::of(notification)),
+            QueueKind::Standard => None,
+        };
+        Self {
+            body,
+            attributes,
+            fifo,
+        }
     }
 
     /// The size SQS counts against its 1 MiB limit: the body plus, for each attribute, its
@@ -99,6 +168,11 @@ fn is_sqs_text(text: &str) -> bool {
     controls_ok && !text.contains(['\u{FFFE}', '\u{FFFF}'])
 }
 
+/// SQS takes 1 to 128 of the ASCII letters, digits and punctuation.
+fn is_fifo_id(id: &str) -> bool {
+    (1..=MAX_FIFO_ID).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// SQS refuses empty string attributes, and they must be valid text like bodies.
 fn is_attribute_value(value: &str) -> bool {
     !value.is_empty() && value.len() <= MAX_ATTRIBUTE_VALUE && is_sqs_text(value)
@@ -107,10 +181,68 @@ fn is_attribute_value(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notification::{split, ApiVersion};
+    use crate::notification::split;
 
     fn message(body: &[u8]) -> Message<'_> {
-        Message::new(&split(body)[0])
+        Message::new(&split(body)[0], QueueKind::Standard)
+    }
+
+    fn fifo(body: &[u8]) -> Vec<FifoKeys> {
+        let notifications = split(body);
+        let messages = notifications
+            .iter()
+            .map(|n| Message::new(n, QueueKind::Fifo));
+        messages
+            .map(|m| m.fifo.expect("a FIFO message has keys"))
+            .collect()
+    }
+
+    #[test]
+    fn queue_kind_follows_the_fifo_suffix() {
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/nylas";
+        assert_eq!(QueueKind::of_url(url), QueueKind::Standard);
+        assert_eq!(QueueKind::of_url(&format!("{url}.fifo")), QueueKind::Fifo);
+    }
+
+    #[test]
+    fn standard_queue_messages_have_no_fifo_keys() {
+        assert_eq!(message(b"{}").fifo, None);
+    }
+
+    #[test]
+    fn fifo_v3_groups_by_grant_and_deduplicates_on_the_notification_id() {
+        let body =
+            br#"{"specversion":"1.0","type":"t","id":"n-1","data":{"object":{"grant_id":"g-1"}}}"#;
+        let keys = FifoKeys {
+            group_id: "g-1".to_owned(),
+            deduplication_id: "n-1".to_owned(),
+        };
+        assert_eq!(fifo(body), vec![keys]);
+    }
+
+    #[test]
+    fn fifo_v2_groups_by_account_and_deduplicates_on_the_delta_hash() {
+        let body = br#"{"deltas": [{"object_data": {"account_id": "a-1"}}, {"x": 1}]}"#;
+        let keys = fifo(body);
+        assert_eq!(keys[0].group_id, "a-1");
+        assert_eq!(
+            keys[0].deduplication_id,
+            hex::encode(Sha256::digest(br#"{"object_data": {"account_id": "a-1"}}"#))
+        );
+        assert_eq!(keys[1].group_id, NO_GRANT_GROUP);
+        assert_ne!(keys[0].deduplication_id, keys[1].deduplication_id);
+    }
+
+    #[test]
+    fn fifo_ids_sqs_would_refuse_are_replaced() {
+        let long = "n".repeat(MAX_FIFO_ID + 1);
+        let body = format!(r#"{{"specversion":"1.0","id":"{long}","data":{{"grant_id":"g 1"}}}}"#);
+        let keys = &fifo(body.as_bytes())[0];
+        assert_eq!(keys.group_id, NO_GRANT_GROUP);
+        assert_eq!(
+            keys.deduplication_id,
+            hex::encode(Sha256::digest(body.as_bytes()))
+        );
     }
 
     #[test]
@@ -178,6 +310,7 @@ mod tests {
 
     #[test]
     fn size_counts_body_and_attribute_names_types_and_values() {
+        use crate::notification::ApiVersion;
         let n = Notification {
             raw: b"12345",
             api_version: ApiVersion::V2,
@@ -187,6 +320,6 @@ mod tests {
             delivery_attempt: None,
         };
         let expected = 5 + ("nylas-api-version".len() + 6 + 2) + ("nylas-type".len() + 6 + 3);
-        assert_eq!(Message::new(&n).size(), expected);
+        assert_eq!(Message::new(&n, QueueKind::Standard).size(), expected);
     }
 }

@@ -74,7 +74,9 @@ fn entry(
     let invalid = |error: aws_sdk_sqs::error::BuildError| QueueError(error.to_string());
     let mut entry = SendMessageBatchRequestEntry::builder()
         .id(position.to_string())
-        .message_body(message.body.as_ref());
+        .message_body(message.body.as_ref())
+        .set_message_group_id(message.fifo.as_ref().map(|f| f.group_id.clone()))
+        .set_message_deduplication_id(message.fifo.as_ref().map(|f| f.deduplication_id.clone()));
     for (name, value) in &message.attributes {
         let value = MessageAttributeValue::builder()
             .data_type(ATTRIBUTE_DATA_TYPE)

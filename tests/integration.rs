@@ -66,6 +66,10 @@ const TESTS: &[(&str, Test)] = &[
     ),
     ("missing_queue_answers_503", missing_queue_answers_503),
     (
+        "fifo_queue_collapses_a_retried_delivery",
+        fifo_queue_collapses_a_retried_delivery,
+    ),
+    (
         "logs_hold_neither_secret_nor_content",
         logs_hold_neither_secret_nor_content,
     ),
@@ -335,6 +339,26 @@ fn missing_queue_answers_503(sqs: &LocalSqs) {
     assert_eq!((reply.status, reply.body.as_str()), (503, "queue_failed"));
     let logs = stack.logs();
     assert!(logs.contains(r#""reason":"queue_failed""#), "{logs}");
+}
+
+fn fifo_queue_collapses_a_retried_delivery(sqs: &LocalSqs) {
+    let stack = Stack::forwarding_to(sqs, sqs.create_fifo_queue());
+    assert_eq!(stack.invoke("v3-message-created.json").status, 200);
+    assert_eq!(stack.invoke("v3-message-created.json").status, 200);
+    assert_eq!(stack.invoke("v2-deltas.json").status, 200);
+    assert_eq!(stack.invoke("v2-deltas.json").status, 200);
+    let received = stack.received();
+    let groups: Vec<_> = received.iter().map(|m| m.group_id.as_deref()).collect();
+    assert_eq!(
+        groups,
+        [
+            Some("4c22d8e1-7a0b-4f3e-9c1d-5b6a7e8f9a0b"),
+            Some("92e2b4e1c3d5f7a9"),
+            Some("92e2b4e1c3d5f7a9"),
+            Some("7c1a3e5g7i9k"),
+        ],
+        "one message per notification, once each, grouped by grant or account"
+    );
 }
 
 fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {

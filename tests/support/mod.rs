@@ -3,6 +3,7 @@
 //! binary itself, each a child process that is stopped when its guard drops.
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -103,6 +104,8 @@ pub fn free_port() -> u16 {
 pub struct Received {
     pub body: String,
     pub attributes: BTreeMap<String, String>,
+    /// FIFO queues only.
+    pub group_id: Option<String>,
 }
 
 /// The local SQS-compatible server, shared by every test; each test makes its own queue.
@@ -147,11 +150,25 @@ impl LocalSqs {
 
     /// Creates a queue of its own for one test.
     pub fn create_queue(&self) -> String {
-        let name = format!("it-{}", self.queues.fetch_add(1, Ordering::Relaxed));
-        let created = self
-            .runtime
-            .block_on(self.client.create_queue().queue_name(name).send())
-            .expect("the local SQS server creates queues");
+        self.create("")
+    }
+
+    /// Creates a FIFO queue of its own for one test.
+    pub fn create_fifo_queue(&self) -> String {
+        self.create(".fifo")
+    }
+
+    fn create(&self, suffix: &str) -> String {
+        let number = self.queues.fetch_add(1, Ordering::Relaxed);
+        let mut request = self
+            .client
+            .create_queue()
+            .queue_name(format!("it-{number}{suffix}"));
+        if suffix == ".fifo" {
+            request = request.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        let created = self.runtime.block_on(request.send());
+        let created = created.expect("the local SQS server creates queues");
         created
             .queue_url()
             .expect("CreateQueue returns a URL")
@@ -167,18 +184,16 @@ impl LocalSqs {
     pub fn receive_all(&self, queue_url: &str) -> Vec<Received> {
         let mut received = Vec::new();
         loop {
-            let output = self
-                .runtime
-                .block_on(
-                    self.client
-                        .receive_message()
-                        .queue_url(queue_url)
-                        .max_number_of_messages(10)
-                        .message_attribute_names("All")
-                        .visibility_timeout(300)
-                        .send(),
-                )
-                .expect("the local SQS server answers ReceiveMessage");
+            let request = self
+                .client
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .message_attribute_names("All")
+                .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+                .visibility_timeout(300);
+            let output = self.runtime.block_on(request.send());
+            let output = output.expect("the local SQS server answers ReceiveMessage");
             let messages = output.messages();
             if messages.is_empty() {
                 return received;
@@ -192,6 +207,10 @@ impl LocalSqs {
                         .flatten()
                         .map(|(k, v)| (k.clone(), v.string_value().unwrap_or_default().to_owned()))
                         .collect(),
+                    group_id: message
+                        .attributes()
+                        .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                        .cloned(),
                 }
             }));
         }
