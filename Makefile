@@ -10,8 +10,11 @@ TOOLS := $(VENV)/.installed
 PYTHON ?= python3
 EVENT ?= events/v3-message-created.json
 INVOKE_PORT ?= 9000
+ARCH ?= arm64
+# SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
+SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: tools dev invoke queue test lint sign-events clean
+.PHONY: tools dev invoke queue test lint template build sign-events clean
 
 ## tools: install cargo-lambda and moto[server] into .venv
 tools: $(TOOLS)
@@ -34,10 +37,11 @@ invoke: $(TOOLS)
 queue: $(TOOLS)
 	$(VENV)/bin/python scripts/local_queue.py show
 
-## test: formatting, lints, unit, integration and doc tests
+## test: formatting, lints, template checks, unit, integration and doc tests
 test: $(TOOLS) lint
-	@mkdir -p target
-	cargo test --all-targets 2>&1 | tee target/test.log
+	@mkdir -p target && : > target/test.log
+	$(MAKE) --no-print-directory template
+	cargo test --all-targets 2>&1 | tee -a target/test.log
 	cargo test --doc 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
@@ -45,10 +49,28 @@ lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
+## template: AWS's linters and the property tests on template.yaml
+template: $(TOOLS)
+	$(SAM) validate --lint --region us-east-1
+	$(VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
+	@mkdir -p target
+	$(VENV)/bin/python tests/template_test.py 2>&1 | tee -a target/test.log
+
+## build: `sam build` for ARCH (arm64 or x86_64); leaves .aws-sam/build/ReceiverFunction/bootstrap
+build: $(TOOLS)
+	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
+		echo "build: the Rust target aarch64-unknown-linux-gnu is not installed." >&2; \
+		echo "       Add it with 'rustup target add aarch64-unknown-linux-gnu', or build for x86_64:" >&2; \
+		echo "       make build ARCH=x86_64, then deploy with Architecture=x86_64." >&2; \
+		exit 1; \
+	fi
+	$(SAM) build --parameter-overrides Architecture=$(ARCH)
+	@ls -l .aws-sam/build/ReceiverFunction/bootstrap
+
 ## sign-events: re-sign events/*.json with the sample secret after editing them
 sign-events:
 	cargo run --quiet --example sign-event
 
 clean:
 	cargo clean
-	rm -rf $(VENV) .local
+	rm -rf $(VENV) .local .aws-sam
