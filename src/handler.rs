@@ -4,6 +4,7 @@
 //! reads it; only a verified body is split; the answer is 200 only once every notification
 //! is in the queue. The handler never fails: every path ends in an [`Outcome`].
 
+use crate::body;
 use crate::forward::{self, Retry};
 use crate::logging::{self, Delivery};
 use crate::message::{Message, QueueKind};
@@ -11,7 +12,7 @@ use crate::notification;
 use crate::outcome::{Outcome, Rejection};
 use crate::queue::Queue;
 use crate::signature::Verifier;
-use lambda_http::http::Method;
+use lambda_http::http::{header, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::time::{Duration, Instant};
 
@@ -64,15 +65,20 @@ impl<Q: Queue + Sync> Receiver<Q> {
     }
 
     async fn receive(&self, request: &Request, delivery: &mut Delivery) -> Outcome {
-        let body: &[u8] = request.body().as_ref();
-        let signature = request
-            .headers()
-            .get(SIGNATURE_HEADER)
-            .map(|v| v.as_bytes());
-        if let Err(error) = self.verifier.verify(body, signature) {
+        let raw: &[u8] = request.body().as_ref();
+        if let Err(error) = body::check_size(raw) {
             return Outcome::Rejected(error.into());
         }
-        let notifications = notification::split(body);
+        let header = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
+        if let Err(error) = self.verifier.verify(raw, header(SIGNATURE_HEADER)) {
+            return Outcome::Rejected(error.into());
+        }
+        let gzip = body::is_gzip(header(header::CONTENT_ENCODING.as_str()));
+        let decoded = match body::decode(raw, gzip) {
+            Ok(decoded) => decoded,
+            Err(error) => return Outcome::Rejected(error.into()),
+        };
+        let notifications = notification::split(&decoded);
         *delivery = Delivery::of(&notifications);
         let messages: Vec<Message<'_>> = notifications
             .iter()
@@ -239,6 +245,70 @@ mod tests {
             queue.attributes()[0].last(),
             Some(&(attribute::ENCODING, "base64".to_owned()))
         );
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder
+            .write_all(bytes)
+            .expect("writing to a Vec cannot fail");
+        encoder.finish().expect("writing to a Vec cannot fail")
+    }
+
+    fn gzip_post(compressed: Vec<u8>, signed_over: &[u8]) -> Request {
+        let mut request = Request::new(Body::Binary(compressed));
+        *request.method_mut() = Method::POST;
+        let headers = request.headers_mut();
+        let signature = sign(SECRET, signed_over)
+            .parse()
+            .expect("hex is a valid header value");
+        headers.insert(SIGNATURE_HEADER, signature);
+        headers.insert(
+            header::CONTENT_ENCODING,
+            "gzip".parse().expect("a valid value"),
+        );
+        request
+    }
+
+    #[tokio::test]
+    async fn gzip_body_verified_over_compressed_bytes_is_forwarded_decompressed() {
+        let compressed = gzip(V3.as_bytes());
+        let request = gzip_post(compressed.clone(), &compressed);
+        let (status, _, queue) = answer(MemoryQueue::default(), request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(queue.bodies(), vec![V3.to_owned()]);
+    }
+
+    #[tokio::test]
+    async fn gzip_body_signed_over_decompressed_bytes_is_forbidden() {
+        let request = gzip_post(gzip(V3.as_bytes()), V3.as_bytes());
+        let (status, _, queue) = answer(MemoryQueue::default(), request).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert!(queue.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn decompression_bomb_is_413_and_forwards_nothing() {
+        let bomb = gzip(&vec![b' '; 32 * 1024 * 1024]);
+        let request = gzip_post(bomb.clone(), &bomb);
+        let (status, body, queue) = answer(MemoryQueue::default(), request).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+        );
+        assert!(queue.calls().is_empty());
+    }
+
+    #[tokio::test]
+    async fn body_over_the_cap_is_413_before_the_signature_is_checked() {
+        let huge = "x".repeat(body::MAX_RAW + 1);
+        let (status, body, queue) = answer(MemoryQueue::default(), post(&huge, None)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large")
+        );
+        assert!(queue.calls().is_empty());
     }
 
     #[tokio::test]

@@ -6,6 +6,7 @@
 //! ## How the pieces fit
 //!
 //! A pure core, with no AWS types in it:
+//! - [`body`]: size caps, and gzip decompression (after verification) under a hard cap.
 //! - [`signature`]: `X-Nylas-Signature`, HMAC-SHA256 over the raw body, constant-time,
 //!   with an optional previous secret for rotation.
 //! - [`notification`]: splits a verified body into notifications (v3: the body; v2: each
@@ -23,6 +24,7 @@
 //! `main.rs` reads the configuration, builds the SQS client once and runs the handler.
 
 pub mod batch;
+pub mod body;
 pub mod config;
 pub mod forward;
 pub mod handler;

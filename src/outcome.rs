@@ -6,6 +6,7 @@
 //! never be stored, get a 4xx.
 
 use crate::batch::TooLarge;
+use crate::body::BodyError;
 use crate::forward::ForwardError;
 use crate::signature::SignatureError;
 use lambda_http::http::{header, HeaderValue, StatusCode};
@@ -29,9 +30,9 @@ pub enum Rejection {
     MissingChallenge,
     #[error("method not allowed: Nylas sends GET for the challenge and POST for notifications")]
     MethodNotAllowed,
-    #[error(
-        "{0}: the request is not from Nylas, or NYLAS_WEBHOOK_SECRET is not this webhook's secret"
-    )]
+    #[error("{0}: refused before any other work")]
+    BodyTooLarge(#[from] BodyError),
+    #[error(transparent)]
     Signature(#[from] SignatureError),
     #[error("{0}: it can never be stored, so it is refused")]
     TooLarge(TooLarge),
@@ -56,6 +57,7 @@ impl Rejection {
         match self {
             Rejection::MissingChallenge => "missing_challenge",
             Rejection::MethodNotAllowed => "method_not_allowed",
+            Rejection::BodyTooLarge(_) => "body_too_large",
             Rejection::Signature(SignatureError::Missing) => "missing_signature",
             Rejection::Signature(_) => "invalid_signature",
             Rejection::TooLarge(_) => "notification_too_large",
@@ -74,7 +76,9 @@ impl Outcome {
                 Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
                 Rejection::Signature(SignatureError::Missing) => StatusCode::UNAUTHORIZED,
                 Rejection::Signature(_) => StatusCode::FORBIDDEN,
-                Rejection::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+                Rejection::BodyTooLarge(_) | Rejection::TooLarge(_) => {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                }
                 Rejection::QueueFailed(_) | Rejection::QueueTimedOut(_) => {
                     StatusCode::SERVICE_UNAVAILABLE
                 }
