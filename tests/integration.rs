@@ -12,71 +12,41 @@ use libtest_mimic::{Arguments, Trial};
 use nylas_webhook_sqs::signature::sign;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
+use support::proxy::{Fault, FaultyProxy};
 use support::{function_env, LocalSqs, Received, Stack, SAMPLE_SECRET};
 
 type Test = fn(&LocalSqs);
 
-const TESTS: &[(&str, Test)] = &[
-    ("challenge_event_is_echoed", challenge_event_is_echoed),
-    (
-        "challenge_over_http_is_echoed_exactly",
-        challenge_over_http_is_echoed_exactly,
-    ),
-    ("get_without_challenge_is_400", get_without_challenge_is_400),
-    ("other_methods_are_405", other_methods_are_405),
-    (
-        "v3_message_created_event_reaches_the_queue",
-        v3_message_created_event_reaches_the_queue,
-    ),
-    (
-        "v3_grant_created_event_reaches_the_queue",
-        v3_grant_created_event_reaches_the_queue,
-    ),
-    (
-        "rest_v1_event_reaches_the_queue",
-        rest_v1_event_reaches_the_queue,
-    ),
-    (
-        "base64_event_is_verified_over_decoded_bytes",
-        base64_event_is_verified_over_decoded_bytes,
-    ),
-    (
-        "v2_event_puts_one_message_per_delta",
-        v2_event_puts_one_message_per_delta,
-    ),
-    (
-        "v2_post_with_many_deltas_reaches_the_queue_whole",
-        v2_post_with_many_deltas_reaches_the_queue_whole,
-    ),
-    (
-        "signature_header_and_hex_in_any_case_verify",
-        signature_header_and_hex_in_any_case_verify,
-    ),
-    (
-        "tampered_event_is_403_and_forwards_nothing",
-        tampered_event_is_403_and_forwards_nothing,
-    ),
-    (
-        "unsigned_event_is_401_and_forwards_nothing",
-        unsigned_event_is_401_and_forwards_nothing,
-    ),
-    (
-        "wrong_secret_over_http_is_403_and_forwards_nothing",
-        wrong_secret_over_http_is_403_and_forwards_nothing,
-    ),
-    ("missing_queue_answers_503", missing_queue_answers_503),
-    (
-        "fifo_queue_collapses_a_retried_delivery",
-        fifo_queue_collapses_a_retried_delivery,
-    ),
-    (
-        "logs_hold_neither_secret_nor_content",
-        logs_hold_neither_secret_nor_content,
-    ),
-    (
-        "missing_configuration_stops_the_function_with_one_line",
-        missing_configuration_stops_the_function_with_one_line,
-    ),
+/// Each test by its function's name.
+macro_rules! tests {
+    ($($test:ident),* $(,)?) => {
+        &[$((stringify!($test), $test as Test)),*]
+    };
+}
+
+const TESTS: &[(&str, Test)] = tests![
+    challenge_event_is_echoed,
+    challenge_over_http_is_echoed_exactly,
+    get_without_challenge_is_400,
+    other_methods_are_405,
+    v3_message_created_event_reaches_the_queue,
+    v3_grant_created_event_reaches_the_queue,
+    rest_v1_event_reaches_the_queue,
+    base64_event_is_verified_over_decoded_bytes,
+    v2_event_puts_one_message_per_delta,
+    v2_post_with_many_deltas_reaches_the_queue_whole,
+    signature_header_and_hex_in_any_case_verify,
+    tampered_event_is_403_and_forwards_nothing,
+    unsigned_event_is_401_and_forwards_nothing,
+    wrong_secret_over_http_is_403_and_forwards_nothing,
+    missing_queue_answers_503,
+    fifo_queue_collapses_a_retried_delivery,
+    logs_hold_neither_secret_nor_content,
+    missing_configuration_stops_the_function_with_one_line,
+    sqs_that_never_answers_gets_503,
+    sqs_answering_500_gets_503,
+    entry_failing_every_time_gets_503,
+    entry_failing_once_is_retried_and_answered_200,
 ];
 
 fn main() -> ExitCode {
@@ -359,6 +329,64 @@ fn fifo_queue_collapses_a_retried_delivery(sqs: &LocalSqs) {
         ],
         "one message per notification, once each, grouped by grant or account"
     );
+}
+
+/// A stack whose SQS requests go through a proxy injecting `fault`.
+fn faulty(sqs: &LocalSqs, fault: Fault) -> (Stack<'_>, FaultyProxy) {
+    let proxy = FaultyProxy::start(&sqs.endpoint, fault);
+    (
+        Stack::through(sqs, sqs.create_queue(), &proxy.endpoint),
+        proxy,
+    )
+}
+
+fn sqs_that_never_answers_gets_503(sqs: &LocalSqs) {
+    let (stack, _proxy) = faulty(sqs, Fault::Hang);
+    let reply = stack.invoke("v3-message-created.json");
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(stack.received().is_empty());
+}
+
+fn sqs_answering_500_gets_503(sqs: &LocalSqs) {
+    let (stack, _proxy) = faulty(sqs, Fault::ServerError);
+    let reply = stack.invoke("v2-deltas.json");
+    assert_eq!((reply.status, reply.body.as_str()), (503, "queue_failed"));
+    assert!(stack.received().is_empty());
+}
+
+fn entry_failing_every_time_gets_503(sqs: &LocalSqs) {
+    let (stack, proxy) = faulty(sqs, Fault::FailFirstEntryAlways);
+    let reply = stack.invoke("v2-deltas.json");
+    assert_eq!((reply.status, reply.body.as_str()), (503, "queue_failed"));
+    assert_eq!(
+        proxy.batches(),
+        3,
+        "the refused entry is sent three times in all"
+    );
+}
+
+fn entry_failing_once_is_retried_and_answered_200(sqs: &LocalSqs) {
+    let (stack, proxy) = faulty(sqs, Fault::FailFirstEntryOnce);
+    let reply = stack.invoke("v2-deltas.json");
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(proxy.batches(), 2);
+    let body = event_body("v2-deltas.json");
+    let mut received = stack.received();
+    received.sort_by_key(|m| body.find(&m.body));
+    assert_eq!(received.len(), 3, "each delta exactly once");
+    let types: Vec<_> = received
+        .iter()
+        .map(|m| attribute(m, "nylas-type"))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            Some("message.created"),
+            Some("message.opened"),
+            Some("thread.replied")
+        ]
+    );
+    assert!(stack.logs().contains(r#""retried":1"#), "{}", stack.logs());
 }
 
 fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {

@@ -12,6 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+pub mod proxy;
+
 /// The function's name in the emulator: the binary's name, as cargo-lambda requires.
 pub const FUNCTION: &str = "nylas-webhook-sqs";
 /// The secret the sample events in `events/` are signed with.
@@ -244,6 +246,12 @@ impl<'a> Stack<'a> {
 
     /// Starts the emulator and the function, forwarding to `queue_url`.
     pub fn forwarding_to(sqs: &'a LocalSqs, queue_url: String) -> Self {
+        Self::through(sqs, queue_url, &sqs.endpoint)
+    }
+
+    /// Starts the emulator and the function, forwarding to `queue_url` with SQS requests
+    /// sent to `sqs_endpoint` (a fault-injecting proxy in front of `sqs`).
+    pub fn through(sqs: &'a LocalSqs, queue_url: String, sqs_endpoint: &str) -> Self {
         let port = free_port();
         let mut emulator = Service::spawn(
             "cargo lambda watch",
@@ -270,7 +278,7 @@ impl<'a> Stack<'a> {
             FUNCTION,
             Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
                 .env_clear()
-                .envs(function_env(&sqs.endpoint, port))
+                .envs(function_env(sqs_endpoint, port))
                 .env("QUEUE_URL", &queue_url)
                 .stdout(log_file)
                 .stderr(stderr),
