@@ -1,0 +1,151 @@
+//! Property tests of the core: what must hold for every input, not just the examples.
+
+use nylas_webhook_sqs::batch::{self, MAX_BYTES, MAX_ENTRIES};
+use nylas_webhook_sqs::notification::{split, ApiVersion};
+use nylas_webhook_sqs::signature::{sign, Secret, SignatureError, Verifier};
+use proptest::prelude::*;
+
+fn verifier(secret: &[u8]) -> Verifier {
+    Verifier::new(Secret::new(secret), None)
+}
+
+/// Whitespace JSON allows between tokens.
+fn ws() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(vec![" ", "\n", "\t", "\r"]), 0..3)
+        .prop_map(|parts| parts.concat())
+}
+
+/// A JSON string literal, with some characters written as `\u` escapes.
+fn string_literal() -> impl Strategy<Value = String> {
+    (any::<String>(), any::<bool>()).prop_map(|(text, escape_all)| {
+        let plain = serde_json::to_string(&text).expect("strings serialise");
+        if !escape_all {
+            return plain;
+        }
+        let mut escaped = String::from("\"");
+        for unit in text.encode_utf16() {
+            escaped.push_str(&format!("\\u{unit:04x}"));
+        }
+        escaped.push('"');
+        escaped
+    })
+}
+
+/// JSON text of any shape, written with odd whitespace and escapes, as Nylas might.
+fn json_text() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        Just("null".to_owned()),
+        any::<bool>().prop_map(|b| b.to_string()),
+        any::<i64>().prop_map(|n| n.to_string()),
+        (-1e9f64..1e9).prop_map(|f| serde_json::to_string(&f).expect("finite")),
+        string_literal(),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec((ws(), inner.clone(), ws()), 0..6).prop_map(|items| {
+                let items: Vec<String> = items.into_iter().map(|(a, v, b)| a + &v + &b).collect();
+                format!("[{}]", items.join(","))
+            }),
+            prop::collection::vec((string_literal(), ws(), inner), 0..6).prop_map(|fields| {
+                let fields: Vec<String> = fields
+                    .into_iter()
+                    .map(|(k, w, v)| format!("{k}{w}:{w}{v}"))
+                    .collect();
+                format!("{{{}}}", fields.join(", "))
+            }),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn any_change_to_the_body_is_rejected(
+        body in prop::collection::vec(any::<u8>(), 1..512),
+        secret in prop::collection::vec(any::<u8>(), 1..64),
+        index in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let signature = sign(&secret, &body);
+        let mut tampered = body.clone();
+        tampered[index.index(body.len())] ^= flip;
+        let verdict = verifier(&secret).verify(&tampered, Some(signature.as_bytes()));
+        prop_assert_eq!(verdict, Err(SignatureError::Mismatch));
+    }
+
+    #[test]
+    fn any_change_to_the_signature_is_rejected(
+        body in prop::collection::vec(any::<u8>(), 0..512),
+        secret in prop::collection::vec(any::<u8>(), 1..64),
+        index in any::<prop::sample::Index>(),
+        replacement in prop::sample::select(b"0123456789abcdefABCDEFxz =".to_vec()),
+    ) {
+        let signature = sign(&secret, &body).into_bytes();
+        let at = index.index(signature.len());
+        let mut changed = signature.clone();
+        changed[at] = replacement;
+        prop_assume!(!changed[at].eq_ignore_ascii_case(&signature[at]));
+        let verdict = verifier(&secret).verify(&body, Some(&changed));
+        prop_assert!(verdict.is_err());
+    }
+
+    #[test]
+    fn any_truncation_of_the_signature_is_rejected(
+        body in prop::collection::vec(any::<u8>(), 0..256),
+        keep in 0usize..64,
+    ) {
+        let signature = sign(b"secret", &body);
+        let verdict = verifier(b"secret").verify(&body, Some(&signature.as_bytes()[..keep]));
+        prop_assert_eq!(verdict, Err(SignatureError::Malformed));
+    }
+
+    #[test]
+    fn v2_deltas_are_split_byte_for_byte(
+        deltas in prop::collection::vec(json_text(), 0..12),
+        before in ws(),
+        between in ws(),
+        after in ws(),
+    ) {
+        let separator = format!("{between},{between}");
+        let body = format!("{{{before}\"deltas\"{before}:{before}[{between}{}{between}]{after}}}{after}", deltas.join(&separator));
+        let found = split(body.as_bytes());
+        let raws: Vec<&[u8]> = found.iter().map(|n| n.raw).collect();
+        let expected: Vec<&[u8]> = deltas.iter().map(|d| d.as_bytes()).collect();
+        prop_assert_eq!(raws, expected);
+        prop_assert!(found.iter().all(|n| n.api_version == ApiVersion::V2));
+    }
+
+    #[test]
+    fn any_body_yields_exact_slices_of_itself(body in prop::collection::vec(any::<u8>(), 0..256)) {
+        for notification in split(&body) {
+            let start = notification.raw.as_ptr() as usize - body.as_ptr() as usize;
+            prop_assert!(start + notification.raw.len() <= body.len());
+        }
+    }
+
+    #[test]
+    fn batch_plans_never_pass_ten_entries_or_one_mebibyte(
+        sizes in prop::collection::vec(prop_oneof![1usize..2_000, 1usize..=MAX_BYTES], 0..80),
+    ) {
+        let batches = batch::plan(&sizes).expect("every size is within the limit");
+        let mut next = 0;
+        for range in batches {
+            prop_assert_eq!(range.start, next, "batches cover the messages in order");
+            prop_assert!(!range.is_empty() && range.len() <= MAX_ENTRIES);
+            prop_assert!(sizes[range.clone()].iter().sum::<usize>() <= MAX_BYTES);
+            next = range.end;
+        }
+        prop_assert_eq!(next, sizes.len());
+    }
+
+    #[test]
+    fn a_message_over_one_mebibyte_is_never_planned(
+        mut sizes in prop::collection::vec(1usize..=MAX_BYTES, 0..20),
+        index in any::<prop::sample::Index>(),
+        excess in 1usize..1_000,
+    ) {
+        sizes.push(1);
+        let at = index.index(sizes.len());
+        sizes[at] = MAX_BYTES + excess;
+        prop_assert!(batch::plan(&sizes).is_err());
+    }
+}
