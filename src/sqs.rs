@@ -6,6 +6,7 @@
 
 use crate::message::{Message, ATTRIBUTE_DATA_TYPE};
 use crate::queue::{Queue, QueueError};
+use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -34,7 +35,14 @@ impl SqsQueue {
             .operation_attempt_timeout(Duration::from_secs(2))
             .operation_timeout(Duration::from_secs(5))
             .build();
+        // Three attempts with short backoff: the whole budget is 6 s, and SQS errors are
+        // brief. (The SDK's default first backoff is up to a second.)
+        let retries = RetryConfig::standard()
+            .with_max_attempts(3)
+            .with_initial_backoff(Duration::from_millis(50))
+            .with_max_backoff(Duration::from_millis(500));
         let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(retries)
             .timeout_config(timeouts)
             .load()
             .await;

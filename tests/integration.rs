@@ -12,6 +12,7 @@ use libtest_mimic::{Arguments, Trial};
 use nylas_webhook_sqs::signature::sign;
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
+use std::time::Duration;
 use support::proxy::{Fault, FaultyProxy};
 use support::{function_env, LocalSqs, Received, Stack, SAMPLE_SECRET};
 
@@ -47,6 +48,7 @@ const TESTS: &[(&str, Test)] = tests![
     sqs_answering_500_gets_503,
     entry_failing_every_time_gets_503,
     entry_failing_once_is_retried_and_answered_200,
+    burst_through_flaky_sqs_loses_nothing_that_got_200,
 ];
 
 fn main() -> ExitCode {
@@ -335,7 +337,7 @@ fn fifo_queue_collapses_a_retried_delivery(sqs: &LocalSqs) {
 fn faulty(sqs: &LocalSqs, fault: Fault) -> (Stack<'_>, FaultyProxy) {
     let proxy = FaultyProxy::start(&sqs.endpoint, fault);
     (
-        Stack::through(sqs, sqs.create_queue(), &proxy.endpoint),
+        Stack::through(sqs, sqs.create_queue(), &proxy.endpoint, 1),
         proxy,
     )
 }
@@ -387,6 +389,133 @@ fn entry_failing_once_is_retried_and_answered_200(sqs: &LocalSqs) {
         ]
     );
     assert!(stack.logs().contains(r#""retried":1"#), "{}", stack.logs());
+}
+
+/// The burst: this many v3 POSTs, and v2 POSTs of ten deltas each, spread over several
+/// stacks (emulator, instances, queue). Several queues, because moto's cost per call grows
+/// with the messages a queue holds.
+const BURST_V3: usize = 600;
+const BURST_V2: usize = 40;
+const STACKS: usize = 5;
+const INSTANCES_PER_STACK: usize = 2;
+const SENDERS: usize = 16;
+/// Nylas's v3 attempts per notification.
+const ATTEMPTS: usize = 3;
+
+/// One POST of the burst: the stack it goes to, its body, and the ids of its notifications.
+struct Post {
+    stack: usize,
+    body: String,
+    ids: Vec<String>,
+}
+
+fn burst_posts() -> Vec<Post> {
+    let v3 = (0..BURST_V3).map(|i| {
+        let id = format!("burst-v3-{i}");
+        let body = format!(
+            r#"{{"specversion":"1.0","type":"message.created","id":"{id}","data":{{"object":{{"grant_id":"g-{}"}}}}}}"#,
+            i % 7
+        );
+        Post { stack: i % STACKS, body, ids: vec![id] }
+    });
+    let v2 = (0..BURST_V2).map(|i| {
+        let ids: Vec<String> = (0..10).map(|j| format!("burst-v2-{i}-{j}")).collect();
+        let deltas: Vec<String> = ids
+            .iter()
+            .map(|id| format!(r#"{{"id": "{id}", "type": "message.created", "object_data": {{"account_id": "a-{i}"}}}}"#))
+            .collect();
+        let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
+        Post { stack: i % STACKS, body, ids }
+    });
+    v3.chain(v2).collect()
+}
+
+/// Sends `post` as Nylas would: up to three attempts while the answer is 503.
+/// Returns the last status and the attempts made.
+fn deliver(stack: &Stack, post: &Post) -> (u16, usize) {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let status = signed_post(stack, &post.body).status;
+        if status != 503 || attempts == ATTEMPTS {
+            return (status, attempts);
+        }
+        // Nylas backs off between attempts (minutes; here, moments).
+        std::thread::sleep(Duration::from_millis(250 << attempts));
+    }
+}
+
+fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
+    let proxy = FaultyProxy::start(&sqs.endpoint, Fault::Flaky);
+    let stacks: Vec<Stack> = (0..STACKS)
+        .map(|_| {
+            Stack::through(
+                sqs,
+                sqs.create_queue(),
+                &proxy.endpoint,
+                INSTANCES_PER_STACK,
+            )
+        })
+        .collect();
+    let posts = burst_posts();
+    let sent: usize = posts.iter().map(|p| p.ids.len()).sum();
+    let work = std::sync::Mutex::new(posts.iter());
+    let started = std::time::Instant::now();
+    let results: Vec<(&Post, u16, usize)> = std::thread::scope(|scope| {
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut results = Vec::new();
+                    while let Some(post) = work.lock().expect("no panics").next() {
+                        let (status, attempts) = deliver(&stacks[post.stack], post);
+                        results.push((post, status, attempts));
+                    }
+                    results
+                })
+            })
+            .collect();
+        senders
+            .into_iter()
+            .flat_map(|s| s.join().expect("a sender finished"))
+            .collect()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    let received: Vec<Received> = stacks.iter().flat_map(|stack| stack.received()).collect();
+    let mut in_queue = std::collections::HashMap::<String, usize>::new();
+    for message in &received {
+        let body: serde_json::Value = serde_json::from_str(&message.body).expect("JSON bodies");
+        let id = body["id"].as_str().expect("an id").to_owned();
+        *in_queue.entry(id).or_default() += 1;
+    }
+    let accepted = results.iter().filter(|r| r.1 == 200).flat_map(|r| &r.0.ids);
+    let lost: Vec<&String> = accepted.filter(|id| !in_queue.contains_key(*id)).collect();
+    let retried: usize = results.iter().map(|r| r.2 - 1).sum();
+    let given_up: usize = results
+        .iter()
+        .filter(|r| r.1 != 200)
+        .map(|r| r.0.ids.len())
+        .sum();
+    let duplicates = received.len() - in_queue.len();
+    println!(
+        "burst: {sent} notifications in {} POSTs from {SENDERS} senders to {} instances in \
+         {seconds:.1} s; {} SendMessageBatch calls through the flaky proxy; {retried} POSTs \
+         retried after a 503; {given_up} notifications still 503 after {ATTEMPTS} attempts; \
+         {duplicates} duplicates in the queues; {} lost",
+        results.len(),
+        STACKS * INSTANCES_PER_STACK,
+        proxy.batches(),
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "answered 200 but not in the queue: {lost:?}"
+    );
+    assert_eq!(results.len(), BURST_V3 + BURST_V2);
+    assert!(
+        results.iter().all(|r| r.1 == 200 || r.1 == 503),
+        "only 200 or 503"
+    );
+    assert!(sent >= 1_000);
 }
 
 fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {

@@ -232,9 +232,9 @@ pub struct Stack<'a> {
     sqs: &'a LocalSqs,
     pub queue_url: String,
     port: u16,
-    log: PathBuf,
+    logs: Vec<PathBuf>,
     agent: ureq::Agent,
-    _function: Service,
+    _functions: Vec<Service>,
     _emulator: Service,
 }
 
@@ -246,23 +246,26 @@ impl<'a> Stack<'a> {
 
     /// Starts the emulator and the function, forwarding to `queue_url`.
     pub fn forwarding_to(sqs: &'a LocalSqs, queue_url: String) -> Self {
-        Self::through(sqs, queue_url, &sqs.endpoint)
+        Self::through(sqs, queue_url, &sqs.endpoint, 1)
     }
 
-    /// Starts the emulator and the function, forwarding to `queue_url` with SQS requests
-    /// sent to `sqs_endpoint` (a fault-injecting proxy in front of `sqs`).
-    pub fn through(sqs: &'a LocalSqs, queue_url: String, sqs_endpoint: &str) -> Self {
+    /// Starts the emulator and `instances` function processes, forwarding to `queue_url`
+    /// with SQS requests sent to `sqs_endpoint` (a fault-injecting proxy in front of `sqs`).
+    /// Each instance takes one invocation at a time, as on Lambda.
+    pub fn through(
+        sqs: &'a LocalSqs,
+        queue_url: String,
+        sqs_endpoint: &str,
+        instances: usize,
+    ) -> Self {
         let port = free_port();
         let mut emulator = Service::spawn(
             "cargo lambda watch",
             Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
                 .args(["lambda", "watch", "--only-lambda-apis"])
-                .args([
-                    "--invoke-address",
-                    "127.0.0.1",
-                    "--invoke-port",
-                    &port.to_string(),
-                ])
+                .args(["--invoke-address", "127.0.0.1"])
+                .args(["--invoke-port", &port.to_string()])
+                .args(["--concurrency", &instances.to_string()])
                 .current_dir(project_dir())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
@@ -271,31 +274,38 @@ impl<'a> Stack<'a> {
         emulator
             .wait_for_port(port, Duration::from_secs(30))
             .expect("the emulator listens");
-        let log = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("function-{port}.log"));
-        let log_file = std::fs::File::create(&log).expect("the target dir is writable");
-        let stderr = log_file.try_clone().expect("a file handle clones");
-        let function = Service::spawn(
-            FUNCTION,
-            Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
-                .env_clear()
-                .envs(function_env(sqs_endpoint, port))
-                .env("QUEUE_URL", &queue_url)
-                .stdout(log_file)
-                .stderr(stderr),
-        )
-        .expect("the function starts");
+        let mut logs = Vec::new();
+        let mut functions = Vec::new();
+        for instance in 0..instances {
+            let log = Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join(format!("function-{port}-{instance}.log"));
+            let log_file = std::fs::File::create(&log).expect("the target dir is writable");
+            let stderr = log_file.try_clone().expect("a file handle clones");
+            let function = Service::spawn(
+                FUNCTION,
+                Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
+                    .env_clear()
+                    .envs(function_env(sqs_endpoint, port))
+                    .env("QUEUE_URL", &queue_url)
+                    .stdout(log_file)
+                    .stderr(stderr),
+            )
+            .expect("the function starts");
+            logs.push(log);
+            functions.push(function);
+        }
         let agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
+            .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
         Self {
             sqs,
             queue_url,
             port,
-            log,
+            logs,
             agent,
-            _function: function,
+            _functions: functions,
             _emulator: emulator,
         }
     }
@@ -357,7 +367,8 @@ impl<'a> Stack<'a> {
 
     /// What the function has logged so far.
     pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+        let logs = self.logs.iter().map(std::fs::read_to_string);
+        logs.collect::<Result<String, _>>().unwrap_or_default()
     }
 }
 

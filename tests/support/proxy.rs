@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What the proxy does to each request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub enum Fault {
     FailFirstEntryAlways,
     /// The same, on the first SendMessageBatch call only.
     FailFirstEntryOnce,
+    /// An outage of every SendMessageBatch call (HTTP 500) for the first 400 ms of every
+    /// 2 s; outside it, every third call has its first entry refused.
+    Flaky,
 }
 
 /// The proxy; it stops accepting when dropped.
@@ -39,6 +42,7 @@ impl FaultyProxy {
         let batches = Arc::new(AtomicUsize::new(0));
         let stopped = Arc::new(AtomicBool::new(false));
         let (batches_seen, stop) = (Arc::clone(&batches), Arc::clone(&stopped));
+        let started = Instant::now();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 if stop.load(Ordering::Relaxed) {
@@ -46,7 +50,7 @@ impl FaultyProxy {
                 }
                 let Ok(stream) = stream else { continue };
                 let (upstream, batches) = (upstream.clone(), Arc::clone(&batches_seen));
-                std::thread::spawn(move || serve(stream, &upstream, fault, &batches));
+                std::thread::spawn(move || serve(stream, &upstream, fault, &batches, started));
             }
         });
         Self {
@@ -136,7 +140,12 @@ fn read_message(reader: &mut impl BufRead, until_eof: bool) -> Option<HttpMessag
     Some(message)
 }
 
-fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize) {
+/// Whether `Fault::Flaky` is in one of its outages.
+fn in_outage(started: Instant) -> bool {
+    started.elapsed().as_millis() % 2_000 < 400
+}
+
+fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize, started: Instant) {
     let mut writer = stream.try_clone().expect("a socket clones");
     let mut reader = BufReader::new(stream);
     while let Some(mut request) = read_message(&mut reader, false) {
@@ -146,23 +155,22 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize)
         } else {
             0
         };
+        let withhold = is_batch
+            && match fault {
+                Fault::FailFirstEntryAlways => true,
+                Fault::FailFirstEntryOnce => batch_number == 0,
+                Fault::Flaky => batch_number % 3 == 2,
+                Fault::Hang | Fault::ServerError => false,
+            };
         let response = match fault {
             Fault::Hang => {
                 std::thread::sleep(Duration::from_secs(60));
                 return;
             }
-            Fault::ServerError => HttpMessage {
-                head: vec![
-                    "HTTP/1.1 500 Internal Server Error".to_owned(),
-                    "content-type: application/x-amz-json-1.0".to_owned(),
-                ],
-                body: br#"{"__type":"InternalError","message":"injected by the test proxy"}"#
-                    .to_vec(),
-            },
-            Fault::FailFirstEntryAlways | Fault::FailFirstEntryOnce => {
-                let inject =
-                    is_batch && (fault == Fault::FailFirstEntryAlways || batch_number == 0);
-                let withheld = if inject {
+            Fault::ServerError => server_error(),
+            Fault::Flaky if is_batch && in_outage(started) => server_error(),
+            Fault::FailFirstEntryAlways | Fault::FailFirstEntryOnce | Fault::Flaky => {
+                let withheld = if withhold {
                     withhold_first_entry(&mut request)
                 } else {
                     None
@@ -179,6 +187,16 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize)
         if response.write_to(&mut writer).is_err() {
             return;
         }
+    }
+}
+
+fn server_error() -> HttpMessage {
+    HttpMessage {
+        head: vec![
+            "HTTP/1.1 500 Internal Server Error".to_owned(),
+            "content-type: application/x-amz-json-1.0".to_owned(),
+        ],
+        body: br#"{"__type":"InternalError","message":"injected by the test proxy"}"#.to_vec(),
     }
 }
 
