@@ -11,10 +11,11 @@ PYTHON ?= python3
 EVENT ?= events/v3-message-created.json
 INVOKE_PORT ?= 9000
 ARCH ?= arm64
+FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: tools dev invoke queue test lint template build sign-events clean
+.PHONY: tools dev invoke queue test lint template build fuzz sign-events clean
 
 ## tools: install cargo-lambda and moto[server] into .venv
 tools: $(TOOLS)
@@ -66,6 +67,13 @@ build: $(TOOLS)
 	fi
 	$(SAM) build --parameter-overrides Architecture=$(ARCH)
 	@ls -l .aws-sam/build/ReceiverFunction/bootstrap
+
+## fuzz: libFuzzer over the core path for FUZZ_SECONDS (cargo-fuzz from crates.io into .local)
+fuzz:
+	@test -x .local/bin/cargo-fuzz || cargo install --locked --root .local cargo-fuzz
+	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
+	PATH="$(CURDIR)/.local/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz run request -- \
+		-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048
 
 ## sign-events: re-sign events/*.json with the sample secret after editing them
 sign-events:

@@ -49,6 +49,9 @@ const TESTS: &[(&str, Test)] = tests![
     entry_failing_every_time_gets_503,
     entry_failing_once_is_retried_and_answered_200,
     burst_through_flaky_sqs_loses_nothing_that_got_200,
+    gzip_event_is_verified_then_decompressed,
+    gzip_bomb_event_is_413,
+    binary_event_is_forwarded_base64_encoded,
 ];
 
 fn main() -> ExitCode {
@@ -516,6 +519,71 @@ fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
         "only 200 or 503"
     );
     assert!(sent >= 1_000);
+}
+
+/// An HTTP API event carrying `bytes` base64-encoded, as API Gateway hands binary bodies over.
+fn binary_event(bytes: &[u8], signature: &str, gzip: bool) -> serde_json::Value {
+    use base64::Engine;
+    let path = support::project_dir().join("events/v3-message-created.json");
+    let text = std::fs::read_to_string(path).expect("the sample event exists");
+    let mut event: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    event["body"] = base64::engine::general_purpose::STANDARD
+        .encode(bytes)
+        .into();
+    event["isBase64Encoded"] = true.into();
+    event["headers"]["x-nylas-signature"] = signature.into();
+    if gzip {
+        event["headers"]["content-encoding"] = "gzip".into();
+    }
+    event
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder
+        .write_all(bytes)
+        .expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+fn gzip_event_is_verified_then_decompressed(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = event_body("v3-message-created.json");
+    let compressed = gzip(body.as_bytes());
+    let signature = sign(SAMPLE_SECRET.as_bytes(), &compressed);
+    let reply = stack.invoke_event(&binary_event(&compressed, &signature, true));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, body);
+}
+
+fn gzip_bomb_event_is_413(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let bomb = gzip(&vec![b'{'; 64 * 1024 * 1024]);
+    let signature = sign(SAMPLE_SECRET.as_bytes(), &bomb);
+    let reply = stack.invoke_event(&binary_event(&bomb, &signature, true));
+    assert_eq!((reply.status, reply.body.as_str()), (413, "body_too_large"));
+    assert!(stack.received().is_empty());
+}
+
+fn binary_event_is_forwarded_base64_encoded(sqs: &LocalSqs) {
+    use base64::Engine;
+    let stack = Stack::start(sqs);
+    let bytes = b"\x00\xff\xfe binary \x01";
+    let signature = sign(SAMPLE_SECRET.as_bytes(), bytes);
+    let reply = stack.invoke_event(&binary_event(bytes, &signature, false));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(attribute(&received[0], "nylas-encoding"), Some("base64"));
+    assert_eq!(
+        attribute(&received[0], "nylas-api-version"),
+        Some("unknown")
+    );
+    let decoded = base64::engine::general_purpose::STANDARD.decode(&received[0].body);
+    assert_eq!(decoded.as_deref(), Ok(&bytes[..]));
 }
 
 fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {

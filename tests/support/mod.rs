@@ -337,17 +337,32 @@ impl<'a> Stack<'a> {
     /// Invokes the function with a sample API Gateway event from `events/`, as
     /// `make invoke EVENT=...` does.
     pub fn invoke(&self, event: &str) -> Reply {
+        self.invoke_file(&project_dir().join("events").join(event))
+    }
+
+    /// Invokes the function with an API Gateway event built by the test: the way to send
+    /// bodies (gzip, binary) that the emulator's HTTP side cannot carry.
+    pub fn invoke_event(&self, event: &serde_json::Value) -> Reply {
+        static EVENTS: AtomicUsize = AtomicUsize::new(0);
+        let number = EVENTS.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("event-{number}.json"));
+        std::fs::write(&path, event.to_string()).expect("the target dir is writable");
+        self.invoke_file(&path)
+    }
+
+    fn invoke_file(&self, event: &Path) -> Reply {
         let output = Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
             .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &self.port.to_string(), "--data-file"])
-            .arg(project_dir().join("events").join(event))
+            .arg(event)
             .arg(FUNCTION)
             .env("NO_COLOR", "1")
             .output()
             .expect("cargo lambda invoke runs");
         assert!(
             output.status.success(),
-            "cargo lambda invoke {event} failed: {}",
+            "cargo lambda invoke {} failed: {}",
+            event.display(),
             String::from_utf8_lossy(&output.stderr)
         );
         let response: serde_json::Value =
