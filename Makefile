@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: tools dev invoke queue test lint template build fuzz sign-events clean
+.PHONY: tools dev invoke queue test lint template build bench fuzz sign-events clean
 
 ## tools: install cargo-lambda and moto[server] into .venv
 tools: $(TOOLS)
@@ -67,6 +67,11 @@ build: $(TOOLS)
 	fi
 	$(SAM) build --parameter-overrides Architecture=$(ARCH)
 	@ls -l .aws-sam/build/ReceiverFunction/bootstrap
+
+## bench: criterion benchmarks of the core path beside a bare HMAC, and the budget check
+bench:
+	cargo bench --bench core
+	$(PYTHON) scripts/bench_budget.py
 
 ## fuzz: libFuzzer over the core path for FUZZ_SECONDS (cargo-fuzz from crates.io into .local)
 fuzz:

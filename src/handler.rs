@@ -111,6 +111,7 @@ fn challenge(request: &Request) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::gzip;
     use crate::message::attribute;
     use crate::queue::memory::{MemoryQueue, Reply};
     use crate::signature::{sign, Secret};
@@ -245,15 +246,6 @@ mod tests {
             queue.attributes()[0].last(),
             Some(&(attribute::ENCODING, "base64".to_owned()))
         );
-    }
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        use std::io::Write;
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder
-            .write_all(bytes)
-            .expect("writing to a Vec cannot fail");
-        encoder.finish().expect("writing to a Vec cannot fail")
     }
 
     fn gzip_post(compressed: Vec<u8>, signed_over: &[u8]) -> Request {

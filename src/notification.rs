@@ -75,7 +75,7 @@ pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
     let Ok(text) = std::str::from_utf8(body) else {
         return vec![Notification::unknown(body)];
     };
-    let Ok(Object(Some(envelope))) = serde_json::from_str::<Object<Envelope<'_>>>(text) else {
+    let Ok(Lenient(Some(envelope))) = serde_json::from_str::<Object<Envelope<'_>>>(text) else {
         return vec![Notification::unknown(body)];
     };
     if envelope.specversion.is_some() {
@@ -100,7 +100,7 @@ pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
 fn delta(raw: &RawValue) -> Notification<'_> {
     let text = raw.get();
     let fields = match serde_json::from_str::<Object<Delta>>(text) {
-        Ok(Object(Some(fields))) => fields,
+        Ok(Lenient(Some(fields))) => fields,
         _ => Delta::default(),
     };
     Notification {
@@ -161,41 +161,26 @@ struct V2ObjectData {
 
 /// A field that is `Some` when its value has the expected type and `None` otherwise.
 /// Values of another type are consumed and ignored rather than failing the whole parse.
-struct Lenient<T>(Option<T>);
+/// `ARRAYS` says whether a JSON array may fill `T`: see [`Object`].
+struct Lenient<T, const ARRAYS: bool = true>(Option<T>);
 
-/// Like [`Lenient`], for structs: only a JSON object fills it. (A derived struct would
-/// also accept an array, reading its fields by position.)
-struct Object<T>(Option<T>);
+/// [`Lenient`], for structs: only a JSON object fills it. (A derived struct would also
+/// accept an array, reading its fields by position.)
+type Object<T> = Lenient<T, false>;
 
-impl<T> Default for Lenient<T> {
+impl<T, const ARRAYS: bool> Default for Lenient<T, ARRAYS> {
     fn default() -> Self {
         Self(None)
     }
 }
 
-impl<T> Default for Object<T> {
-    fn default() -> Self {
-        Self(None)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
+impl<'de, T: Deserialize<'de>, const ARRAYS: bool> Deserialize<'de> for Lenient<T, ARRAYS> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let visitor = LenientVisitor {
-            arrays: true,
+            arrays: ARRAYS,
             marker: PhantomData,
         };
         deserializer.deserialize_any(visitor).map(Lenient)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let visitor = LenientVisitor {
-            arrays: false,
-            marker: PhantomData,
-        };
-        deserializer.deserialize_any(visitor).map(Object)
     }
 }
 

@@ -112,6 +112,20 @@ fn signed_post(stack: &Stack, body: &str) -> support::Reply {
     )
 }
 
+/// The three deltas of `events/v2-deltas.json`, each queued once, in the body's order.
+fn v2_sample_queued_once(stack: &Stack) -> Vec<Received> {
+    let body = event_body("v2-deltas.json");
+    let mut received = stack.received();
+    received.sort_by_key(|m| body.find(&m.body));
+    let types: Vec<_> = received
+        .iter()
+        .map(|m| attribute(m, "nylas-type"))
+        .collect();
+    let expected = ["message.created", "message.opened", "thread.replied"].map(Some);
+    assert_eq!(types, expected, "each delta exactly once");
+    received
+}
+
 fn attribute<'a>(message: &'a Received, name: &str) -> Option<&'a str> {
     message.attributes.get(name).map(String::as_str)
 }
@@ -214,22 +228,8 @@ fn base64_event_is_verified_over_decoded_bytes(sqs: &LocalSqs) {
 fn v2_event_puts_one_message_per_delta(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     assert_eq!(stack.invoke("v2-deltas.json").status, 200);
+    let received = v2_sample_queued_once(&stack);
     let body = event_body("v2-deltas.json");
-    let mut received = stack.received();
-    received.sort_by_key(|m| body.find(&m.body));
-    assert_eq!(received.len(), 3);
-    let types: Vec<_> = received
-        .iter()
-        .map(|m| attribute(m, "nylas-type"))
-        .collect();
-    assert_eq!(
-        types,
-        [
-            Some("message.created"),
-            Some("message.opened"),
-            Some("thread.replied")
-        ]
-    );
     for message in &received {
         assert!(
             body.contains(&message.body),
@@ -272,24 +272,20 @@ fn signature_header_and_hex_in_any_case_verify(sqs: &LocalSqs) {
     assert_eq!(stack.received().len(), 1);
 }
 
-fn tampered_event_is_403_and_forwards_nothing(sqs: &LocalSqs) {
+/// Invokes `event`, expects it refused with `status` and `reason`, and nothing queued.
+fn assert_refused(sqs: &LocalSqs, event: &str, status: u16, reason: &str) {
     let stack = Stack::start(sqs);
-    let reply = stack.invoke("v3-tampered.json");
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (403, "invalid_signature")
-    );
+    let reply = stack.invoke(event);
+    assert_eq!((reply.status, reply.body.as_str()), (status, reason));
     assert!(stack.received().is_empty());
 }
 
+fn tampered_event_is_403_and_forwards_nothing(sqs: &LocalSqs) {
+    assert_refused(sqs, "v3-tampered.json", 403, "invalid_signature");
+}
+
 fn unsigned_event_is_401_and_forwards_nothing(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    let reply = stack.invoke("v3-unsigned.json");
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (401, "missing_signature")
-    );
-    assert!(stack.received().is_empty());
+    assert_refused(sqs, "v3-unsigned.json", 401, "missing_signature");
 }
 
 fn wrong_secret_over_http_is_403_and_forwards_nothing(sqs: &LocalSqs) {
@@ -375,22 +371,7 @@ fn entry_failing_once_is_retried_and_answered_200(sqs: &LocalSqs) {
     let reply = stack.invoke("v2-deltas.json");
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(proxy.batches(), 2);
-    let body = event_body("v2-deltas.json");
-    let mut received = stack.received();
-    received.sort_by_key(|m| body.find(&m.body));
-    assert_eq!(received.len(), 3, "each delta exactly once");
-    let types: Vec<_> = received
-        .iter()
-        .map(|m| attribute(m, "nylas-type"))
-        .collect();
-    assert_eq!(
-        types,
-        [
-            Some("message.created"),
-            Some("message.opened"),
-            Some("thread.replied")
-        ]
-    );
+    v2_sample_queued_once(&stack);
     assert!(stack.logs().contains(r#""retried":1"#), "{}", stack.logs());
 }
 
