@@ -45,20 +45,33 @@ pub struct Report {
     pub retried: usize,
 }
 
-/// Sends every message, in order. Nothing is sent when a message can never fit in SQS.
+/// Sends every message, in order. A message that can never fit in SQS is not sent; the others
+/// still are, and then it is reported, so that only what cannot be stored is lost.
 pub async fn forward<Q: Queue>(
     queue: &Q,
     messages: &[Message<'_>],
     retry: Retry,
 ) -> Result<Report, ForwardError> {
-    let sizes: Vec<usize> = messages.iter().map(Message::size).collect();
+    let too_large = messages
+        .iter()
+        .enumerate()
+        .map(|(index, message)| TooLarge {
+            index,
+            size: message.size(),
+        })
+        .find(|candidate| candidate.size > batch::MAX_BYTES);
+    let fitting: Vec<&Message<'_>> = messages
+        .iter()
+        .filter(|message| message.size() <= batch::MAX_BYTES)
+        .collect();
+    let sizes: Vec<usize> = fitting.iter().map(|message| message.size()).collect();
     let batches = batch::plan(&sizes)?;
     let mut report = Report {
         batches: batches.len(),
         retried: 0,
     };
     for range in batches {
-        let mut pending: Vec<&Message<'_>> = messages[range].iter().collect();
+        let mut pending: Vec<&Message<'_>> = fitting[range].to_vec();
         let mut backoff = retry.backoff;
         for attempt in 1..=retry.attempts {
             let failed = queue.send_batch(&pending).await?;
@@ -80,7 +93,10 @@ pub async fn forward<Q: Queue>(
             backoff *= 2;
         }
     }
-    Ok(report)
+    match too_large {
+        Some(too_large) => Err(ForwardError::TooLarge(too_large)),
+        None => Ok(report),
+    }
 }
 
 #[cfg(test)]
@@ -170,14 +186,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_message_too_large_for_sqs_sends_nothing() {
-        let big = format!(r#"{{"deltas":[1,"{}"]}}"#, "x".repeat(batch::MAX_BYTES));
+    async fn a_message_too_large_for_sqs_is_refused_after_the_others_are_sent() {
+        let big = format!(r#"{{"deltas":[1,"{}",3]}}"#, "x".repeat(batch::MAX_BYTES));
         let queue = MemoryQueue::default();
         let result = forward(&queue, &messages(&big), RETRY).await;
         assert!(matches!(
             result,
             Err(ForwardError::TooLarge(TooLarge { index: 1, .. }))
         ));
-        assert!(queue.calls().is_empty());
+        assert_eq!(queue.bodies(), ["1", "3"]);
     }
 }

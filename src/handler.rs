@@ -304,6 +304,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn notification_too_large_for_sqs_is_413_once_the_others_are_stored() {
+        let big = "x".repeat(crate::batch::MAX_BYTES);
+        let body = format!(r#"{{"deltas": [{{"type": "a"}}, "{big}"]}}"#);
+        let (status, reason, queue) = answer(MemoryQueue::default(), signed(&body)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(reason, "notification_too_large");
+        assert_eq!(
+            queue.bodies(),
+            [r#"{"type": "a"}"#],
+            "the delta that fits is stored"
+        );
+    }
+
+    #[tokio::test]
     async fn missing_signature_is_unauthorized_and_forwards_nothing() {
         let (status, body, queue) = answer(MemoryQueue::default(), post(V3, None)).await;
         assert_eq!(
