@@ -15,7 +15,7 @@ FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: tools dev invoke queue test lint template build bench fuzz sign-events clean
+.PHONY: tools dev invoke queue test lint template build bench coldstart fuzz sign-events clean
 
 ## tools: install cargo-lambda and moto[server] into .venv
 tools: $(TOOLS)
@@ -72,6 +72,11 @@ build: $(TOOLS)
 bench:
 	cargo bench --bench core
 	$(PYTHON) scripts/bench_budget.py
+
+## coldstart: start-up, CPU per invocation and memory against a hello-world function
+coldstart: $(TOOLS)
+	cargo build --release --bin nylas-webhook-sqs --example hello
+	$(VENV)/bin/python scripts/coldstart.py target/release/nylas-webhook-sqs target/release/examples/hello
 
 ## fuzz: libFuzzer over the core path for FUZZ_SECONDS (cargo-fuzz from crates.io into .local)
 fuzz:

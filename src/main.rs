@@ -19,7 +19,7 @@ async fn main() -> ExitCode {
         }
     };
     let kind = QueueKind::of_url(&config.queue_url);
-    let queue = SqsQueue::from_env(config.queue_url).await;
+    let queue = SqsQueue::connect(&config);
     let receiver = Receiver::new(config.verifier, queue, kind);
     let receiver = &receiver;
     let handler =

@@ -4,11 +4,13 @@
 //! a stalled connection from eating Nylas's 10 s: the handler's own budget
 //! ([`crate::handler::QUEUE_BUDGET`]) is the outer bound.
 
+use crate::config::Config;
 use crate::message::{Message, ATTRIBUTE_DATA_TYPE};
 use crate::queue::{Queue, QueueError};
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
+use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
+use aws_sdk_sqs::config::retry::RetryConfig;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
+use aws_sdk_sqs::config::{BehaviorVersion, Region};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
@@ -27,9 +29,11 @@ impl SqsQueue {
         Self { client, queue_url }
     }
 
-    /// Builds the client from the environment (`AWS_REGION`, credentials, and
-    /// `AWS_ENDPOINT_URL_SQS` for a local SQS-compatible server).
-    pub async fn from_env(queue_url: String) -> Self {
+    /// Builds the client from the configuration, with credentials from the environment
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), as Lambda sets
+    /// them. Building it this way, rather than with aws-config's full default chain, skips
+    /// the probing of profile files and metadata endpoints at every cold start.
+    pub fn connect(config: &Config) -> Self {
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_secs(1))
             .operation_attempt_timeout(Duration::from_secs(2))
@@ -41,12 +45,16 @@ impl SqsQueue {
             .with_max_attempts(3)
             .with_initial_backoff(Duration::from_millis(50))
             .with_max_backoff(Duration::from_millis(500));
-        let config = aws_config::defaults(BehaviorVersion::latest())
+        let mut sqs = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
             .retry_config(retries)
-            .timeout_config(timeouts)
-            .load()
-            .await;
-        Self::new(Client::new(&config), queue_url)
+            .timeout_config(timeouts);
+        if let Some(endpoint) = &config.sqs_endpoint {
+            sqs = sqs.endpoint_url(endpoint);
+        }
+        Self::new(Client::from_conf(sqs.build()), config.queue_url.clone())
     }
 }
 

@@ -1,0 +1,206 @@
+"""`make coldstart`: start-up and per-invocation cost of the function against a hello-world
+function on the same runtime (examples/hello.rs), both release builds, each driven by a
+minimal Lambda Runtime API served here.
+
+For each binary:
+- init: from spawn to its first `GET .../invocation/next` (median and p90 of RUNS starts);
+- first response: from spawn to the response to the first invocation (the function sends to
+  a local moto queue: this includes building the SQS request and the first connection);
+- CPU per invocation: CPU time (all threads, /proc/<pid>/task/*/schedstat) spent on
+  INVOCATIONS invocations after the first, divided by INVOCATIONS;
+- peak memory: VmHWM after those invocations.
+
+Usage: python scripts/coldstart.py FUNCTION HELLO  (paths of the two release binaries).
+Needs the project's .venv (moto). Prints a table and the budget verdicts.
+"""
+
+import json
+import os
+import pathlib
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+RUNS = int(os.environ.get("RUNS", "30"))
+INVOCATIONS = int(os.environ.get("INVOCATIONS", "1000"))
+EVENT = json.loads((ROOT / "events" / "v3-message-created.json").read_text())
+EVENT_BYTES = json.dumps(EVENT).encode()
+
+
+class RuntimeApi(BaseHTTPRequestHandler):
+    """The two calls a function makes: next (hands out the event) and response."""
+
+    protocol_version = "HTTP/1.1"
+    state = None  # set per run
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        state = RuntimeApi.state
+        if state["first_next"] is None:
+            state["first_next"] = time.perf_counter()
+        with state["cond"]:
+            # No work: hold the function here, as Lambda freezes it between invocations.
+            while state["remaining"] == 0:
+                state["idle"] = True
+                state["cond"].notify_all()
+                state["cond"].wait()
+            state["idle"] = False
+            state["remaining"] -= 1
+            state["serial"] += 1
+            request_id = f"req-{state['serial']}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 10_000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:f")
+        self.send_header("Content-Length", str(len(EVENT_BYTES)))
+        self.end_headers()
+        self.wfile.write(EVENT_BYTES)
+
+    def do_POST(self):
+        state = RuntimeApi.state
+        length = int(self.headers.get("Content-Length", "0"))
+        body = self.rfile.read(length)
+        with state["cond"]:
+            if state["first_response"] is None:
+                state["first_response"] = time.perf_counter()
+                state["first_status"] = json.loads(body or b"{}").get("statusCode")
+            state["responses"] += 1
+            state["cond"].notify_all()
+        payload = b'{"status":"OK"}'
+        self.send_response(202)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_ns(pid):
+    total = 0
+    for task in pathlib.Path(f"/proc/{pid}/task").iterdir():
+        total += int((task / "schedstat").read_text().split()[0])
+    return total
+
+
+def peak_kb(pid):
+    for line in pathlib.Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_idle(state, responses, timeout):
+    """Waits until the function has answered `responses` invocations and asks for more."""
+    with state["cond"]:
+        return state["cond"].wait_for(
+            lambda: state["idle"] and state["responses"] >= responses, timeout
+        )
+
+
+def run(binary, env, invocations):
+    """One start of `binary`; returns (init s, first response s, CPU ns per invocation, peak kB)."""
+    state = {
+        "first_next": None, "first_response": None, "first_status": None, "responses": 0,
+        "remaining": 1, "serial": 0, "idle": False, "cond": threading.Condition(),
+    }
+    RuntimeApi.state = state
+    started = time.perf_counter()
+    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        if not wait_idle(state, 1, 30):
+            sys.exit(f"{binary} did not finish its first invocation")
+        if state["first_status"] != 200:
+            sys.exit(f"{binary} answered {state['first_status']} to the sample event")
+        init, first = state["first_next"] - started, state["first_response"] - started
+        cpu = peak = None
+        if invocations:
+            before = cpu_ns(process.pid)
+            with state["cond"]:
+                state["remaining"] = invocations
+                state["cond"].notify_all()
+            if not wait_idle(state, 1 + invocations, 600):
+                sys.exit(f"{binary} did not finish {invocations} invocations")
+            cpu = (cpu_ns(process.pid) - before) / invocations
+            peak = peak_kb(process.pid)
+        return init, first, cpu, peak
+    finally:
+        process.kill()
+        process.wait()
+
+
+def main():
+    function, hello = sys.argv[1:3]
+    sqs_port = free_port()
+    moto = subprocess.Popen(
+        [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(sqs_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                socket.create_connection(("127.0.0.1", sqs_port)).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        queue = subprocess.run(
+            [str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/local_queue.py"), "create"],
+            env={**os.environ, "SQS_ENDPOINT": f"http://127.0.0.1:{sqs_port}", "QUEUE": "coldstart"},
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
+        api_port = free_port()
+        server = ThreadingHTTPServer(("127.0.0.1", api_port), RuntimeApi)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        env = {
+            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
+            "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+            "QUEUE_URL": queue, "NYLAS_WEBHOOK_SECRET": "nylas-sample-secret",
+            "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{sqs_port}",
+        }
+        results = {}
+        for name, binary in (("hello-world", hello), ("function", function)):
+            starts = [run(binary, env, 0) for _ in range(RUNS)]
+            _, _, cpu, peak = run(binary, env, INVOCATIONS)
+            inits = sorted(s[0] for s in starts)
+            firsts = sorted(s[1] for s in starts)
+            results[name] = {
+                "init_ms": statistics.median(inits) * 1000,
+                "init_p90_ms": inits[int(len(inits) * 0.9) - 1] * 1000,
+                "first_ms": statistics.median(firsts) * 1000,
+                "cpu_us": cpu / 1000,
+                "peak_mb": peak / 1024,
+            }
+        server.shutdown()
+    finally:
+        moto.kill()
+    print(f"{RUNS} starts each, then {INVOCATIONS} invocations of events/v3-message-created.json")
+    print(f"{'':<12} {'init (median)':>14} {'init (p90)':>11} {'first response':>15} {'CPU/invocation':>15} {'peak RSS':>9}")
+    for name, r in results.items():
+        print(f"{name:<12} {r['init_ms']:>11.2f} ms {r['init_p90_ms']:>8.2f} ms {r['first_ms']:>12.2f} ms {r['cpu_us']:>12.0f} µs {r['peak_mb']:>6.1f} MB")
+    f, h = results["function"], results["hello-world"]
+    verdicts = [
+        ("init within 1.5x hello-world", f["init_ms"] <= 1.5 * h["init_ms"], f"{f['init_ms'] / h['init_ms']:.2f}x"),
+        ("CPU per invocation within 2x hello-world", f["cpu_us"] <= 2 * h["cpu_us"], f"{f['cpu_us'] / h['cpu_us']:.2f}x"),
+        ("peak RSS at most 30 MB", f["peak_mb"] <= 30, f"{f['peak_mb']:.1f} MB"),
+    ]
+    for text, ok, figure in verdicts:
+        print(f"{'ok  ' if ok else 'OVER'} {text}: {figure}")
+    sys.exit(0 if all(ok for _, ok, _ in verdicts) else 1)
+
+
+if __name__ == "__main__":
+    main()
