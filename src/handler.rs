@@ -1,8 +1,9 @@
 //! The HTTP edge: a `lambda_http` request in, a response out, one log line per request.
 //!
-//! The order is the contract: the signature is checked over the raw body before anything
-//! reads it; only a verified body is split; the answer is 200 only once every notification
-//! is in the queue. The handler never fails: every path ends in an [`Outcome`].
+//! The order is the contract: an oversized body is refused before any work; the signature is
+//! checked over the raw body before anything reads it; only a verified body is decompressed
+//! and split; the answer is 200 only once every notification is in the queue. The handler
+//! never fails: every path ends in an [`Outcome`].
 
 use crate::body;
 use crate::forward::{self, Retry};
