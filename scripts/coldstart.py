@@ -171,6 +171,8 @@ def main():
             "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{sqs_port}",
         }
+        # Where the TLS trust store is read from, to compare stores (docs/performance.md).
+        env.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ})
         results = {}
         for name, binary in (("hello-world", hello), ("function", function)):
             starts = [run(binary, env, 0) for _ in range(RUNS)]
