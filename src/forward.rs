@@ -52,20 +52,20 @@ pub async fn forward<Q: Queue>(
     messages: &[Message<'_>],
     retry: Retry,
 ) -> Result<Report, ForwardError> {
-    let too_large = messages
+    let sizes: Vec<usize> = messages.iter().map(Message::size).collect();
+    let too_large = sizes
         .iter()
-        .enumerate()
-        .map(|(index, message)| TooLarge {
+        .position(|&size| size > batch::MAX_BYTES)
+        .map(|index| TooLarge {
             index,
-            size: message.size(),
-        })
-        .find(|candidate| candidate.size > batch::MAX_BYTES);
-    let fitting: Vec<&Message<'_>> = messages
+            size: sizes[index],
+        });
+    let (fitting, fitting_sizes): (Vec<&Message<'_>>, Vec<usize>) = messages
         .iter()
-        .filter(|message| message.size() <= batch::MAX_BYTES)
-        .collect();
-    let sizes: Vec<usize> = fitting.iter().map(|message| message.size()).collect();
-    let batches = batch::plan(&sizes)?;
+        .zip(&sizes)
+        .filter(|(_, &size)| size <= batch::MAX_BYTES)
+        .unzip();
+    let batches = batch::plan(&fitting_sizes)?;
     let mut report = Report {
         batches: batches.len(),
         retried: 0,
