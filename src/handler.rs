@@ -70,11 +70,11 @@ impl<Q: Queue + Sync> Receiver<Q> {
         if let Err(error) = body::check_size(raw) {
             return Outcome::Rejected(error.into());
         }
-        let header = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
-        if let Err(error) = self.verifier.verify(raw, header(SIGNATURE_HEADER)) {
+        let header_value = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
+        if let Err(error) = self.verifier.verify(raw, header_value(SIGNATURE_HEADER)) {
             return Outcome::Rejected(error.into());
         }
-        let gzip = body::is_gzip(header(header::CONTENT_ENCODING.as_str()));
+        let gzip = body::is_gzip(header_value(header::CONTENT_ENCODING.as_str()));
         let decoded = match body::decode(raw, gzip) {
             Ok(decoded) => decoded,
             Err(error) => return Outcome::Rejected(error.into()),
