@@ -175,11 +175,18 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
                 } else {
                     None
                 };
-                let Some(mut response) = forward(&request, upstream) else {
+                let response = match &withheld {
+                    // SQS refuses an empty batch: a lone entry is failed without a call.
+                    Some(Withheld { others: false, .. }) => {
+                        Some(json_response("HTTP/1.1 200 OK", br#"{"Successful":[]}"#))
+                    }
+                    _ => forward(&request, upstream),
+                };
+                let Some(mut response) = response else {
                     return;
                 };
-                if let Some(id) = withheld {
-                    report_failed(&mut response, &id);
+                if let Some(withheld) = withheld {
+                    report_failed(&mut response, &withheld.id);
                 }
                 response
             }
@@ -191,12 +198,20 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
 }
 
 fn server_error() -> HttpMessage {
+    json_response(
+        "HTTP/1.1 500 Internal Server Error",
+        br#"{"__type":"InternalError","message":"injected by the test proxy"}"#,
+    )
+}
+
+/// An answer in SQS's JSON protocol.
+fn json_response(status_line: &str, body: &[u8]) -> HttpMessage {
     HttpMessage {
         head: vec![
-            "HTTP/1.1 500 Internal Server Error".to_owned(),
+            status_line.to_owned(),
             "content-type: application/x-amz-json-1.0".to_owned(),
         ],
-        body: br#"{"__type":"InternalError","message":"injected by the test proxy"}"#.to_vec(),
+        body: body.to_vec(),
     }
 }
 
@@ -216,33 +231,30 @@ fn forward(request: &HttpMessage, upstream: &str) -> Option<HttpMessage> {
     Some(response)
 }
 
-/// Removes the first entry from a SendMessageBatch request; returns its id.
-fn withhold_first_entry(request: &mut HttpMessage) -> Option<String> {
+/// An entry kept back from SQS.
+struct Withheld {
+    id: String,
+    /// Whether the request still holds other entries to send.
+    others: bool,
+}
+
+/// Removes the first entry from a SendMessageBatch request.
+fn withhold_first_entry(request: &mut HttpMessage) -> Option<Withheld> {
     let mut body: Value = serde_json::from_slice(&request.body).ok()?;
     let entries = body["Entries"].as_array_mut()?;
-    if entries.len() < 2 {
-        // SQS refuses an empty batch: fail a lone entry by sending none of it upstream.
-        let id = entries.first()?["Id"].as_str()?.to_owned();
-        entries.clear();
-        request.body = b"{}".to_vec();
-        return Some(id);
-    }
-    let id = entries.remove(0)["Id"].as_str()?.to_owned();
+    let id = entries.first()?["Id"].as_str()?.to_owned();
+    entries.remove(0);
+    let others = !entries.is_empty();
     request.body = serde_json::to_vec(&body).ok()?;
-    Some(id)
+    Some(Withheld { id, others })
 }
 
 /// Adds entry `id` to the `Failed` list of a SendMessageBatch response.
 fn report_failed(response: &mut HttpMessage, id: &str) {
-    let mut body: Value = serde_json::from_slice(&response.body).unwrap_or_else(|_| json!({}));
-    if body.get("Successful").is_none() {
-        // The upstream call was withheld entirely: answer as SQS would with no success.
-        response.head = vec![
-            "HTTP/1.1 200 OK".to_owned(),
-            "content-type: application/x-amz-json-1.0".to_owned(),
-        ];
-        body = json!({ "Successful": [] });
-    }
+    let Ok(mut body) = serde_json::from_slice::<Value>(&response.body) else {
+        // Not a SendMessageBatch answer (an upstream error): pass it on as it is.
+        return;
+    };
     let failed = json!({ "Id": id, "SenderFault": false, "Code": "InternalError", "Message": "injected by the test proxy" });
     match body["Failed"].as_array_mut() {
         Some(list) => list.push(failed),
