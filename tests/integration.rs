@@ -83,11 +83,16 @@ fn main() -> ExitCode {
     libtest_mimic::run(&args, trials).exit_code()
 }
 
-/// The body of a sample event, as the function sees it (decoded if base64).
-fn event_body(event: &str) -> String {
+/// A sample event from `events/`.
+fn sample_event(event: &str) -> serde_json::Value {
     let path = support::project_dir().join("events").join(event);
     let text = std::fs::read_to_string(path).expect("the sample event exists");
-    let event: serde_json::Value = serde_json::from_str(&text).expect("the sample event is JSON");
+    serde_json::from_str(&text).expect("the sample event is JSON")
+}
+
+/// The body of a sample event, as the function sees it (decoded if base64).
+fn event_body(event: &str) -> String {
+    let event = sample_event(event);
     let body = event["body"].as_str().expect("the sample event has a body");
     if event["isBase64Encoded"] == true {
         use base64::Engine;
@@ -170,13 +175,20 @@ fn other_methods_are_405(sqs: &LocalSqs) {
     assert!(stack.received().is_empty());
 }
 
-fn v3_message_created_event_reaches_the_queue(sqs: &LocalSqs) {
+/// Invokes sample `event` on a stack of its own: expects 200 and, in the queue, exactly one
+/// message whose body is the event's body unchanged. Returns that message.
+fn forwarded_unchanged(sqs: &LocalSqs, event: &str) -> Received {
     let stack = Stack::start(sqs);
-    let reply = stack.invoke("v3-message-created.json");
+    let reply = stack.invoke(event);
     assert_eq!(reply.status, 200, "{reply:?}");
-    let received = stack.received();
+    let mut received = stack.received();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, event_body("v3-message-created.json"));
+    assert_eq!(received[0].body, event_body(event));
+    received.remove(0)
+}
+
+fn v3_message_created_event_reaches_the_queue(sqs: &LocalSqs) {
+    let message = forwarded_unchanged(sqs, "v3-message-created.json");
     let expected = [
         ("nylas-api-version", "v3"),
         ("nylas-delivery-attempt", "1"),
@@ -188,41 +200,29 @@ fn v3_message_created_event_reaches_the_queue(sqs: &LocalSqs) {
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    assert_eq!(received[0].attributes, expected);
+    assert_eq!(message.attributes, expected);
 }
 
 fn v3_grant_created_event_reaches_the_queue(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    assert_eq!(stack.invoke("v3-grant-created.json").status, 200);
-    let received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, event_body("v3-grant-created.json"));
-    assert_eq!(attribute(&received[0], "nylas-type"), Some("grant.created"));
+    let message = forwarded_unchanged(sqs, "v3-grant-created.json");
+    assert_eq!(attribute(&message, "nylas-type"), Some("grant.created"));
     assert_eq!(
-        attribute(&received[0], "nylas-grant-id"),
+        attribute(&message, "nylas-grant-id"),
         Some("9e1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
     );
 }
 
 fn rest_v1_event_reaches_the_queue(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    assert_eq!(stack.invoke("rest-v1-grant-created.json").status, 200);
-    let received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, event_body("rest-v1-grant-created.json"));
+    forwarded_unchanged(sqs, "rest-v1-grant-created.json");
 }
 
 fn base64_event_is_verified_over_decoded_bytes(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    assert_eq!(stack.invoke("v3-base64-body.json").status, 200);
-    let received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, event_body("v3-base64-body.json"));
+    let message = forwarded_unchanged(sqs, "v3-base64-body.json");
     assert_eq!(
-        attribute(&received[0], "nylas-type"),
+        attribute(&message, "nylas-type"),
         Some("message.updated.truncated")
     );
-    assert_eq!(attribute(&received[0], "nylas-encoding"), None);
+    assert_eq!(attribute(&message, "nylas-encoding"), None);
 }
 
 fn v2_event_puts_one_message_per_delta(sqs: &LocalSqs) {
@@ -505,9 +505,7 @@ fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
 /// An HTTP API event carrying `bytes` base64-encoded, as API Gateway hands binary bodies over.
 fn binary_event(bytes: &[u8], signature: &str, gzip: bool) -> serde_json::Value {
     use base64::Engine;
-    let path = support::project_dir().join("events/v3-message-created.json");
-    let text = std::fs::read_to_string(path).expect("the sample event exists");
-    let mut event: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let mut event = sample_event("v3-message-created.json");
     event["body"] = base64::engine::general_purpose::STANDARD
         .encode(bytes)
         .into();
