@@ -17,7 +17,7 @@ SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
 .PHONY: tools dev invoke queue test lint template build bench coldstart fuzz sign-events clean
 
-## tools: install cargo-lambda and moto[server] into .venv
+## tools: install cargo-lambda, moto[server], the SAM CLI and cfn-lint-serverless into .venv
 tools: $(TOOLS)
 
 $(TOOLS): requirements-dev.txt
@@ -38,7 +38,7 @@ invoke: $(TOOLS)
 queue: $(TOOLS)
 	$(VENV)/bin/python scripts/local_queue.py show
 
-## test: formatting, lints, template checks, unit, integration and doc tests
+## test: formatting, lints, template checks, unit, property, integration and doc tests
 test: $(TOOLS) lint
 	@mkdir -p target && : > target/test.log
 	$(MAKE) --no-print-directory template
