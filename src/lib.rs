@@ -9,6 +9,7 @@
 //! - [`body`]: size caps, and gzip decompression (after verification) under a hard cap.
 //! - [`signature`]: `X-Nylas-Signature`, HMAC-SHA256 over the raw body, constant-time,
 //!   with an optional previous secret for rotation.
+//! - [`json`]: reads JSON in one validating pass, without building it.
 //! - [`notification`]: splits a verified body into notifications (v3: the body; v2: each
 //!   delta, byte for byte; anything else: the body, marked unknown).
 //! - [`message`]: turns a notification into an SQS message body and attributes.
@@ -28,6 +29,7 @@ pub mod body;
 pub mod config;
 pub mod forward;
 pub mod handler;
+pub mod json;
 pub mod logging;
 pub mod message;
 pub mod notification;

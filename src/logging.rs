@@ -54,8 +54,8 @@ impl Delivery {
         Self {
             notifications: notifications.len(),
             api_version: first.map(|n| n.api_version.as_str()),
-            kind: first.and_then(|n| n.kind.clone()),
-            id: first.and_then(|n| n.id.clone()),
+            kind: first.and_then(|n| n.kind.as_deref().map(str::to_owned)),
+            id: first.and_then(|n| n.id.as_deref().map(str::to_owned)),
             retried: 0,
         }
     }

@@ -33,8 +33,11 @@ const MAX_FIFO_ID: usize = 128;
 /// `MessageGroupId` of notifications that name no grant or account.
 const NO_GRANT_GROUP: &str = "no-grant";
 
-/// String message attributes, by name.
-pub type Attributes = Vec<(&'static str, String)>;
+/// String message attributes, by name. Values borrow from the notification where they can.
+pub type Attributes<'a> = Vec<(&'static str, Cow<'a, str>)>;
+
+/// Most attributes a message carries: one per name in [`attribute`].
+const MAX_ATTRIBUTES: usize = 6;
 
 /// Whether the queue is standard or FIFO. SQS requires FIFO queue names to end in `.fifo`,
 /// so the queue URL says which.
@@ -92,7 +95,7 @@ impl FifoKeys {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
     pub body: Cow<'a, str>,
-    pub attributes: Attributes,
+    pub attributes: Attributes<'a>,
     /// Set when the queue is FIFO.
     pub fifo: Option<FifoKeys>,
 }
@@ -107,25 +110,26 @@ impl<'a> Message<'a> {
                 Some("base64"),
             ),
         };
-        let mut attributes = vec![(
+        let mut attributes = Vec::with_capacity(MAX_ATTRIBUTES);
+        attributes.push((
             attribute::API_VERSION,
-            notification.api_version.as_str().to_owned(),
-        )];
+            Cow::Borrowed(notification.api_version.as_str()),
+        ));
         let copied = [
-            (attribute::TYPE, notification.kind.as_deref()),
-            (attribute::ID, notification.id.as_deref()),
-            (attribute::GRANT_ID, notification.grant_id.as_deref()),
+            (attribute::TYPE, &notification.kind),
+            (attribute::ID, &notification.id),
+            (attribute::GRANT_ID, &notification.grant_id),
         ];
         for (name, value) in copied {
-            if let Some(value) = value.filter(|v| is_attribute_value(v)) {
-                attributes.push((name, value.to_owned()));
+            if let Some(value) = value.as_ref().filter(|v| is_attribute_value(v)) {
+                attributes.push((name, value.clone()));
             }
         }
         if let Some(attempt) = notification.delivery_attempt {
-            attributes.push((attribute::DELIVERY_ATTEMPT, attempt.to_string()));
+            attributes.push((attribute::DELIVERY_ATTEMPT, Cow::Owned(attempt.to_string())));
         }
         if let Some(encoding) = encoding {
-            attributes.push((attribute::ENCODING, encoding.to_owned()));
+            attributes.push((attribute::ENCODING, Cow::Borrowed(encoding)));
         }
         let fifo = match kind {
             QueueKind::Fifo => Some(FifoKeys::of(notification)),
@@ -154,7 +158,7 @@ impl<'a> Message<'a> {
         self.attributes
             .iter()
             .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v.as_ref())
     }
 }
 
@@ -162,10 +166,26 @@ impl<'a> Message<'a> {
 /// #x10000-#x10FFFF`. Valid UTF-8 has no surrogates, so only ASCII controls and the two
 /// non-characters U+FFFE and U+FFFF are left to refuse.
 fn is_sqs_text(text: &str) -> bool {
-    let controls_ok = text
-        .bytes()
-        .all(|b| b >= 0x20 || matches!(b, b'\t' | b'\n' | b'\r'));
-    controls_ok && !text.contains(['\u{FFFE}', '\u{FFFF}'])
+    const CHUNK: usize = 64;
+    let bytes = text.as_bytes();
+    // A branch-free fold flags a chunk that holds any control byte or any 0xEF (the lead byte
+    // of U+FFFE and U+FFFF, EF BF BE and EF BF BF), so the compiler checks many bytes at once;
+    // only a flagged chunk is looked at byte by byte.
+    bytes.chunks(CHUNK).enumerate().all(|(index, chunk)| {
+        let flagged = chunk
+            .iter()
+            .fold(false, |f, &b| f | (b < 0x20) | (b == 0xEF));
+        !flagged || (index * CHUNK..index * CHUNK + chunk.len()).all(|at| sqs_char_at(bytes, at))
+    })
+}
+
+/// Whether the byte at `at` neither is nor starts a character SQS refuses.
+fn sqs_char_at(bytes: &[u8], at: usize) -> bool {
+    match bytes[at] {
+        b'\t' | b'\n' | b'\r' => true,
+        0xEF => bytes.get(at + 1) != Some(&0xBF) || bytes.get(at + 2).is_some_and(|&b| b < 0xBE),
+        b => b >= 0x20,
+    }
 }
 
 /// SQS takes 1 to 128 of the ASCII letters, digits and punctuation.
@@ -265,7 +285,7 @@ mod tests {
         assert_eq!(m.body, "plain text");
         assert_eq!(
             m.attributes,
-            vec![(attribute::API_VERSION, "unknown".to_owned())]
+            vec![(attribute::API_VERSION, Cow::Borrowed("unknown"))]
         );
     }
 
@@ -304,7 +324,7 @@ mod tests {
         let m = message(body.as_bytes());
         assert_eq!(
             m.attributes,
-            vec![(attribute::API_VERSION, "v3".to_owned())]
+            vec![(attribute::API_VERSION, Cow::Borrowed("v3"))]
         );
     }
 
@@ -314,7 +334,7 @@ mod tests {
         let n = Notification {
             raw: b"12345",
             api_version: ApiVersion::V2,
-            kind: Some("abc".to_owned()),
+            kind: Some(Cow::Borrowed("abc")),
             id: None,
             grant_id: None,
             delivery_attempt: None,

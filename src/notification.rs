@@ -4,21 +4,16 @@
 //!   (<https://developer.nylas.com/docs/v3/notifications/webhooks/>).
 //! - v2 (`{"deltas": [...]}`): one notification per delta, sliced out of the body as it was.
 //!   Re-serialising would change the bytes consumers see (v2 uses `", "` separators), so
-//!   deltas are borrowed as [`RawValue`]s.
+//!   each delta is its exact slice of the body.
 //! - Anything else that was signed is still a notification: it is forwarded whole and marked
 //!   [`ApiVersion::Unknown`], never dropped.
 //!
-//! The body is parsed once. The fields read for message attributes are lenient: a field of an
-//! unexpected type is ignored, never a reason to lose the notification.
+//! The body is read once, with [`crate::json::Reader`]. The fields read for message attributes
+//! are lenient: a field of an unexpected type, or written twice, is ignored, never a reason to
+//! lose the notification.
 
-use serde::de::{
-    self, value::MapAccessDeserializer, value::SeqAccessDeserializer, IgnoredAny, IntoDeserializer,
-    MapAccess, SeqAccess, Visitor,
-};
-use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
-use std::fmt;
-use std::marker::PhantomData;
+use crate::json::{Invalid, Reader, Str};
+use std::borrow::Cow;
 
 /// Which Nylas payload shape a notification came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,18 +34,19 @@ impl ApiVersion {
     }
 }
 
-/// One notification: its exact bytes and what the message attributes are made of.
+/// One notification: its exact bytes and what the message attributes are made of. The
+/// attribute values borrow from the body unless they were written with escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification<'a> {
     /// The bytes as they stood in the body: the whole body (v3, unknown) or one delta (v2).
     pub raw: &'a [u8],
     pub api_version: ApiVersion,
     /// The trigger, suffixes included (`message.created.truncated`).
-    pub kind: Option<String>,
+    pub kind: Option<Cow<'a, str>>,
     /// The v3 notification id, the deduplication key. v2 deltas have none.
-    pub id: Option<String>,
+    pub id: Option<Cow<'a, str>>,
     /// The v3 `grant_id` or the v2 `account_id`.
-    pub grant_id: Option<String>,
+    pub grant_id: Option<Cow<'a, str>>,
     /// The v3 `webhook_delivery_attempt` (1 to 3).
     pub delivery_attempt: Option<u64>,
 }
@@ -75,179 +71,146 @@ pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
     let Ok(text) = std::str::from_utf8(body) else {
         return vec![Notification::unknown(body)];
     };
-    let Ok(Lenient(Some(envelope))) = serde_json::from_str::<Object<Envelope<'_>>>(text) else {
-        return vec![Notification::unknown(body)];
-    };
-    if envelope.specversion.is_some() {
-        let data = envelope.data.0;
-        let grant_id =
-            data.and_then(|data| data.object.0.and_then(|o| o.grant_id.0).or(data.grant_id.0));
-        return vec![Notification {
-            raw: body,
+    match read_envelope(text) {
+        Ok(Some(notifications)) => notifications,
+        Ok(None) | Err(Invalid) => vec![Notification::unknown(body)],
+    }
+}
+
+/// Reads the top level of either shape in one pass; `None` when it is neither.
+fn read_envelope(text: &str) -> Result<Option<Vec<Notification<'_>>>, Invalid> {
+    let mut reader = Reader::new(text);
+    if reader.peek() != Some(b'{') {
+        return Ok(None);
+    }
+    let mut v3 = false;
+    let mut deltas = Field::Missing;
+    let mut kind = Field::Missing;
+    let mut id = Field::Missing;
+    let mut delivery_attempt = Field::Missing;
+    let mut grant_id = Field::Missing;
+    let mut object_grant_id = Field::Missing;
+    reader.object(|reader, key| {
+        match key.decode().as_deref() {
+            Some("specversion") => {
+                v3 = true;
+                reader.skip()?;
+            }
+            Some("deltas") => deltas.set(read_deltas(reader)?),
+            Some("type") => kind.set(reader.text()?),
+            Some("id") => id.set(reader.text()?),
+            Some("webhook_delivery_attempt") => delivery_attempt.set(reader.unsigned()?),
+            Some("data") => {
+                // `grant_id` is at `data.object.grant_id`, and for tracking types at
+                // `data.grant_id`.
+                reader.nested(|reader, key| {
+                    if key.is("grant_id") {
+                        grant_id.set(reader.text()?);
+                    } else if key.is("object") {
+                        reader.nested(|reader, key| {
+                            if key.is("grant_id") {
+                                object_grant_id.set(reader.text()?);
+                                Ok(())
+                            } else {
+                                reader.skip()
+                            }
+                        })?;
+                    } else {
+                        reader.skip()?;
+                    }
+                    Ok(())
+                })?;
+            }
+            _ => reader.skip()?,
+        }
+        Ok(())
+    })?;
+    reader.finish()?;
+    if v3 {
+        return Ok(Some(vec![Notification {
+            raw: text.as_bytes(),
             api_version: ApiVersion::V3,
-            kind: envelope.kind.0,
-            id: envelope.id.0,
-            grant_id,
-            delivery_attempt: envelope.webhook_delivery_attempt.0,
-        }];
+            kind: kind.value(),
+            id: id.value(),
+            grant_id: object_grant_id.value().or(grant_id.value()),
+            delivery_attempt: delivery_attempt.value(),
+        }]));
     }
-    match envelope.deltas.0 {
-        Some(deltas) => deltas.into_iter().map(delta).collect(),
-        None => vec![Notification::unknown(body)],
-    }
+    // A second `deltas` array would leave it unclear which holds the notifications: the
+    // body is then forwarded whole.
+    Ok(deltas.value())
 }
 
-fn delta(raw: &RawValue) -> Notification<'_> {
-    let text = raw.get();
-    let fields = match serde_json::from_str::<Object<Delta>>(text) {
-        Ok(Lenient(Some(fields))) => fields,
-        _ => Delta::default(),
-    };
-    Notification {
-        raw: text.as_bytes(),
-        api_version: ApiVersion::V2,
-        kind: fields.kind.0,
-        id: None,
-        grant_id: fields.object_data.0.and_then(|o| o.account_id.0),
-        delivery_attempt: None,
+/// Reads `deltas`: `Some` notifications if it is an array, `None` otherwise.
+fn read_deltas<'a>(reader: &mut Reader<'a>) -> Result<Option<Vec<Notification<'a>>>, Invalid> {
+    if reader.peek() != Some(b'[') {
+        return reader.skip().map(|()| None);
     }
+    let mut deltas = Vec::new();
+    reader.array(|reader| {
+        let (raw, (kind, account_id)) = reader.spanned(read_delta)?;
+        deltas.push(Notification {
+            raw: raw.as_bytes(),
+            api_version: ApiVersion::V2,
+            kind,
+            id: None,
+            grant_id: account_id,
+            delivery_attempt: None,
+        });
+        Ok(())
+    })?;
+    Ok(Some(deltas))
 }
 
-/// The top level of either shape, read in one pass.
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(default)]
-    specversion: Option<IgnoredAny>,
-    #[serde(default, borrow)]
-    deltas: Lenient<Vec<&'a RawValue>>,
-    #[serde(default, rename = "type")]
-    kind: Lenient<String>,
-    #[serde(default)]
-    id: Lenient<String>,
-    #[serde(default)]
-    webhook_delivery_attempt: Lenient<u64>,
-    #[serde(default)]
-    data: Object<V3Data>,
-}
+type Text<'a> = Option<Cow<'a, str>>;
 
-/// v3 `data`: `grant_id` is at `data.object.grant_id`, and for tracking types at `data.grant_id`.
-#[derive(Deserialize)]
-struct V3Data {
-    #[serde(default)]
-    grant_id: Lenient<String>,
-    #[serde(default)]
-    object: Object<V3Object>,
-}
-
-#[derive(Deserialize)]
-struct V3Object {
-    #[serde(default)]
-    grant_id: Lenient<String>,
-}
-
-#[derive(Deserialize, Default)]
-struct Delta {
-    #[serde(default, rename = "type")]
-    kind: Lenient<String>,
-    #[serde(default)]
-    object_data: Object<V2ObjectData>,
-}
-
-#[derive(Deserialize)]
-struct V2ObjectData {
-    #[serde(default)]
-    account_id: Lenient<String>,
-}
-
-/// A field that is `Some` when its value has the expected type and `None` otherwise.
-/// Values of another type are consumed and ignored rather than failing the whole parse.
-/// `ARRAYS` says whether a JSON array may fill `T`: see [`Object`].
-struct Lenient<T, const ARRAYS: bool = true>(Option<T>);
-
-/// [`Lenient`], for structs: only a JSON object fills it. (A derived struct would also
-/// accept an array, reading its fields by position.)
-type Object<T> = Lenient<T, false>;
-
-impl<T, const ARRAYS: bool> Default for Lenient<T, ARRAYS> {
-    fn default() -> Self {
-        Self(None)
-    }
-}
-
-impl<'de, T: Deserialize<'de>, const ARRAYS: bool> Deserialize<'de> for Lenient<T, ARRAYS> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let visitor = LenientVisitor {
-            arrays: ARRAYS,
-            marker: PhantomData,
-        };
-        deserializer.deserialize_any(visitor).map(Lenient)
-    }
-}
-
-struct LenientVisitor<T> {
-    /// Whether a JSON array may fill `T`.
-    arrays: bool,
-    marker: PhantomData<T>,
-}
-
-impl<'de, T: Deserialize<'de>> Visitor<'de> for LenientVisitor<T> {
-    type Value = Option<T>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(scalar::<T, E, _>(v))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(scalar::<T, E, _>(v))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(scalar::<T, E, _>(v))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(scalar::<T, E, _>(v))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(scalar::<T, E, _>(v))
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-
-    // For containers, whatever `T` did not read is skipped so the parse can go on. If `T`
-    // failed half-way through a value (a duplicate key), the skip meets the parser mid-value
-    // and reports a syntax error: the body is then forwarded whole as unknown.
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let value = if self.arrays {
-            T::deserialize(SeqAccessDeserializer::new(&mut seq)).ok()
+/// Reads one delta's `type` and `object_data.account_id`. A delta of any JSON type is still a
+/// notification; it just has no attributes.
+fn read_delta<'a>(reader: &mut Reader<'a>) -> Result<(Text<'a>, Text<'a>), Invalid> {
+    let mut kind = Field::Missing;
+    let mut account_id = Field::Missing;
+    reader.nested(|reader, key: Str<'a>| {
+        if key.is("type") {
+            kind.set(reader.text()?);
+        } else if key.is("object_data") {
+            reader.nested(|reader, key| {
+                if key.is("account_id") {
+                    account_id.set(reader.text()?);
+                    Ok(())
+                } else {
+                    reader.skip()
+                }
+            })?;
         } else {
-            None
-        };
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(value)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let value = T::deserialize(MapAccessDeserializer::new(&mut map)).ok();
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(value)
-    }
+            reader.skip()?;
+        }
+        Ok(())
+    })?;
+    Ok((kind.value(), account_id.value()))
 }
 
-fn scalar<'de, T, E, V>(value: V) -> Option<T>
-where
-    T: Deserialize<'de>,
-    E: de::Error,
-    V: IntoDeserializer<'de, E>,
-{
-    T::deserialize(value.into_deserializer()).ok()
+/// A field read leniently: a value of an unexpected type reads as `None`, and so does a key
+/// written twice, since either value could be the one Nylas meant.
+enum Field<T> {
+    Missing,
+    Found(Option<T>),
+    Repeated,
+}
+
+impl<T> Field<T> {
+    fn set(&mut self, value: Option<T>) {
+        *self = match self {
+            Field::Missing => Field::Found(value),
+            Field::Found(_) | Field::Repeated => Field::Repeated,
+        };
+    }
+
+    fn value(self) -> Option<T> {
+        match self {
+            Field::Found(value) => value,
+            Field::Missing | Field::Repeated => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,6 @@ pub mod memory {
     //! An in-memory [`Queue`] whose failures a test scripts.
 
     use super::*;
-    use crate::message::Attributes;
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
@@ -43,11 +42,14 @@ pub mod memory {
         Hang,
     }
 
+    /// A stored message's attributes, by name.
+    pub type StoredAttributes = Vec<(&'static str, String)>;
+
     /// Stores message bodies and attributes; follows scripted replies, then accepts.
     #[derive(Debug, Default)]
     pub struct MemoryQueue {
         replies: Mutex<VecDeque<Reply>>,
-        stored: Mutex<Vec<(String, Attributes)>>,
+        stored: Mutex<Vec<(String, StoredAttributes)>>,
         calls: Mutex<Vec<usize>>,
     }
 
@@ -64,7 +66,7 @@ pub mod memory {
             stored.iter().map(|(body, _)| body.clone()).collect()
         }
 
-        pub fn attributes(&self) -> Vec<Attributes> {
+        pub fn attributes(&self) -> Vec<StoredAttributes> {
             let stored = self.stored.lock().expect("no test panics holding the lock");
             stored
                 .iter()
@@ -94,7 +96,9 @@ pub mod memory {
             let mut stored = self.stored.lock().expect("no panics");
             for (position, message) in batch.iter().enumerate() {
                 if !failed.contains(&position) {
-                    stored.push((message.body.to_string(), message.attributes.clone()));
+                    let attributes = message.attributes.iter();
+                    let attributes = attributes.map(|(name, value)| (*name, value.to_string()));
+                    stored.push((message.body.to_string(), attributes.collect()));
                 }
             }
             Ok(failed)

@@ -96,7 +96,7 @@ fn entry(
     for (name, value) in &message.attributes {
         let value = MessageAttributeValue::builder()
             .data_type(ATTRIBUTE_DATA_TYPE)
-            .string_value(value)
+            .string_value(value.as_ref())
             .build()
             .map_err(invalid)?;
         entry = entry.message_attributes(*name, value);

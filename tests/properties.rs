@@ -1,6 +1,7 @@
 //! Property tests of the core: what must hold for every input, not just the examples.
 
 use nylas_webhook_sqs::batch::{self, MAX_BYTES, MAX_ENTRIES};
+use nylas_webhook_sqs::json::Reader;
 use nylas_webhook_sqs::notification::{split, ApiVersion};
 use nylas_webhook_sqs::signature::{sign, Secret, SignatureError, Verifier};
 use proptest::prelude::*;
@@ -57,7 +58,75 @@ fn json_text() -> impl Strategy<Value = String> {
     })
 }
 
+/// Whether the JSON reader accepts `text` as one JSON document.
+fn reader_accepts(text: &str) -> bool {
+    let mut reader = Reader::new(text);
+    reader.skip().and_then(|()| reader.finish()).is_ok()
+}
+
+fn serde_json_accepts(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
+/// A small change to JSON text: a byte JSON gives meaning to, put in, taken out or swapped.
+fn damaged(text: &str, at: prop::sample::Index, edit: u8, byte: char) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let at = at.index(chars.len() + 1);
+    let mut out: Vec<char> = chars.clone();
+    match edit % 3 {
+        0 => out.insert(at, byte),
+        1 if at < chars.len() => {
+            out.remove(at);
+        }
+        _ if at < chars.len() => out[at] = byte,
+        _ => out.push(byte),
+    }
+    out.into_iter().collect()
+}
+
 proptest! {
+    #[test]
+    fn json_reader_accepts_what_serde_json_accepts(
+        text in json_text(),
+        at in any::<prop::sample::Index>(),
+        edit in any::<u8>(),
+        byte in prop::sample::select("{}[]\",:0123456789-+.eEtrufalsn \t\n\u{1}\\/u".chars().collect::<Vec<_>>()),
+    ) {
+        prop_assert!(reader_accepts(&text), "valid JSON refused: {}", text);
+        let damaged = damaged(&text, at, edit, byte);
+        prop_assert_eq!(reader_accepts(&damaged), serde_json_accepts(&damaged), "{}", damaged);
+    }
+
+    #[test]
+    fn v3_attributes_are_read_among_any_other_fields(
+        kind in "[a-z]{1,8}(\\.[a-z]{1,8}){0,2}",
+        id in any::<String>(),
+        grant in any::<String>(),
+        attempt in any::<u64>(),
+        others in prop::collection::vec(("[a-z]{1,6}_x", json_text()), 0..4),
+    ) {
+        let quoted = |s: &str| serde_json::to_string(s).expect("strings serialise");
+        let mut fields = vec![
+            "\"specversion\":\"1.0\"".to_owned(),
+            format!("\"type\":{}", quoted(&kind)),
+            format!("\"id\":{}", quoted(&id)),
+            format!("\"webhook_delivery_attempt\":{attempt}"),
+            format!("\"data\":{{\"object\":{{\"grant_id\":{}}}}}", quoted(&grant)),
+        ];
+        fields.extend(others.iter().map(|(key, value)| format!("\"{key}\":{value}")));
+        let turn = others.len() % fields.len();
+        fields.rotate_left(turn);
+        let body = format!("{{{}}}", fields.join(","));
+        let found = split(body.as_bytes());
+        prop_assert_eq!(found.len(), 1);
+        let n = &found[0];
+        prop_assert_eq!(n.api_version, ApiVersion::V3);
+        prop_assert_eq!(n.kind.as_deref(), Some(kind.as_str()));
+        prop_assert_eq!(n.id.as_deref(), Some(id.as_str()));
+        prop_assert_eq!(n.grant_id.as_deref(), Some(grant.as_str()));
+        prop_assert_eq!(n.delivery_attempt, Some(attempt));
+    }
+
     #[test]
     fn any_change_to_the_body_is_rejected(
         body in prop::collection::vec(any::<u8>(), 1..512),
