@@ -11,6 +11,8 @@ For each binary:
 - peak memory: VmHWM after those invocations.
 
 Usage: python scripts/coldstart.py FUNCTION HELLO  (paths of the two release binaries).
+RUNS and INVOCATIONS set the counts; SYSTEM_ROOTS=1 makes the function trust the system's
+root certificates (SSL_CERT_FILE) instead of Amazon's alone.
 Needs the project's .venv (moto). Prints a table and the budget verdicts.
 """
 
@@ -171,8 +173,10 @@ def main():
             "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{sqs_port}",
         }
-        # Where the TLS trust store is read from, to compare stores (docs/performance.md).
-        env.update({k: os.environ[k] for k in ("SSL_CERT_FILE", "SSL_CERT_DIR") if k in os.environ})
+        # Lambda sets no SSL_CERT_FILE, so the function trusts only Amazon's roots (src/sqs.rs).
+        # SYSTEM_ROOTS=1 passes this machine's SSL_CERT_FILE on, to measure the system store.
+        if os.environ.get("SYSTEM_ROOTS") == "1":
+            env["SSL_CERT_FILE"] = os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
         results = {}
         for name, binary in (("hello-world", hello), ("function", function)):
             starts = [run(binary, env, 0) for _ in range(RUNS)]

@@ -13,6 +13,10 @@ pub const PREVIOUS_SECRET: &str = "NYLAS_WEBHOOK_SECRET_PREVIOUS";
 pub const REGION: &str = "AWS_REGION";
 pub const SQS_ENDPOINT: &str = "AWS_ENDPOINT_URL_SQS";
 pub const ENDPOINT: &str = "AWS_ENDPOINT_URL";
+/// Either of these, the variables OpenSSL and rustls read, trusts the system's roots (or the
+/// ones they name) instead of Amazon's: see [`crate::sqs`].
+pub const TRUST_FILE: &str = "SSL_CERT_FILE";
+pub const TRUST_DIR: &str = "SSL_CERT_DIR";
 
 /// Why the function cannot start. Each message names the variable and what to put in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +44,8 @@ pub struct Config {
     pub region: String,
     /// Where SQS requests go instead of the regional endpoint.
     pub sqs_endpoint: Option<String>,
+    /// Whether TLS trusts the system's root certificates rather than only Amazon's.
+    pub system_roots: bool,
 }
 
 impl Config {
@@ -80,10 +86,12 @@ impl Config {
             Some(endpoint) => Some(endpoint),
             None => read(ENDPOINT, "an AWS endpoint URL, or leave it unset")?,
         };
+        let system_roots = lookup(TRUST_FILE).is_some() || lookup(TRUST_DIR).is_some();
         Ok(Self {
             queue_url,
             region,
             sqs_endpoint,
+            system_roots,
             verifier: Verifier::new(
                 Secret::new(secret.as_bytes()),
                 previous.map(|p| Secret::new(p.as_bytes())),
@@ -117,6 +125,20 @@ mod tests {
         assert_eq!(config.queue_url, "http://q");
         assert_eq!(config.region, "eu-west-1");
         assert_eq!(config.sqs_endpoint, None);
+        assert!(!config.system_roots);
+    }
+
+    #[test]
+    fn a_trust_store_variable_selects_the_system_roots() {
+        for name in [TRUST_FILE, TRUST_DIR] {
+            let vars = [
+                (QUEUE_URL, "http://q"),
+                (SECRET, "s"),
+                (REGION, "eu-west-1"),
+                (name, "/etc/ssl/certs/ca-certificates.crt"),
+            ];
+            assert!(config(&vars).expect("complete").system_roots, "{name}");
+        }
     }
 
     #[test]

@@ -3,6 +3,12 @@
 //! The client is built once, in `main`, and reused for every invocation. Its timeouts keep
 //! a stalled connection from eating Nylas's 10 s: the handler's own budget
 //! ([`crate::handler::QUEUE_BUDGET`]) is the outer bound.
+//!
+//! TLS trusts only the roots SQS's certificates are issued under (Amazon Trust Services,
+//! <https://www.amazontrust.com/repository/>). Reading and parsing the system's whole store,
+//! as the SDK does by default, was half the function's CPU time from start to first
+//! response (`perf`, docs/performance.md). Setting `SSL_CERT_FILE` or `SSL_CERT_DIR` (for an
+//! endpoint whose certificate another CA issued) trusts the system's store, or the one named.
 
 use crate::config::Config;
 use crate::message::{Message, ATTRIBUTE_DATA_TYPE};
@@ -10,10 +16,12 @@ use crate::queue::{Queue, QueueError};
 use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
+use aws_sdk_sqs::config::SharedHttpClient;
 use aws_sdk_sqs::config::{BehaviorVersion, Region};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use std::collections::HashSet;
 use std::time::Duration;
 
@@ -47,6 +55,7 @@ impl SqsQueue {
             .with_max_backoff(Duration::from_millis(500));
         let mut sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(https_client(config.system_roots))
             .region(Region::new(config.region.clone()))
             .credentials_provider(EnvironmentVariableCredentialsProvider::new())
             .retry_config(retries)
@@ -55,6 +64,28 @@ impl SqsQueue {
             sqs = sqs.endpoint_url(endpoint);
         }
         Self::new(Client::from_conf(sqs.build()), config.queue_url.clone())
+    }
+}
+
+/// Amazon Root CA 1 to 4 and Starfield Services Root CA G2, as the ca-certificates package
+/// ships them (PEM).
+const AMAZON_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
+
+/// The SDK's own HTTPS client (hyper, rustls with aws-lc), trusting Amazon's roots, or the
+/// system's when `system_roots` is set.
+fn https_client(system_roots: bool) -> SharedHttpClient {
+    let trust = if system_roots {
+        TrustStore::default()
+    } else {
+        TrustStore::empty().with_pem_certificate(AMAZON_ROOTS)
+    };
+    let context = TlsContext::builder().with_trust_store(trust).build();
+    let builder = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
+    match context {
+        Ok(context) => builder.tls_context(context).build_https(),
+        // Building a context only stores its settings; should that change, keep the defaults.
+        Err(_) => builder.build_https(),
     }
 }
 
