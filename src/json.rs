@@ -296,6 +296,15 @@ fn required_digits(bytes: &[u8], at: usize) -> Result<usize, Invalid> {
 /// backslash, a control character (which JSON forbids unescaped) or the end of the text.
 #[inline]
 fn plain_end(bytes: &[u8], mut at: usize) -> usize {
+    // Most strings are short keys and ids: a table lookup per byte finds their end soonest.
+    // Longer ones (an email body) go on eight bytes at a time.
+    let short = bytes.len().min(at + 16);
+    while at < short {
+        if SPECIAL[usize::from(bytes[at])] {
+            return at;
+        }
+        at += 1;
+    }
     const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
     const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
     // Eight bytes at a time: a byte is flagged when it is below 0x20, or equal to `"` or `\`
@@ -313,14 +322,24 @@ fn plain_end(bytes: &[u8], mut at: usize) -> usize {
         }
         at += 8;
     }
-    while bytes
-        .get(at)
-        .is_some_and(|&b| b >= 0x20 && b != b'"' && b != b'\\')
-    {
+    while bytes.get(at).is_some_and(|&b| !SPECIAL[usize::from(b)]) {
         at += 1;
     }
     at
 }
+
+/// The bytes a string's plain run stops at: controls, `"` and `\`.
+static SPECIAL: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 0x20 {
+        table[b] = true;
+        b += 1;
+    }
+    table[b'"' as usize] = true;
+    table[b'\\' as usize] = true;
+    table
+};
 
 /// Checks the escape after a backslash and returns where it ends.
 fn escape_end(bytes: &[u8], at: usize) -> Result<usize, Invalid> {

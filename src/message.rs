@@ -33,11 +33,67 @@ const MAX_FIFO_ID: usize = 128;
 /// `MessageGroupId` of notifications that name no grant or account.
 const NO_GRANT_GROUP: &str = "no-grant";
 
-/// String message attributes, by name. Values borrow from the notification where they can.
-pub type Attributes<'a> = Vec<(&'static str, Cow<'a, str>)>;
+/// A message's string attributes, one field per name in [`attribute`]. Values borrow from the
+/// notification, so building a message allocates nothing for them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attributes<'a> {
+    api_version: ApiVersion,
+    kind: Option<Cow<'a, str>>,
+    id: Option<Cow<'a, str>>,
+    grant_id: Option<Cow<'a, str>>,
+    delivery_attempt: Option<u64>,
+    base64: bool,
+}
 
-/// Most attributes a message carries: one per name in [`attribute`].
-const MAX_ATTRIBUTES: usize = 6;
+impl Attributes<'_> {
+    /// The attributes that are set, as (name, value), in a fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
+        [
+            Some((
+                attribute::API_VERSION,
+                Cow::Borrowed(self.api_version.as_str()),
+            )),
+            borrowed(attribute::TYPE, &self.kind),
+            borrowed(attribute::ID, &self.id),
+            borrowed(attribute::GRANT_ID, &self.grant_id),
+            self.delivery_attempt
+                .map(|attempt| (attribute::DELIVERY_ATTEMPT, Cow::Owned(attempt.to_string()))),
+            self.base64
+                .then_some((attribute::ENCODING, Cow::Borrowed("base64"))),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The value of attribute `name`, if set.
+    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, value)| value)
+    }
+
+    /// What the attributes count against SQS's 1 MiB: each one's name, data type and value.
+    fn size(&self) -> usize {
+        let counted =
+            |name: &str, value_len: usize| name.len() + ATTRIBUTE_DATA_TYPE.len() + value_len;
+        let text = |name, value: &Option<Cow<'_, str>>| {
+            value.as_ref().map_or(0, |v| counted(name, v.len()))
+        };
+        let digits = |n: u64| n.checked_ilog10().map_or(1, |log| log as usize + 1);
+        counted(attribute::API_VERSION, self.api_version.as_str().len())
+            + text(attribute::TYPE, &self.kind)
+            + text(attribute::ID, &self.id)
+            + text(attribute::GRANT_ID, &self.grant_id)
+            + self
+                .delivery_attempt
+                .map_or(0, |n| counted(attribute::DELIVERY_ATTEMPT, digits(n)))
+            + if self.base64 {
+                counted(attribute::ENCODING, "base64".len())
+            } else {
+                0
+            }
+    }
+}
 
 /// Whether the queue is standard or FIFO. SQS requires FIFO queue names to end in `.fifo`,
 /// so the queue URL says which.
@@ -100,37 +156,32 @@ pub struct Message<'a> {
     pub fifo: Option<FifoKeys>,
 }
 
+fn borrowed<'s>(
+    name: &'static str,
+    value: &'s Option<Cow<'_, str>>,
+) -> Option<(&'static str, Cow<'s, str>)> {
+    value.as_deref().map(|value| (name, Cow::Borrowed(value)))
+}
+
 impl<'a> Message<'a> {
     /// Builds the message for `notification`, for a queue of the given kind.
     pub fn new(notification: &Notification<'a>, kind: QueueKind) -> Self {
-        let (body, encoding) = match std::str::from_utf8(notification.raw) {
-            Ok(text) if is_sqs_text(text) => (Cow::Borrowed(text), None),
+        let (body, base64) = match std::str::from_utf8(notification.raw) {
+            Ok(text) if is_sqs_text(text) => (Cow::Borrowed(text), false),
             _ => (
                 Cow::Owned(base64::engine::general_purpose::STANDARD.encode(notification.raw)),
-                Some("base64"),
+                true,
             ),
         };
-        let mut attributes = Vec::with_capacity(MAX_ATTRIBUTES);
-        attributes.push((
-            attribute::API_VERSION,
-            Cow::Borrowed(notification.api_version.as_str()),
-        ));
-        let copied = [
-            (attribute::TYPE, &notification.kind),
-            (attribute::ID, &notification.id),
-            (attribute::GRANT_ID, &notification.grant_id),
-        ];
-        for (name, value) in copied {
-            if let Some(value) = value.as_ref().filter(|v| is_attribute_value(v)) {
-                attributes.push((name, value.clone()));
-            }
-        }
-        if let Some(attempt) = notification.delivery_attempt {
-            attributes.push((attribute::DELIVERY_ATTEMPT, Cow::Owned(attempt.to_string())));
-        }
-        if let Some(encoding) = encoding {
-            attributes.push((attribute::ENCODING, Cow::Borrowed(encoding)));
-        }
+        let copied = |value: &Option<Cow<'a, str>>| value.clone().filter(|v| is_attribute_value(v));
+        let attributes = Attributes {
+            api_version: notification.api_version,
+            kind: copied(&notification.kind),
+            id: copied(&notification.id),
+            grant_id: copied(&notification.grant_id),
+            delivery_attempt: notification.delivery_attempt,
+            base64,
+        };
         let fifo = match kind {
             QueueKind::Fifo => Some(FifoKeys::of(notification)),
             QueueKind::Standard => None,
@@ -145,20 +196,7 @@ impl<'a> Message<'a> {
     /// The size SQS counts against its 1 MiB limit: the body plus, for each attribute, its
     /// name, data type and value.
     pub fn size(&self) -> usize {
-        let attributes: usize = self
-            .attributes
-            .iter()
-            .map(|(name, value)| name.len() + ATTRIBUTE_DATA_TYPE.len() + value.len())
-            .sum();
-        self.body.len() + attributes
-    }
-
-    /// The value of attribute `name`, if set.
-    pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_ref())
+        self.body.len() + self.attributes.size()
     }
 }
 
@@ -201,7 +239,7 @@ fn is_attribute_value(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notification::split;
+    use crate::notification::{split, ApiVersion};
 
     fn message(body: &[u8]) -> Message<'_> {
         Message::new(&split(body)[0], QueueKind::Standard)
@@ -271,21 +309,31 @@ mod tests {
         let m = message(body);
         assert_eq!(m.body.as_bytes(), body);
         assert!(matches!(m.body, Cow::Borrowed(_)));
-        assert_eq!(m.attribute(attribute::API_VERSION), Some("v3"));
-        assert_eq!(m.attribute(attribute::TYPE), Some("grant.created"));
-        assert_eq!(m.attribute(attribute::ID), Some("n1"));
-        assert_eq!(m.attribute(attribute::GRANT_ID), Some("g1"));
-        assert_eq!(m.attribute(attribute::DELIVERY_ATTEMPT), Some("1"));
-        assert_eq!(m.attribute(attribute::ENCODING), None);
+        assert_eq!(
+            m.attributes.get(attribute::API_VERSION).as_deref(),
+            Some("v3")
+        );
+        assert_eq!(
+            m.attributes.get(attribute::TYPE).as_deref(),
+            Some("grant.created")
+        );
+        assert_eq!(m.attributes.get(attribute::ID).as_deref(), Some("n1"));
+        assert_eq!(m.attributes.get(attribute::GRANT_ID).as_deref(), Some("g1"));
+        assert_eq!(
+            m.attributes.get(attribute::DELIVERY_ATTEMPT).as_deref(),
+            Some("1")
+        );
+        assert_eq!(m.attributes.get(attribute::ENCODING).as_deref(), None);
     }
 
     #[test]
     fn unknown_body_is_marked_unknown() {
         let m = message(b"plain text");
         assert_eq!(m.body, "plain text");
+        let attributes: Vec<_> = m.attributes.iter().collect();
         assert_eq!(
-            m.attributes,
-            vec![(attribute::API_VERSION, Cow::Borrowed("unknown"))]
+            attributes,
+            [(attribute::API_VERSION, Cow::Borrowed("unknown"))]
         );
     }
 
@@ -294,14 +342,20 @@ mod tests {
         let body = b"\x1f\x8b\x08\x00\xff";
         let m = message(body);
         assert_eq!(m.body, "H4sIAP8=");
-        assert_eq!(m.attribute(attribute::ENCODING), Some("base64"));
+        assert_eq!(
+            m.attributes.get(attribute::ENCODING).as_deref(),
+            Some("base64")
+        );
     }
 
     #[test]
     fn control_characters_are_base64_encoded() {
         for body in [&b"a\x00b"[..], b"a\x1bb", "a\u{FFFF}b".as_bytes()] {
             let m = message(body);
-            assert_eq!(m.attribute(attribute::ENCODING), Some("base64"));
+            assert_eq!(
+                m.attributes.get(attribute::ENCODING).as_deref(),
+                Some("base64")
+            );
             let decoded = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
             assert_eq!(decoded.as_deref(), Ok(body));
         }
@@ -312,7 +366,7 @@ mod tests {
         let body = "{\"deltas\": [{\"type\":\t\"caf\u{e9} \u{1F600}\"\r\n}]}";
         let m = message(body.as_bytes());
         assert_eq!(m.body, "{\"type\":\t\"caf\u{e9} \u{1F600}\"\r\n}");
-        assert_eq!(m.attribute(attribute::ENCODING), None);
+        assert_eq!(m.attributes.get(attribute::ENCODING).as_deref(), None);
     }
 
     #[test]
@@ -322,15 +376,12 @@ mod tests {
             r#"{{"specversion":"1.0","type":"","id":"a\u0000b","data":{{"grant_id":"{long}"}}}}"#
         );
         let m = message(body.as_bytes());
-        assert_eq!(
-            m.attributes,
-            vec![(attribute::API_VERSION, Cow::Borrowed("v3"))]
-        );
+        let attributes: Vec<_> = m.attributes.iter().collect();
+        assert_eq!(attributes, [(attribute::API_VERSION, Cow::Borrowed("v3"))]);
     }
 
     #[test]
     fn size_counts_body_and_attribute_names_types_and_values() {
-        use crate::notification::ApiVersion;
         let n = Notification {
             raw: b"12345",
             api_version: ApiVersion::V2,
@@ -341,5 +392,27 @@ mod tests {
         };
         let expected = 5 + ("nylas-api-version".len() + 6 + 2) + ("nylas-type".len() + 6 + 3);
         assert_eq!(Message::new(&n, QueueKind::Standard).size(), expected);
+    }
+
+    #[test]
+    fn size_counts_every_attribute_as_it_is_sent() {
+        for attempt in [0, 9, 10, 12_345, u64::MAX] {
+            let n = Notification {
+                raw: b"\x00binary",
+                api_version: ApiVersion::V3,
+                kind: Some(Cow::Borrowed("message.created")),
+                id: Some(Cow::Borrowed("n-1")),
+                grant_id: Some(Cow::Borrowed("g-1")),
+                delivery_attempt: Some(attempt),
+            };
+            let m = Message::new(&n, QueueKind::Standard);
+            let sent: usize = m
+                .attributes
+                .iter()
+                .map(|(name, value)| name.len() + ATTRIBUTE_DATA_TYPE.len() + value.len())
+                .sum();
+            assert_eq!(m.attributes.iter().count(), 6);
+            assert_eq!(m.size(), m.body.len() + sent, "attempt {attempt}");
+        }
     }
 }

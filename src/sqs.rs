@@ -124,13 +124,13 @@ fn entry(
         .message_body(message.body.as_ref())
         .set_message_group_id(message.fifo.as_ref().map(|f| f.group_id.clone()))
         .set_message_deduplication_id(message.fifo.as_ref().map(|f| f.deduplication_id.clone()));
-    for (name, value) in &message.attributes {
+    for (name, value) in message.attributes.iter() {
         let value = MessageAttributeValue::builder()
             .data_type(ATTRIBUTE_DATA_TYPE)
             .string_value(value.as_ref())
             .build()
             .map_err(invalid)?;
-        entry = entry.message_attributes(*name, value);
+        entry = entry.message_attributes(name, value);
     }
     entry.build().map_err(invalid)
 }
