@@ -6,6 +6,8 @@ For each binary:
 - init: from spawn to its first `GET .../invocation/next` (median and p90 of RUNS starts);
 - first response: from spawn to the response to the first invocation (the function sends to
   a local moto queue: this includes building the SQS request and the first connection);
+  SQS requests go through a small proxy that keeps the connection open, as SQS does and moto
+  does not;
 - CPU per invocation: CPU time (all threads, /proc/<pid>/task/*/schedstat) spent on
   INVOCATIONS invocations after the first, divided by INVOCATIONS;
 - peak memory: VmHWM after those invocations.
@@ -16,6 +18,7 @@ root certificates (SSL_CERT_FILE) instead of Amazon's alone.
 Needs the project's .venv (moto). Prints a table and the budget verdicts.
 """
 
+import http.client
 import json
 import os
 import pathlib
@@ -78,6 +81,35 @@ class RuntimeApi(BaseHTTPRequestHandler):
             state["cond"].notify_all()
         payload = b'{"status":"OK"}'
         self.send_response(202)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class KeepAlive(BaseHTTPRequestHandler):
+    """Passes SQS requests on to moto and keeps the function's connection open, as SQS does.
+
+    moto answers every request with `Connection: close`, so without this the function would
+    open a TCP connection per invocation, which it never does on AWS."""
+
+    protocol_version = "HTTP/1.1"
+    upstream = None  # (host, port), set in main
+
+    def log_message(self, *args):
+        pass
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        connection = http.client.HTTPConnection(*KeepAlive.upstream)
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
+        connection.request("POST", self.path, body=body, headers=headers)
+        response = connection.getresponse()
+        payload = response.read()
+        connection.close()
+        self.send_response(response.status)
+        for key, value in response.getheaders():
+            if key.lower() not in ("connection", "content-length", "server", "date"):
+                self.send_header(key, value)
         self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
         self.wfile.write(payload)
@@ -165,13 +197,18 @@ def main():
         server = ThreadingHTTPServer(("127.0.0.1", api_port), RuntimeApi)
         server.daemon_threads = True
         threading.Thread(target=server.serve_forever, daemon=True).start()
+        KeepAlive.upstream = ("127.0.0.1", sqs_port)
+        sqs_proxy = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
+        sqs_proxy.daemon_threads = True
+        threading.Thread(target=sqs_proxy.serve_forever, daemon=True).start()
         env = {
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
             "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
             "QUEUE_URL": queue, "NYLAS_WEBHOOK_SECRET": "nylas-sample-secret",
             "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_EC2_METADATA_DISABLED": "true", "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{sqs_port}",
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{sqs_proxy.server_address[1]}",
         }
         # Lambda sets no SSL_CERT_FILE, so the function trusts only Amazon's roots (src/sqs.rs).
         # SYSTEM_ROOTS=1 passes this machine's SSL_CERT_FILE on, to measure the system store.
@@ -191,6 +228,7 @@ def main():
                 "peak_mb": peak / 1024,
             }
         server.shutdown()
+        sqs_proxy.shutdown()
     finally:
         moto.kill()
     print(f"{RUNS} starts each, then {INVOCATIONS} invocations of events/v3-message-created.json")

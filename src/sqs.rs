@@ -17,6 +17,7 @@ use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider
 use aws_sdk_sqs::config::retry::RetryConfig;
 use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::config::SharedHttpClient;
+use aws_sdk_sqs::config::StalledStreamProtectionConfig;
 use aws_sdk_sqs::config::{BehaviorVersion, Region};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -59,7 +60,10 @@ impl SqsQueue {
             .region(Region::new(config.region.clone()))
             .credentials_provider(EnvironmentVariableCredentialsProvider::new())
             .retry_config(retries)
-            .timeout_config(timeouts);
+            .timeout_config(timeouts)
+            // The timeouts above already bound a stalled request; the SDK's own stall watch
+            // adds a throughput monitor to every body, which cost CPU on every invocation.
+            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
         if let Some(endpoint) = &config.sqs_endpoint {
             sqs = sqs.endpoint_url(endpoint);
         }
