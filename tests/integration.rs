@@ -41,6 +41,7 @@ const TESTS: &[(&str, Test)] = tests![
     unsigned_event_is_401_and_forwards_nothing,
     wrong_secret_over_http_is_403_and_forwards_nothing,
     missing_queue_answers_503,
+    sqs_certificate_no_amazon_root_issued_is_trusted_only_through_ssl_cert_file,
     fifo_queue_collapses_a_retried_delivery,
     logs_hold_neither_secret_nor_content,
     missing_configuration_stops_the_function_with_one_line,
@@ -310,6 +311,22 @@ fn missing_queue_answers_503(sqs: &LocalSqs) {
     assert_eq!((reply.status, reply.body.as_str()), (503, "queue_failed"));
     let logs = stack.logs();
     assert!(logs.contains(r#""reason":"queue_failed""#), "{logs}");
+}
+
+/// The function trusts Amazon's roots alone unless `SSL_CERT_FILE` names others
+/// (src/sqs.rs). A moto with a self-signed certificate stands in for an endpoint Amazon's CAs
+/// did not certify.
+fn sqs_certificate_no_amazon_root_issued_is_trusted_only_through_ssl_cert_file(_: &LocalSqs) {
+    let (tls_sqs, certificate) = LocalSqs::start_tls().expect("moto serves HTTPS");
+    let queue_url = tls_sqs.create_queue();
+    let refused = Stack::forwarding_to(&tls_sqs, queue_url.clone());
+    let reply = refused.invoke("v3-message-created.json");
+    assert_eq!((reply.status, reply.body.as_str()), (503, "queue_failed"));
+    assert!(tls_sqs.receive_all(&queue_url).is_empty());
+    drop(refused);
+    let trusting = Stack::trusting(&tls_sqs, queue_url.clone(), &certificate);
+    assert_eq!(trusting.invoke("v3-message-created.json").status, 200);
+    assert_eq!(tls_sqs.receive_all(&queue_url).len(), 1);
 }
 
 fn fifo_queue_collapses_a_retried_delivery(sqs: &LocalSqs) {

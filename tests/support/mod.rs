@@ -4,6 +4,7 @@
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -19,6 +20,33 @@ pub const FUNCTION: &str = "nylas-webhook-sqs";
 /// The secret the sample events in `events/` are signed with.
 pub const SAMPLE_SECRET: &str = "nylas-sample-secret";
 const REGION: &str = "us-east-1";
+
+/// Writes a self-signed certificate for 127.0.0.1 and its key (argv 1 and 2), with the
+/// `cryptography` package that moto depends on.
+const SELF_SIGNED: &str = r#"
+import datetime, ipaddress, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+key = ec.generate_private_key(ec.SECP256R1())
+name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+now = datetime.datetime.now(datetime.timezone.utc)
+certificate = (
+    x509.CertificateBuilder()
+    .subject_name(name)
+    .issuer_name(name)
+    .public_key(key.public_key())
+    .serial_number(x509.random_serial_number())
+    .not_valid_before(now - datetime.timedelta(minutes=5))
+    .not_valid_after(now + datetime.timedelta(days=1))
+    .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+    .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+    .sign(key, hashes.SHA256())
+)
+open(sys.argv[1], "wb").write(certificate.public_bytes(serialization.Encoding.PEM))
+open(sys.argv[2], "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+"#;
 
 pub fn project_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -120,23 +148,61 @@ pub struct LocalSqs {
 }
 
 impl LocalSqs {
+    /// Starts moto over plain HTTP, as `make dev` runs it.
     pub fn start() -> Result<Self, String> {
+        Self::serve(None)
+    }
+
+    /// Starts moto over HTTPS with a self-signed certificate for 127.0.0.1, which no public
+    /// CA issued: the certificate (PEM) is at the returned path. The test client trusts it.
+    pub fn start_tls() -> Result<(Self, PathBuf), String> {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tls-{}", free_port()));
+        std::fs::create_dir_all(&dir).map_err(|e| format!("cannot make {dir:?}: {e}"))?;
+        let (certificate, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let made = Command::new(tool("python")?)
+            .arg("-c")
+            .arg(SELF_SIGNED)
+            .args([&certificate, &key])
+            .status()
+            .map_err(|e| format!("cannot run python: {e}"))?;
+        if !made.success() {
+            return Err(format!("making a certificate failed: {made}"));
+        }
+        Ok((Self::serve(Some((&certificate, &key)))?, certificate))
+    }
+
+    fn serve(tls: Option<(&Path, &Path)>) -> Result<Self, String> {
         let port = free_port();
+        let mut command = Command::new(tool("moto_server")?);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some((certificate, key)) = tls {
+            command.arg("-c").arg(certificate).arg("-k").arg(key);
+        }
         let mut server = Service::spawn(
             "moto_server",
-            Command::new(tool("moto_server")?)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
+            command.stdout(Stdio::null()).stderr(Stdio::null()),
         )?;
         server.wait_for_port(port, Duration::from_secs(60))?;
-        let endpoint = format!("http://127.0.0.1:{port}");
-        let config = aws_sdk_sqs::Config::builder()
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://127.0.0.1:{port}");
+        let mut config = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
-            .endpoint_url(&endpoint)
-            .build();
+            .endpoint_url(&endpoint);
+        if let Some((certificate, _)) = tls {
+            let pem = std::fs::read(certificate).map_err(|e| format!("{certificate:?}: {e}"))?;
+            let trust = TrustStore::empty().with_pem_certificate(pem);
+            let context = TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .map_err(|e| format!("a TLS context: {e}"))?;
+            let client = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                .tls_context(context)
+                .build_https();
+            config = config.http_client(client);
+        }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -144,7 +210,7 @@ impl LocalSqs {
         Ok(Self {
             _server: server,
             endpoint,
-            client: aws_sdk_sqs::Client::from_conf(config),
+            client: aws_sdk_sqs::Client::from_conf(config.build()),
             runtime,
             queues: AtomicUsize::new(0),
         })
@@ -258,6 +324,23 @@ impl<'a> Stack<'a> {
         sqs_endpoint: &str,
         instances: usize,
     ) -> Self {
+        Self::launch(sqs, queue_url, sqs_endpoint, instances, &[])
+    }
+
+    /// Starts the emulator and the function, forwarding to `queue_url` with `SSL_CERT_FILE`
+    /// naming `certificate`.
+    pub fn trusting(sqs: &'a LocalSqs, queue_url: String, certificate: &Path) -> Self {
+        let trust = [("SSL_CERT_FILE", certificate.display().to_string())];
+        Self::launch(sqs, queue_url, &sqs.endpoint, 1, &trust)
+    }
+
+    fn launch(
+        sqs: &'a LocalSqs,
+        queue_url: String,
+        sqs_endpoint: &str,
+        instances: usize,
+        extra_env: &[(&str, String)],
+    ) -> Self {
         let port = free_port();
         let mut emulator = Service::spawn(
             "cargo lambda watch",
@@ -286,6 +369,7 @@ impl<'a> Stack<'a> {
                 Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
                     .env_clear()
                     .envs(function_env(sqs_endpoint, port))
+                    .envs(extra_env.iter().cloned())
                     .env("QUEUE_URL", &queue_url)
                     .stdout(log_file)
                     .stderr(stderr),
