@@ -347,6 +347,14 @@ mod tests {
     }
 
     #[test]
+    fn body_nested_past_the_reader_limit_is_forwarded_whole_as_unknown() {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        let body = format!(r#"{{"specversion":"1.0","type":"t","data":{deep}}}"#);
+        let found = split(body.as_bytes());
+        assert_eq!(found, vec![Notification::unknown(body.as_bytes())]);
+    }
+
+    #[test]
     fn empty_body_is_forwarded_whole_as_unknown() {
         assert_eq!(split(b""), vec![Notification::unknown(b"")]);
     }
