@@ -171,15 +171,15 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a value, descending into it with `object` if it is an object; any other value is
-    /// read and forgotten. Returns whether it was an object.
+    /// read and forgotten.
     pub fn nested(
         &mut self,
         object: impl FnMut(&mut Self, Str<'a>) -> Result<(), Invalid>,
-    ) -> Result<bool, Invalid> {
+    ) -> Result<(), Invalid> {
         if self.peek() == Some(b'{') {
-            self.object(object).map(|()| true)
+            self.object(object)
         } else {
-            self.skip().map(|()| false)
+            self.skip()
         }
     }
 

@@ -12,7 +12,7 @@
 //! are lenient: a field of an unexpected type, or written twice, is ignored, never a reason to
 //! lose the notification.
 
-use crate::json::{Invalid, Reader, Str};
+use crate::json::{Invalid, Reader};
 use std::borrow::Cow;
 
 /// Which Nylas payload shape a notification came in.
@@ -106,19 +106,12 @@ fn read_envelope(text: &str) -> Result<Option<Vec<Notification<'_>>>, Invalid> {
                 reader.nested(|reader, key| {
                     if key.is("grant_id") {
                         grant_id.set(reader.text()?);
+                        Ok(())
                     } else if key.is("object") {
-                        reader.nested(|reader, key| {
-                            if key.is("grant_id") {
-                                object_grant_id.set(reader.text()?);
-                                Ok(())
-                            } else {
-                                reader.skip()
-                            }
-                        })?;
+                        read_text_member(reader, "grant_id", &mut object_grant_id)
                     } else {
-                        reader.skip()?;
+                        reader.skip()
                     }
-                    Ok(())
                 })?;
             }
             _ => reader.skip()?,
@@ -169,24 +162,33 @@ type Text<'a> = Option<Cow<'a, str>>;
 fn read_delta<'a>(reader: &mut Reader<'a>) -> Result<(Text<'a>, Text<'a>), Invalid> {
     let mut kind = Field::Missing;
     let mut account_id = Field::Missing;
-    reader.nested(|reader, key: Str<'a>| {
+    reader.nested(|reader, key| {
         if key.is("type") {
             kind.set(reader.text()?);
+            Ok(())
         } else if key.is("object_data") {
-            reader.nested(|reader, key| {
-                if key.is("account_id") {
-                    account_id.set(reader.text()?);
-                    Ok(())
-                } else {
-                    reader.skip()
-                }
-            })?;
+            read_text_member(reader, "account_id", &mut account_id)
         } else {
-            reader.skip()?;
+            reader.skip()
         }
-        Ok(())
     })?;
     Ok((kind.value(), account_id.value()))
+}
+
+/// Reads a value that, when it is an object, may hold the text member `name`: into `field`.
+fn read_text_member<'a>(
+    reader: &mut Reader<'a>,
+    name: &str,
+    field: &mut Field<Cow<'a, str>>,
+) -> Result<(), Invalid> {
+    reader.nested(|reader, key| {
+        if key.is(name) {
+            field.set(reader.text()?);
+            Ok(())
+        } else {
+            reader.skip()
+        }
+    })
 }
 
 /// A field read leniently: a value of an unexpected type reads as `None`, and so does a key
