@@ -74,24 +74,9 @@ impl Attributes<'_> {
 
     /// What the attributes count against SQS's 1 MiB: each one's name, data type and value.
     fn size(&self) -> usize {
-        let counted =
-            |name: &str, value_len: usize| name.len() + ATTRIBUTE_DATA_TYPE.len() + value_len;
-        let text = |name, value: &Option<Cow<'_, str>>| {
-            value.as_ref().map_or(0, |v| counted(name, v.len()))
-        };
-        let digits = |n: u64| n.checked_ilog10().map_or(1, |log| log as usize + 1);
-        counted(attribute::API_VERSION, self.api_version.as_str().len())
-            + text(attribute::TYPE, &self.kind)
-            + text(attribute::ID, &self.id)
-            + text(attribute::GRANT_ID, &self.grant_id)
-            + self
-                .delivery_attempt
-                .map_or(0, |n| counted(attribute::DELIVERY_ATTEMPT, digits(n)))
-            + if self.base64 {
-                counted(attribute::ENCODING, "base64".len())
-            } else {
-                0
-            }
+        self.iter()
+            .map(|(name, value)| name.len() + ATTRIBUTE_DATA_TYPE.len() + value.len())
+            .sum()
     }
 }
 
