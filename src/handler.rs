@@ -134,7 +134,11 @@ mod tests {
     }
 
     fn post(body: &str, signature: Option<&str>) -> Request {
-        let mut request = Request::new(Body::Text(body.to_owned()));
+        post_body(Body::Text(body.to_owned()), signature)
+    }
+
+    fn post_body(body: Body, signature: Option<&str>) -> Request {
+        let mut request = Request::new(body);
         *request.method_mut() = Method::POST;
         if let Some(signature) = signature {
             let value = signature.parse().expect("hex is a valid header value");
@@ -235,12 +239,8 @@ mod tests {
     #[tokio::test]
     async fn binary_body_is_verified_over_its_bytes() {
         let bytes = b"\x1f\x8b\x08\x00binary\xff".to_vec();
-        let mut request = Request::new(Body::Binary(bytes.clone()));
-        *request.method_mut() = Method::POST;
-        let signature = sign(SECRET, &bytes)
-            .parse()
-            .expect("hex is a valid header value");
-        request.headers_mut().insert(SIGNATURE_HEADER, signature);
+        let signature = sign(SECRET, &bytes);
+        let request = post_body(Body::Binary(bytes), Some(&signature));
         let (status, _, queue) = answer(MemoryQueue::default(), request).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(
@@ -250,14 +250,9 @@ mod tests {
     }
 
     fn gzip_post(compressed: Vec<u8>, signed_over: &[u8]) -> Request {
-        let mut request = Request::new(Body::Binary(compressed));
-        *request.method_mut() = Method::POST;
-        let headers = request.headers_mut();
-        let signature = sign(SECRET, signed_over)
-            .parse()
-            .expect("hex is a valid header value");
-        headers.insert(SIGNATURE_HEADER, signature);
-        headers.insert(
+        let signature = sign(SECRET, signed_over);
+        let mut request = post_body(Body::Binary(compressed), Some(&signature));
+        request.headers_mut().insert(
             header::CONTENT_ENCODING,
             "gzip".parse().expect("a valid value"),
         );
