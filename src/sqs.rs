@@ -56,7 +56,7 @@ impl SqsQueue {
             .with_max_backoff(Duration::from_millis(500));
         let mut sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
-            .http_client(https_client(config.system_roots))
+            .http_client(https_client(trust_store(config.system_roots)))
             .region(Region::new(config.region.clone()))
             .credentials_provider(EnvironmentVariableCredentialsProvider::new())
             .retry_config(retries)
@@ -75,14 +75,17 @@ impl SqsQueue {
 /// ships them (PEM).
 const AMAZON_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
 
-/// The SDK's own HTTPS client (hyper, rustls with aws-lc), trusting Amazon's roots, or the
-/// system's when `system_roots` is set.
-fn https_client(system_roots: bool) -> SharedHttpClient {
-    let trust = if system_roots {
+/// Amazon's roots, or the system's when `system_roots` is set.
+fn trust_store(system_roots: bool) -> TrustStore {
+    if system_roots {
         TrustStore::default()
     } else {
         TrustStore::empty().with_pem_certificate(AMAZON_ROOTS)
-    };
+    }
+}
+
+/// The SDK's own HTTPS client (hyper, rustls with aws-lc), trusting the roots in `trust`.
+pub fn https_client(trust: TrustStore) -> SharedHttpClient {
     let context = TlsContext::builder().with_trust_store(trust).build();
     let builder = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));

@@ -4,7 +4,8 @@
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
+use aws_smithy_http_client::tls::TrustStore;
+use nylas_webhook_sqs::sqs::https_client;
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -193,15 +194,7 @@ impl LocalSqs {
         if let Some((certificate, _)) = tls {
             let pem = std::fs::read(certificate).map_err(|e| format!("{certificate:?}: {e}"))?;
             let trust = TrustStore::empty().with_pem_certificate(pem);
-            let context = TlsContext::builder()
-                .with_trust_store(trust)
-                .build()
-                .map_err(|e| format!("a TLS context: {e}"))?;
-            let client = aws_smithy_http_client::Builder::new()
-                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
-                .tls_context(context)
-                .build_https();
-            config = config.http_client(client);
+            config = config.http_client(https_client(trust));
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
