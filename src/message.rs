@@ -5,7 +5,7 @@
 //! a notification whose bytes are not such text is sent base64-encoded with
 //! `nylas-encoding: base64`, so that it is never dropped or mangled.
 
-use crate::notification::{ApiVersion, Notification};
+use crate::notification::{ApiVersion, Notification, Raw};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
@@ -123,7 +123,7 @@ impl FifoKeys {
         };
         let deduplication_id = match v3_id {
             Some(id) => id.to_owned(),
-            None => hex::encode(Sha256::digest(notification.raw)),
+            None => hex::encode(Sha256::digest(notification.raw.as_bytes())),
         };
         Self {
             group_id,
@@ -151,10 +151,10 @@ fn borrowed<'s>(
 impl<'a> Message<'a> {
     /// Builds the message for `notification`, for a queue of the given kind.
     pub fn new(notification: &Notification<'a>, kind: QueueKind) -> Self {
-        let (body, base64) = match std::str::from_utf8(notification.raw) {
-            Ok(text) if is_sqs_text(text) => (Cow::Borrowed(text), false),
-            _ => (
-                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(notification.raw)),
+        let (body, base64) = match notification.raw {
+            Raw::Text(text) if is_sqs_text(text) => (Cow::Borrowed(text), false),
+            raw => (
+                Cow::Owned(base64::engine::general_purpose::STANDARD.encode(raw.as_bytes())),
                 true,
             ),
         };
@@ -368,7 +368,7 @@ mod tests {
     #[test]
     fn size_counts_body_and_attribute_names_types_and_values() {
         let n = Notification {
-            raw: b"12345",
+            raw: Raw::Text("12345"),
             api_version: ApiVersion::V2,
             kind: Some(Cow::Borrowed("abc")),
             id: None,
@@ -383,7 +383,7 @@ mod tests {
     fn size_counts_every_attribute_as_it_is_sent() {
         for attempt in [0, 9, 10, 12_345, u64::MAX] {
             let n = Notification {
-                raw: b"\x00binary",
+                raw: Raw::of(b"\x00binary"),
                 api_version: ApiVersion::V3,
                 kind: Some(Cow::Borrowed("message.created")),
                 id: Some(Cow::Borrowed("n-1")),

@@ -34,12 +34,37 @@ impl ApiVersion {
     }
 }
 
+/// A notification's exact bytes: text when the body is UTF-8, which [`split`] checks once for
+/// the whole body, and bytes otherwise (only ever a whole body, marked unknown).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raw<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+impl<'a> Raw<'a> {
+    /// `bytes` as text if they are UTF-8.
+    pub fn of(bytes: &'a [u8]) -> Self {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Raw::Text(text),
+            Err(_) => Raw::Binary(bytes),
+        }
+    }
+
+    pub fn as_bytes(self) -> &'a [u8] {
+        match self {
+            Raw::Text(text) => text.as_bytes(),
+            Raw::Binary(bytes) => bytes,
+        }
+    }
+}
+
 /// One notification: its exact bytes and what the message attributes are made of. The
 /// attribute values borrow from the body unless they were written with escapes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification<'a> {
     /// The bytes as they stood in the body: the whole body (v3, unknown) or one delta (v2).
-    pub raw: &'a [u8],
+    pub raw: Raw<'a>,
     pub api_version: ApiVersion,
     /// The trigger, suffixes included (`message.created.truncated`).
     pub kind: Option<Cow<'a, str>>,
@@ -52,7 +77,7 @@ pub struct Notification<'a> {
 }
 
 impl<'a> Notification<'a> {
-    fn unknown(raw: &'a [u8]) -> Self {
+    fn unknown(raw: Raw<'a>) -> Self {
         Self {
             raw,
             api_version: ApiVersion::Unknown,
@@ -69,11 +94,11 @@ impl<'a> Notification<'a> {
 /// A v2 body with an empty `deltas` array holds no notification and yields none.
 pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
     let Ok(text) = std::str::from_utf8(body) else {
-        return vec![Notification::unknown(body)];
+        return vec![Notification::unknown(Raw::Binary(body))];
     };
     match read_envelope(text) {
         Ok(Some(notifications)) => notifications,
-        Ok(None) | Err(Invalid) => vec![Notification::unknown(body)],
+        Ok(None) | Err(Invalid) => vec![Notification::unknown(Raw::Text(text))],
     }
 }
 
@@ -121,7 +146,7 @@ fn read_envelope(text: &str) -> Result<Option<Vec<Notification<'_>>>, Invalid> {
     reader.finish()?;
     if v3 {
         return Ok(Some(vec![Notification {
-            raw: text.as_bytes(),
+            raw: Raw::Text(text),
             api_version: ApiVersion::V3,
             kind: kind.value(),
             id: id.value(),
@@ -143,7 +168,7 @@ fn read_deltas<'a>(reader: &mut Reader<'a>) -> Result<Option<Vec<Notification<'a
     reader.array(|reader| {
         let (raw, (kind, account_id)) = reader.spanned(read_delta)?;
         deltas.push(Notification {
-            raw: raw.as_bytes(),
+            raw: Raw::Text(raw),
             api_version: ApiVersion::V2,
             kind,
             id: None,
@@ -220,7 +245,15 @@ mod tests {
     use super::*;
 
     fn raw_str<'a>(n: &Notification<'a>) -> &'a str {
-        std::str::from_utf8(n.raw).expect("test bodies are UTF-8")
+        match n.raw {
+            Raw::Text(text) => text,
+            Raw::Binary(_) => panic!("test bodies are UTF-8"),
+        }
+    }
+
+    /// What `split` gives for a body it forwards whole, marked unknown.
+    fn whole(body: &[u8]) -> Vec<Notification<'_>> {
+        vec![Notification::unknown(Raw::of(body))]
     }
 
     const V3_MESSAGE: &str = r#"{"specversion":"1.0","type":"message.created","source":"/google/emails/realtime","id":"Kkx2ZTZ0","time":1717162394,"webhook_delivery_attempt":2,"data":{"application_id":"a796","object":{"grant_id":"4c22","id":"m1","subject":"Hello"}}}"#;
@@ -229,7 +262,7 @@ mod tests {
     fn v3_body_is_one_notification_with_its_exact_bytes() {
         let found = split(V3_MESSAGE.as_bytes());
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].raw, V3_MESSAGE.as_bytes());
+        assert_eq!(found[0].raw.as_bytes(), V3_MESSAGE.as_bytes());
         assert_eq!(found[0].api_version, ApiVersion::V3);
     }
 
@@ -320,13 +353,13 @@ mod tests {
     #[test]
     fn body_that_is_not_json_is_forwarded_whole_as_unknown() {
         let body = b"not json at all";
-        assert_eq!(split(body), vec![Notification::unknown(body)]);
+        assert_eq!(split(body), whole(body));
     }
 
     #[test]
     fn body_that_is_not_utf8_is_forwarded_whole_as_unknown() {
         let body = b"\xff\xfe\x00binary";
-        assert_eq!(split(body), vec![Notification::unknown(body)]);
+        assert_eq!(split(body), whole(body));
     }
 
     #[test]
@@ -338,14 +371,14 @@ mod tests {
             b"{\"deltas\":{}}",
             b"{}",
         ] {
-            assert_eq!(split(body), vec![Notification::unknown(body)]);
+            assert_eq!(split(body), whole(body));
         }
     }
 
     #[test]
     fn truncated_json_is_forwarded_whole_as_unknown() {
         let body = &V3_MESSAGE.as_bytes()[..40];
-        assert_eq!(split(body), vec![Notification::unknown(body)]);
+        assert_eq!(split(body), whole(body));
     }
 
     #[test]
@@ -353,11 +386,11 @@ mod tests {
         let deep = "[".repeat(10_000) + &"]".repeat(10_000);
         let body = format!(r#"{{"specversion":"1.0","type":"t","data":{deep}}}"#);
         let found = split(body.as_bytes());
-        assert_eq!(found, vec![Notification::unknown(body.as_bytes())]);
+        assert_eq!(found, whole(body.as_bytes()));
     }
 
     #[test]
     fn empty_body_is_forwarded_whole_as_unknown() {
-        assert_eq!(split(b""), vec![Notification::unknown(b"")]);
+        assert_eq!(split(b""), whole(b""));
     }
 }

@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
     let notifications = notification::split(&decoded);
     let range = decoded.as_ptr_range();
     for notification in &notifications {
-        let inside = notification.raw.as_ptr_range();
+        let inside = notification.raw.as_bytes().as_ptr_range();
         assert!(range.start <= inside.start && inside.end <= range.end, "a slice of the body");
     }
     let messages: Vec<Message<'_>> = notifications.iter().map(|n| Message::new(n, kind)).collect();
