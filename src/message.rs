@@ -34,39 +34,37 @@ const MAX_FIFO_ID: usize = 128;
 const NO_GRANT_GROUP: &str = "no-grant";
 
 /// A message's string attributes, one field per name in [`attribute`]. Values borrow from the
-/// notification, so building a message allocates nothing for them.
+/// notification; only the delivery attempt is written out, once, when the message is built.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attributes<'a> {
     api_version: ApiVersion,
     kind: Option<Cow<'a, str>>,
     id: Option<Cow<'a, str>>,
     grant_id: Option<Cow<'a, str>>,
-    delivery_attempt: Option<u64>,
+    delivery_attempt: Option<String>,
     base64: bool,
 }
 
 impl Attributes<'_> {
     /// The attributes that are set, as (name, value), in a fixed order.
-    pub fn iter(&self) -> impl Iterator<Item = (&'static str, Cow<'_, str>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [
-            Some((
-                attribute::API_VERSION,
-                Cow::Borrowed(self.api_version.as_str()),
-            )),
-            borrowed(attribute::TYPE, &self.kind),
-            borrowed(attribute::ID, &self.id),
-            borrowed(attribute::GRANT_ID, &self.grant_id),
-            self.delivery_attempt
-                .map(|attempt| (attribute::DELIVERY_ATTEMPT, Cow::Owned(attempt.to_string()))),
-            self.base64
-                .then_some((attribute::ENCODING, Cow::Borrowed("base64"))),
+            (attribute::API_VERSION, Some(self.api_version.as_str())),
+            (attribute::TYPE, self.kind.as_deref()),
+            (attribute::ID, self.id.as_deref()),
+            (attribute::GRANT_ID, self.grant_id.as_deref()),
+            (
+                attribute::DELIVERY_ATTEMPT,
+                self.delivery_attempt.as_deref(),
+            ),
+            (attribute::ENCODING, self.base64.then_some("base64")),
         ]
         .into_iter()
-        .flatten()
+        .filter_map(|(name, value)| value.map(|value| (name, value)))
     }
 
     /// The value of attribute `name`, if set.
-    pub fn get(&self, name: &str) -> Option<Cow<'_, str>> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.iter()
             .find(|(n, _)| *n == name)
             .map(|(_, value)| value)
@@ -141,13 +139,6 @@ pub struct Message<'a> {
     pub fifo: Option<FifoKeys>,
 }
 
-fn borrowed<'s>(
-    name: &'static str,
-    value: &'s Option<Cow<'_, str>>,
-) -> Option<(&'static str, Cow<'s, str>)> {
-    value.as_deref().map(|value| (name, Cow::Borrowed(value)))
-}
-
 impl<'a> Message<'a> {
     /// Builds the message for `notification`, for a queue of the given kind.
     pub fn new(notification: &Notification<'a>, kind: QueueKind) -> Self {
@@ -164,7 +155,7 @@ impl<'a> Message<'a> {
             kind: copied(&notification.kind),
             id: copied(&notification.id),
             grant_id: copied(&notification.grant_id),
-            delivery_attempt: notification.delivery_attempt,
+            delivery_attempt: notification.delivery_attempt.map(|n| n.to_string()),
             base64,
         };
         let fifo = match kind {
@@ -294,21 +285,12 @@ mod tests {
         let m = message(body);
         assert_eq!(m.body.as_bytes(), body);
         assert!(matches!(m.body, Cow::Borrowed(_)));
-        assert_eq!(
-            m.attributes.get(attribute::API_VERSION).as_deref(),
-            Some("v3")
-        );
-        assert_eq!(
-            m.attributes.get(attribute::TYPE).as_deref(),
-            Some("grant.created")
-        );
-        assert_eq!(m.attributes.get(attribute::ID).as_deref(), Some("n1"));
-        assert_eq!(m.attributes.get(attribute::GRANT_ID).as_deref(), Some("g1"));
-        assert_eq!(
-            m.attributes.get(attribute::DELIVERY_ATTEMPT).as_deref(),
-            Some("1")
-        );
-        assert_eq!(m.attributes.get(attribute::ENCODING).as_deref(), None);
+        assert_eq!(m.attributes.get(attribute::API_VERSION), Some("v3"));
+        assert_eq!(m.attributes.get(attribute::TYPE), Some("grant.created"));
+        assert_eq!(m.attributes.get(attribute::ID), Some("n1"));
+        assert_eq!(m.attributes.get(attribute::GRANT_ID), Some("g1"));
+        assert_eq!(m.attributes.get(attribute::DELIVERY_ATTEMPT), Some("1"));
+        assert_eq!(m.attributes.get(attribute::ENCODING), None);
     }
 
     #[test]
@@ -316,10 +298,7 @@ mod tests {
         let m = message(b"plain text");
         assert_eq!(m.body, "plain text");
         let attributes: Vec<_> = m.attributes.iter().collect();
-        assert_eq!(
-            attributes,
-            [(attribute::API_VERSION, Cow::Borrowed("unknown"))]
-        );
+        assert_eq!(attributes, [(attribute::API_VERSION, "unknown")]);
     }
 
     #[test]
@@ -327,20 +306,14 @@ mod tests {
         let body = b"\x1f\x8b\x08\x00\xff";
         let m = message(body);
         assert_eq!(m.body, "H4sIAP8=");
-        assert_eq!(
-            m.attributes.get(attribute::ENCODING).as_deref(),
-            Some("base64")
-        );
+        assert_eq!(m.attributes.get(attribute::ENCODING), Some("base64"));
     }
 
     #[test]
     fn control_characters_are_base64_encoded() {
         for body in [&b"a\x00b"[..], b"a\x1bb", "a\u{FFFF}b".as_bytes()] {
             let m = message(body);
-            assert_eq!(
-                m.attributes.get(attribute::ENCODING).as_deref(),
-                Some("base64")
-            );
+            assert_eq!(m.attributes.get(attribute::ENCODING), Some("base64"));
             let decoded = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
             assert_eq!(decoded.as_deref(), Ok(body));
         }
@@ -351,7 +324,7 @@ mod tests {
         let body = "{\"deltas\": [{\"type\":\t\"caf\u{e9} \u{1F600}\"\r\n}]}";
         let m = message(body.as_bytes());
         assert_eq!(m.body, "{\"type\":\t\"caf\u{e9} \u{1F600}\"\r\n}");
-        assert_eq!(m.attributes.get(attribute::ENCODING).as_deref(), None);
+        assert_eq!(m.attributes.get(attribute::ENCODING), None);
     }
 
     #[test]
@@ -362,7 +335,7 @@ mod tests {
         );
         let m = message(body.as_bytes());
         let attributes: Vec<_> = m.attributes.iter().collect();
-        assert_eq!(attributes, [(attribute::API_VERSION, Cow::Borrowed("v3"))]);
+        assert_eq!(attributes, [(attribute::API_VERSION, "v3")]);
     }
 
     #[test]

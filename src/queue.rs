@@ -97,7 +97,7 @@ pub mod memory {
             for (position, message) in batch.iter().enumerate() {
                 if !failed.contains(&position) {
                     let attributes = message.attributes.iter();
-                    let attributes = attributes.map(|(name, value)| (name, value.into_owned()));
+                    let attributes = attributes.map(|(name, value)| (name, value.to_owned()));
                     stored.push((message.body.to_string(), attributes.collect()));
                 }
             }

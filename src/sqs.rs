@@ -134,7 +134,7 @@ fn entry(
     for (name, value) in message.attributes.iter() {
         let value = MessageAttributeValue::builder()
             .data_type(ATTRIBUTE_DATA_TYPE)
-            .string_value(value.as_ref())
+            .string_value(value)
             .build()
             .map_err(invalid)?;
         entry = entry.message_attributes(name, value);
