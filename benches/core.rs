@@ -1,13 +1,12 @@
-//! The core path (verify, split, build messages, plan batches) beside its floor: a bare
+//! The core path (verify, split, build SQS messages, plan batches) beside its floor: a bare
 //! HMAC-SHA256 of the same bytes, which no receiver can go under. `make bench` runs it and
 //! checks the budget (core within 2x the floor); `cargo test --benches` runs each once.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hmac::{Hmac, Mac};
-use nylas_webhook_sqs::batch;
-use nylas_webhook_sqs::message::{Message, QueueKind};
 use nylas_webhook_sqs::notification::split;
 use nylas_webhook_sqs::signature::{sign, Secret, Verifier};
+use nylas_webhook_sqs::sqs::{plan, Message};
 use sha2::Sha256;
 use std::hint::black_box;
 
@@ -42,10 +41,10 @@ fn core_path(verifier: &Verifier, body: &[u8], signature: &[u8]) -> usize {
     let notifications = split(body);
     let messages: Vec<Message<'_>> = notifications
         .iter()
-        .map(|n| Message::new(n, QueueKind::Standard))
+        .map(|n| Message::new(n, false))
         .collect();
-    let sizes: Vec<usize> = messages.iter().map(Message::size).collect();
-    batch::plan(&sizes).expect("the payloads fit").len()
+    let sizes: Vec<usize> = messages.iter().map(|m| m.size).collect();
+    plan(&sizes).len()
 }
 
 fn hmac_floor(body: &[u8]) -> [u8; 32] {

@@ -3,35 +3,30 @@
 //! An AWS Lambda function that receives Nylas webhooks behind API Gateway, verifies them, and
 //! forwards every notification to Amazon SQS, one message each.
 //!
-//! ## How the pieces fit
+//! ## One request, start to end
 //!
-//! A pure core, with no AWS types in it:
-//! - [`body`]: size caps, and gzip decompression (after verification) under a hard cap.
-//! - [`signature`]: `X-Nylas-Signature`, HMAC-SHA256 over the raw body, constant-time,
-//!   with an optional previous secret for rotation.
-//! - [`json`]: reads JSON in one validating pass, without building it.
-//! - [`notification`]: splits a verified body into notifications (v3: the body; v2: each
-//!   delta, byte for byte; anything else: the body, marked unknown).
-//! - [`message`]: turns a notification into an SQS message body and attributes.
-//! - [`batch`]: plans `SendMessageBatch` calls within 10 entries and 1 MiB.
-//! - [`forward`]: sends the planned batches and retries the entries SQS refused.
+//! [`handler`] takes each step in this order; nothing flows back up.
 //!
-//! Thin edges around it:
-//! - [`handler`]: a `lambda_http` request in, a response out.
-//! - [`outcome`]: every answer and its status code, in one place.
-//! - [`queue`]: the small trait the handler forwards through; [`sqs`] implements it.
-//! - [`config`] and [`logging`]: the environment in, JSON log lines out.
+//! 1. [`body`]: refuse a body over the size cap before any work.
+//! 2. [`signature`]: verify `X-Nylas-Signature` (HMAC-SHA256, constant time) over the raw
+//!    bytes, with the current and, while rotating, the previous secret.
+//! 3. [`body`]: inflate a gzip delivery under a cap, only once it is verified.
+//! 4. [`notification`]: split the body with serde_json: v3 is the body; v2 is each delta's
+//!    exact bytes; anything else is the body, marked unknown.
+//! 5. [`queue`]: deliver every notification, or fail as a whole. [`sqs`] is the implementation:
+//!    message bodies and attributes, FIFO keys, batches of 10 entries and 1 MiB, refused entries
+//!    sent again.
+//! 6. [`outcome`]: every status and reason, decided in one place.
+//! 7. [`log`]: one JSON line per request, also a CloudWatch metrics record.
 //!
-//! `main.rs` reads the configuration, builds the SQS client once and runs the handler.
+//! [`config`] reads the environment once; `main.rs` builds the AWS clients once and runs the
+//! handler. To send notifications somewhere other than SQS, implement [`queue::Queue`] and
+//! build it in `main.rs`: nothing else changes.
 
-pub mod batch;
 pub mod body;
 pub mod config;
-pub mod forward;
 pub mod handler;
-pub mod json;
-pub mod logging;
-pub mod message;
+pub mod log;
 pub mod notification;
 pub mod outcome;
 pub mod queue;

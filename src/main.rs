@@ -1,16 +1,20 @@
-//! The Lambda entry point: it only wires the pieces together.
+//! The Lambda entry point: it reads the configuration, builds the clients once and runs.
 
+use aws_config::retry::RetryConfig;
+use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
 use lambda_http::service_fn;
-use nylas_webhook_sqs::message::QueueKind;
-use nylas_webhook_sqs::{config::Config, handler::Receiver, logging, sqs::SqsQueue};
+use nylas_webhook_sqs::{config::Config, handler::Receiver, log, sqs::SqsQueue};
 use std::convert::Infallible;
 use std::process::ExitCode;
+use std::time::Duration;
 
 // A Lambda instance handles one invocation at a time: a current-thread runtime avoids the
 // cross-thread wake-ups a multi-threaded one pays for on every request.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    logging::init();
+    log::init();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
@@ -18,10 +22,31 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let kind = QueueKind::of_url(&config.queue_url);
-    let queue = SqsQueue::connect(&config);
-    let receiver = Receiver::new(config.verifier, queue, kind);
-    let receiver = &receiver;
+    let aws = aws_config::defaults(BehaviorVersion::latest())
+        // A stalled connection must not eat Nylas's 10 s: the handler's own budget
+        // (handler::QUEUE_BUDGET, 6 s) is the outer bound.
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(1))
+                .operation_attempt_timeout(Duration::from_secs(2))
+                .operation_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        // Three attempts with short backoff: AWS errors are brief, and the SDK's default
+        // first backoff (up to a second) would spend the budget waiting.
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(3)
+                .with_initial_backoff(Duration::from_millis(50))
+                .with_max_backoff(Duration::from_millis(500)),
+        )
+        // The timeouts already bound a stalled request; the stall monitor would add a
+        // throughput check to every body.
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .load()
+        .await;
+    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url);
+    let receiver = &Receiver::new(config.verifier, queue);
     let handler =
         service_fn(
             move |request| async move { Ok::<_, Infallible>(receiver.handle(request).await) },

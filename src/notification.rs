@@ -2,18 +2,17 @@
 //!
 //! - v3 (`specversion` present): the body is one notification
 //!   (<https://developer.nylas.com/docs/v3/notifications/webhooks/>).
-//! - v2 (`{"deltas": [...]}`): one notification per delta, sliced out of the body as it was.
-//!   Re-serialising would change the bytes consumers see (v2 uses `", "` separators), so
-//!   each delta is its exact slice of the body.
-//! - Anything else that was signed is still a notification: it is forwarded whole and marked
-//!   [`ApiVersion::Unknown`], never dropped.
+//! - v2 (`{"deltas": [...]}`): one notification per delta, its exact slice of the body
+//!   (serde_json's `RawValue`). Re-serialising would change the bytes consumers see: v2
+//!   writes `", "` and `": "` separators.
+//! - Anything else that was signed (another shape, invalid JSON, bytes that are not UTF-8) is
+//!   still a notification: it is forwarded whole and marked [`ApiVersion::Unknown`].
 //!
-//! The body is read once, with [`crate::json::Reader`]. The fields read for message attributes
-//! are lenient: a field of an unexpected type, or written twice, is ignored, never a reason to
-//! lose the notification.
+//! The few members read for message attributes are read leniently: a member of an unexpected
+//! type reads as absent, never as a reason to lose the notification's other attributes.
 
-use crate::json::{Invalid, Reader};
-use std::borrow::Cow;
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 /// Which Nylas payload shape a notification came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,52 +33,26 @@ impl ApiVersion {
     }
 }
 
-/// A notification's exact bytes: text when the body is UTF-8, which [`split`] checks once for
-/// the whole body, and bytes otherwise (only ever a whole body, marked unknown).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Raw<'a> {
-    Text(&'a str),
-    Binary(&'a [u8]),
-}
-
-impl<'a> Raw<'a> {
-    /// `bytes` as text if they are UTF-8.
-    pub fn of(bytes: &'a [u8]) -> Self {
-        match std::str::from_utf8(bytes) {
-            Ok(text) => Raw::Text(text),
-            Err(_) => Raw::Binary(bytes),
-        }
-    }
-
-    pub fn as_bytes(self) -> &'a [u8] {
-        match self {
-            Raw::Text(text) => text.as_bytes(),
-            Raw::Binary(bytes) => bytes,
-        }
-    }
-}
-
-/// One notification: its exact bytes and what the message attributes are made of. The
-/// attribute values borrow from the body unless they were written with escapes.
+/// One notification: its exact bytes and the members its message attributes are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification<'a> {
     /// The bytes as they stood in the body: the whole body (v3, unknown) or one delta (v2).
-    pub raw: Raw<'a>,
+    pub bytes: &'a [u8],
     pub api_version: ApiVersion,
     /// The trigger, suffixes included (`message.created.truncated`).
-    pub kind: Option<Cow<'a, str>>,
+    pub kind: Option<String>,
     /// The v3 notification id, the deduplication key. v2 deltas have none.
-    pub id: Option<Cow<'a, str>>,
+    pub id: Option<String>,
     /// The v3 `grant_id` or the v2 `account_id`.
-    pub grant_id: Option<Cow<'a, str>>,
+    pub grant_id: Option<String>,
     /// The v3 `webhook_delivery_attempt` (1 to 3).
     pub delivery_attempt: Option<u64>,
 }
 
 impl<'a> Notification<'a> {
-    fn unknown(raw: Raw<'a>) -> Self {
+    fn unknown(bytes: &'a [u8]) -> Self {
         Self {
-            raw,
+            bytes,
             api_version: ApiVersion::Unknown,
             kind: None,
             id: None,
@@ -93,167 +66,127 @@ impl<'a> Notification<'a> {
 ///
 /// A v2 body with an empty `deltas` array holds no notification and yields none.
 pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return vec![Notification::unknown(Raw::Binary(body))];
-    };
-    match read_envelope(text) {
-        Ok(Some(notifications)) => notifications,
-        Ok(None) | Err(Invalid) => vec![Notification::unknown(Raw::Text(text))],
-    }
-}
-
-/// Reads the top level of either shape in one pass; `None` when it is neither.
-fn read_envelope(text: &str) -> Result<Option<Vec<Notification<'_>>>, Invalid> {
-    let mut reader = Reader::new(text);
-    if reader.peek() != Some(b'{') {
-        return Ok(None);
-    }
-    let mut v3 = false;
-    let mut deltas = Field::Missing;
-    let mut kind = Field::Missing;
-    let mut id = Field::Missing;
-    let mut delivery_attempt = Field::Missing;
-    let mut grant_id = Field::Missing;
-    let mut object_grant_id = Field::Missing;
-    reader.object(|reader, key| {
-        match key.decode().as_deref() {
-            Some("specversion") => {
-                v3 = true;
-                reader.skip()?;
-            }
-            Some("deltas") => deltas.set(read_deltas(reader)?),
-            Some("type") => kind.set(reader.text()?),
-            Some("id") => id.set(reader.text()?),
-            Some("webhook_delivery_attempt") => delivery_attempt.set(reader.unsigned()?),
-            Some("data") => {
-                // `grant_id` is at `data.object.grant_id`, and for tracking types at
-                // `data.grant_id`.
-                reader.nested(|reader, key| {
-                    if key.is("grant_id") {
-                        grant_id.set(reader.text()?);
-                        Ok(())
-                    } else if key.is("object") {
-                        read_text_member(reader, "grant_id", &mut object_grant_id)
-                    } else {
-                        reader.skip()
-                    }
-                })?;
-            }
-            _ => reader.skip()?,
-        }
-        Ok(())
-    })?;
-    reader.finish()?;
-    if v3 {
-        return Ok(Some(vec![Notification {
-            raw: Raw::Text(text),
+    let envelope = std::str::from_utf8(body).ok().and_then(object::<Envelope>);
+    match envelope {
+        Some(v3) if v3.specversion.is_some() => vec![Notification {
+            bytes: body,
             api_version: ApiVersion::V3,
-            kind: kind.value(),
-            id: id.value(),
-            grant_id: object_grant_id.value().or(grant_id.value()),
-            delivery_attempt: delivery_attempt.value(),
-        }]));
+            kind: v3.kind,
+            id: v3.id,
+            grant_id: v3.data.and_then(Data::grant_id),
+            delivery_attempt: v3.webhook_delivery_attempt,
+        }],
+        Some(Envelope {
+            deltas: Some(deltas),
+            ..
+        }) => deltas.into_iter().map(delta).collect(),
+        _ => vec![Notification::unknown(body)],
     }
-    // A second `deltas` array would leave it unclear which holds the notifications: the
-    // body is then forwarded whole.
-    Ok(deltas.value())
 }
 
-/// Reads `deltas`: `Some` notifications if it is an array, `None` otherwise.
-fn read_deltas<'a>(reader: &mut Reader<'a>) -> Result<Option<Vec<Notification<'a>>>, Invalid> {
-    if reader.peek() != Some(b'[') {
-        return reader.skip().map(|()| None);
+/// A v2 delta: its bytes, and its `type` and `object_data.account_id` when it is an object
+/// that has them.
+fn delta(raw: &RawValue) -> Notification<'_> {
+    let fields = object::<Delta>(raw.get()).unwrap_or_default();
+    Notification {
+        api_version: ApiVersion::V2,
+        kind: fields.kind,
+        grant_id: fields.object_data.and_then(|o| o.account_id),
+        ..Notification::unknown(raw.get().as_bytes())
     }
-    let mut deltas = Vec::new();
-    reader.array(|reader| {
-        let (raw, (kind, account_id)) = reader.spanned(read_delta)?;
-        deltas.push(Notification {
-            raw: Raw::Text(raw),
-            api_version: ApiVersion::V2,
-            kind,
-            id: None,
-            grant_id: account_id,
-            delivery_attempt: None,
-        });
-        Ok(())
-    })?;
-    Ok(Some(deltas))
 }
 
-type Text<'a> = Option<Cow<'a, str>>;
-
-/// Reads one delta's `type` and `object_data.account_id`. A delta of any JSON type is still a
-/// notification; it just has no attributes.
-fn read_delta<'a>(reader: &mut Reader<'a>) -> Result<(Text<'a>, Text<'a>), Invalid> {
-    let mut kind = Field::Missing;
-    let mut account_id = Field::Missing;
-    reader.nested(|reader, key| {
-        if key.is("type") {
-            kind.set(reader.text()?);
-            Ok(())
-        } else if key.is("object_data") {
-            read_text_member(reader, "account_id", &mut account_id)
-        } else {
-            reader.skip()
-        }
-    })?;
-    Ok((kind.value(), account_id.value()))
+/// The top level of either shape. A member named twice makes the body another shape (serde
+/// refuses it): either value could be the one Nylas meant.
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    specversion: Option<serde::de::IgnoredAny>,
+    #[serde(default, borrow, deserialize_with = "lenient")]
+    deltas: Option<Vec<&'a RawValue>>,
+    #[serde(default, rename = "type", deserialize_with = "lenient")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    id: Option<String>,
+    #[serde(default, deserialize_with = "lenient")]
+    webhook_delivery_attempt: Option<u64>,
+    #[serde(default, deserialize_with = "lenient_object")]
+    data: Option<Data>,
 }
 
-/// Reads a value that, when it is an object, may hold the text member `name`: into `field`.
-fn read_text_member<'a>(
-    reader: &mut Reader<'a>,
-    name: &str,
-    field: &mut Field<Cow<'a, str>>,
-) -> Result<(), Invalid> {
-    reader.nested(|reader, key| {
-        if key.is(name) {
-            field.set(reader.text()?);
-            Ok(())
-        } else {
-            reader.skip()
-        }
-    })
+/// v3 `data`: `grant_id` is at `data.object.grant_id`, and for tracking types at
+/// `data.grant_id`.
+#[derive(Deserialize)]
+struct Data {
+    #[serde(default, deserialize_with = "lenient")]
+    grant_id: Option<String>,
+    #[serde(default, deserialize_with = "lenient_object")]
+    object: Option<Object>,
 }
 
-/// A field read leniently: a value of an unexpected type reads as `None`, and so does a key
-/// written twice, since either value could be the one Nylas meant.
-enum Field<T> {
-    Missing,
-    Found(Option<T>),
-    Repeated,
-}
-
-impl<T> Field<T> {
-    fn set(&mut self, value: Option<T>) {
-        *self = match self {
-            Field::Missing => Field::Found(value),
-            Field::Found(_) | Field::Repeated => Field::Repeated,
-        };
+impl Data {
+    fn grant_id(self) -> Option<String> {
+        self.object.and_then(|o| o.grant_id).or(self.grant_id)
     }
+}
 
-    fn value(self) -> Option<T> {
-        match self {
-            Field::Found(value) => value,
-            Field::Missing | Field::Repeated => None,
-        }
-    }
+#[derive(Deserialize)]
+struct Object {
+    #[serde(default, deserialize_with = "lenient")]
+    grant_id: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Delta {
+    #[serde(default, rename = "type", deserialize_with = "lenient")]
+    kind: Option<String>,
+    #[serde(default, deserialize_with = "lenient_object")]
+    object_data: Option<ObjectData>,
+}
+
+#[derive(Deserialize)]
+struct ObjectData {
+    #[serde(default, deserialize_with = "lenient")]
+    account_id: Option<String>,
+}
+
+/// Reads JSON text as `T` when it is an object. (serde would also read a struct from an array,
+/// by position.)
+fn object<'a, T: Deserialize<'a>>(text: &'a str) -> Option<T> {
+    let is_object = text.trim_start().starts_with('{');
+    is_object.then(|| serde_json::from_str(text).ok()).flatten()
+}
+
+/// Reads a member as `T`, or as `None` when it holds something else: the member is taken as
+/// raw JSON first, so a surprise inside it stays inside it.
+fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let raw = <&'de RawValue>::deserialize(deserializer)?;
+    Ok(serde_json::from_str(raw.get()).ok())
+}
+
+/// [`lenient`], for a member that should be an object.
+fn lenient_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Ok(object(<&'de RawValue>::deserialize(deserializer)?.get()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn raw_str<'a>(n: &Notification<'a>) -> &'a str {
-        match n.raw {
-            Raw::Text(text) => text,
-            Raw::Binary(_) => panic!("test bodies are UTF-8"),
-        }
-    }
-
     /// What `split` gives for a body it forwards whole, marked unknown.
     fn whole(body: &[u8]) -> Vec<Notification<'_>> {
-        vec![Notification::unknown(Raw::of(body))]
+        vec![Notification::unknown(body)]
+    }
+
+    fn text<'a>(n: &Notification<'a>) -> &'a str {
+        std::str::from_utf8(n.bytes).expect("test bodies are UTF-8")
     }
 
     const V3_MESSAGE: &str = r#"{"specversion":"1.0","type":"message.created","source":"/google/emails/realtime","id":"Kkx2ZTZ0","time":1717162394,"webhook_delivery_attempt":2,"data":{"application_id":"a796","object":{"grant_id":"4c22","id":"m1","subject":"Hello"}}}"#;
@@ -262,7 +195,7 @@ mod tests {
     fn v3_body_is_one_notification_with_its_exact_bytes() {
         let found = split(V3_MESSAGE.as_bytes());
         assert_eq!(found.len(), 1);
-        assert_eq!(found[0].raw.as_bytes(), V3_MESSAGE.as_bytes());
+        assert_eq!(found[0].bytes, V3_MESSAGE.as_bytes());
         assert_eq!(found[0].api_version, ApiVersion::V3);
     }
 
@@ -281,6 +214,13 @@ mod tests {
         let n = &split(body.as_bytes())[0];
         assert_eq!(n.grant_id.as_deref(), Some("g9"));
         assert_eq!(n.kind.as_deref(), Some("message.opened.legacy"));
+    }
+
+    #[test]
+    fn v3_object_grant_id_wins_over_data_grant_id() {
+        let body =
+            r#"{"specversion":"1.0","data":{"grant_id":"outer","object":{"grant_id":"inner"}}}"#;
+        assert_eq!(split(body.as_bytes())[0].grant_id.as_deref(), Some("inner"));
     }
 
     #[test]
@@ -303,11 +243,33 @@ mod tests {
     }
 
     #[test]
+    fn v3_unexpected_type_deep_inside_keeps_the_other_attributes() {
+        let body =
+            r#"{"specversion":"1.0","type":"t","id":"n","data":{"object":{"grant_id":["g"]}}}"#;
+        let n = &split(body.as_bytes())[0];
+        assert_eq!((n.kind.as_deref(), n.id.as_deref()), (Some("t"), Some("n")));
+        assert_eq!(n.grant_id, None);
+    }
+
+    #[test]
     fn v3_escaped_strings_are_unescaped_in_attributes() {
         let body = r#"{"specversion":"1.0","type":"grant.\u0064eleted","id":"a\"b"}"#;
         let n = &split(body.as_bytes())[0];
         assert_eq!(n.kind.as_deref(), Some("grant.deleted"));
         assert_eq!(n.id.as_deref(), Some("a\"b"));
+    }
+
+    #[test]
+    fn v3_nested_deeper_than_serde_json_recurses_is_still_v3() {
+        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+        let body = format!(r#"{{"specversion":"1.0","type":"t","data":{deep}}}"#);
+        let found = split(body.as_bytes());
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[0].bytes.as_ptr_range(),
+            body.as_bytes().as_ptr_range()
+        );
+        assert_eq!(found[0].kind.as_deref(), Some("t"));
     }
 
     #[test]
@@ -317,8 +279,8 @@ mod tests {
         let body = format!("{{\"deltas\": [{first},\r\n  {second}  ]}}");
         let found = split(body.as_bytes());
         assert_eq!(found.len(), 2);
-        assert_eq!(raw_str(&found[0]), first);
-        assert_eq!(raw_str(&found[1]), second);
+        assert_eq!(text(&found[0]), first);
+        assert_eq!(text(&found[1]), second);
         assert!(found.iter().all(|n| n.api_version == ApiVersion::V2));
         assert_eq!(found[0].kind.as_deref(), Some("message.created"));
         assert_eq!(found[0].grant_id.as_deref(), Some("acc1"));
@@ -329,10 +291,11 @@ mod tests {
 
     #[test]
     fn v2_delta_of_any_json_type_is_still_forwarded() {
-        let body = r#"{"deltas":[1,"two",null,{"type":{"x":1}}]}"#;
+        let body = r#"{"deltas":[1,"two",null,{"type":{"x":1}},["t",{"account_id":"a"}]]}"#;
         let found = split(body.as_bytes());
-        let raws: Vec<_> = found.iter().map(raw_str).collect();
-        assert_eq!(raws, ["1", "\"two\"", "null", r#"{"type":{"x":1}}"#]);
+        let raws: Vec<_> = found.iter().map(text).collect();
+        let array = r#"["t",{"account_id":"a"}]"#;
+        assert_eq!(raws, ["1", "\"two\"", "null", r#"{"type":{"x":1}}"#, array]);
         assert!(found.iter().all(|n| n.kind.is_none()));
     }
 
@@ -341,7 +304,7 @@ mod tests {
         let body = r#"{"deltas":[{"type":"a","type":"b"}]}"#;
         let found = split(body.as_bytes());
         assert_eq!(found.len(), 1);
-        assert_eq!(raw_str(&found[0]), r#"{"type":"a","type":"b"}"#);
+        assert_eq!(text(&found[0]), r#"{"type":"a","type":"b"}"#);
         assert_eq!(found[0].kind, None);
     }
 
@@ -370,6 +333,7 @@ mod tests {
             b"\"text\"",
             b"{\"deltas\":{}}",
             b"{}",
+            br#"{"deltas":[1],"deltas":[2]}"#,
         ] {
             assert_eq!(split(body), whole(body));
         }
@@ -382,11 +346,18 @@ mod tests {
     }
 
     #[test]
-    fn body_nested_past_the_reader_limit_is_forwarded_whole_as_unknown() {
-        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        let body = format!(r#"{{"specversion":"1.0","type":"t","data":{deep}}}"#);
-        let found = split(body.as_bytes());
-        assert_eq!(found, whole(body.as_bytes()));
+    fn deeply_nested_body_is_forwarded_whole_as_unknown() {
+        let arrays = "[".repeat(10_000) + &"]".repeat(10_000);
+        let objects = r#"{"a":"#.repeat(10_000) + "1" + &"}".repeat(10_000);
+        for body in [arrays, objects] {
+            let found = split(body.as_bytes());
+            assert_eq!(found.len(), 1);
+            assert_eq!(found[0].api_version, ApiVersion::Unknown);
+            assert_eq!(
+                found[0].bytes.as_ptr_range(),
+                body.as_bytes().as_ptr_range()
+            );
+        }
     }
 
     #[test]

@@ -5,9 +5,8 @@
 //! so a failure to store is 503, and only requests that are not from Nylas, or that can
 //! never be stored, get a 4xx.
 
-use crate::batch::TooLarge;
 use crate::body::BodyError;
-use crate::forward::ForwardError;
+use crate::queue::QueueError;
 use crate::signature::SignatureError;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
@@ -34,21 +33,10 @@ pub enum Rejection {
     BodyTooLarge(#[from] BodyError),
     #[error(transparent)]
     Signature(#[from] SignatureError),
-    #[error("{0}: it can never be stored, so it is refused")]
-    TooLarge(TooLarge),
-    #[error("not every notification reached the queue, so Nylas will retry: {0}")]
-    QueueFailed(ForwardError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("the queue did not take every notification within {0:?}, so Nylas will retry")]
     QueueTimedOut(Duration),
-}
-
-impl From<ForwardError> for Rejection {
-    fn from(error: ForwardError) -> Self {
-        match error {
-            ForwardError::TooLarge(too_large) => Rejection::TooLarge(too_large),
-            other => Rejection::QueueFailed(other),
-        }
-    }
 }
 
 impl Rejection {
@@ -60,9 +48,23 @@ impl Rejection {
             Rejection::BodyTooLarge(_) => "body_too_large",
             Rejection::Signature(SignatureError::Missing) => "missing_signature",
             Rejection::Signature(_) => "invalid_signature",
-            Rejection::TooLarge(_) => "notification_too_large",
-            Rejection::QueueFailed(_) => "queue_failed",
+            Rejection::Queue(QueueError::TooLarge { .. }) => "notification_too_large",
+            Rejection::Queue(QueueError::Refused(_)) => "queue_refused",
+            Rejection::Queue(_) => "queue_failed",
             Rejection::QueueTimedOut(_) => "queue_timed_out",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Rejection::MissingChallenge => StatusCode::BAD_REQUEST,
+            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::Signature(SignatureError::Missing) => StatusCode::UNAUTHORIZED,
+            Rejection::Signature(_) => StatusCode::FORBIDDEN,
+            Rejection::BodyTooLarge(_) | Rejection::Queue(QueueError::TooLarge { .. }) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            Rejection::Queue(_) | Rejection::QueueTimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -71,18 +73,7 @@ impl Outcome {
     pub fn status(&self) -> StatusCode {
         match self {
             Outcome::Challenged(_) | Outcome::Forwarded => StatusCode::OK,
-            Outcome::Rejected(rejection) => match rejection {
-                Rejection::MissingChallenge => StatusCode::BAD_REQUEST,
-                Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-                Rejection::Signature(SignatureError::Missing) => StatusCode::UNAUTHORIZED,
-                Rejection::Signature(_) => StatusCode::FORBIDDEN,
-                Rejection::BodyTooLarge(_) | Rejection::TooLarge(_) => {
-                    StatusCode::PAYLOAD_TOO_LARGE
-                }
-                Rejection::QueueFailed(_) | Rejection::QueueTimedOut(_) => {
-                    StatusCode::SERVICE_UNAVAILABLE
-                }
-            },
+            Outcome::Rejected(rejection) => rejection.status(),
         }
     }
 

@@ -1,24 +1,48 @@
-//! The queue notifications are forwarded to, as a small trait: SQS in production
-//! ([`crate::sqs::SqsQueue`]), an in-memory queue in unit tests.
+//! Where notifications go, as one small trait: deliver these notifications, all of them or
+//! fail. [`crate::sqs::SqsQueue`] is the implementation the function runs with; to send
+//! somewhere else, implement [`Queue`] for it and build it in `main.rs`.
 
-use crate::message::Message;
+use crate::notification::Notification;
 use std::future::Future;
 
-/// Why a whole `SendMessageBatch` call failed. The text comes from the queue service (an
-/// error code and its message), never from the notifications.
+/// Why not every notification of a request reached the queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct QueueError(pub String);
+pub enum QueueError {
+    /// The service failed or could not be reached. The text comes from the service (an error
+    /// code and its message), never from the notifications.
+    #[error("the queue failed: {0}")]
+    Unavailable(String),
+    #[error("{failed} notifications were still refused after {attempts} attempts")]
+    StillRefused { failed: usize, attempts: u32 },
+    /// The queue refused a notification for a reason that sending it again cannot fix.
+    #[error(
+        "the queue refused a notification ({0}): check the queue's settings and the \
+         function's permissions"
+    )]
+    Refused(String),
+    /// A notification over what the queue can ever take; the others were delivered.
+    #[error("notification {index} is {size} bytes, over the queue's limit of {limit}")]
+    TooLarge {
+        index: usize,
+        size: usize,
+        limit: usize,
+    },
+}
 
-/// Something that stores batches of messages.
+/// What delivering took, for the log line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Notifications the queue refused at first and took on a later attempt.
+    pub retried: usize,
+}
+
+/// Something that stores notifications.
 pub trait Queue {
-    /// Sends one batch (at most 10 messages and 1 MiB, as planned by [`crate::batch::plan`]).
-    /// Returns the positions in `batch` of the entries that were not stored; an error means
-    /// the call failed as a whole.
-    fn send_batch(
+    /// Stores every notification, or fails: `Ok` means all of them are in the queue.
+    fn deliver(
         &self,
-        batch: &[&Message<'_>],
-    ) -> impl Future<Output = Result<Vec<usize>, QueueError>> + Send;
+        notifications: &[Notification<'_>],
+    ) -> impl Future<Output = Result<Delivered, QueueError>> + Send;
 }
 
 #[cfg(test)]
@@ -29,28 +53,31 @@ pub mod memory {
     use std::collections::VecDeque;
     use std::sync::Mutex;
 
-    /// What the next call to `send_batch` does.
+    /// What the next call to `deliver` does.
     #[derive(Debug, Clone)]
     pub enum Reply {
-        /// Store every entry.
+        /// Store every notification.
         Accept,
-        /// Fail the call as a whole.
-        Fail,
-        /// Store every entry but those at these positions.
-        FailEntries(Vec<usize>),
+        /// Fail as a whole, storing nothing.
+        Fail(QueueError),
         /// Never answer.
         Hang,
     }
 
-    /// A stored message's attributes, by name.
-    pub type StoredAttributes = Vec<(&'static str, String)>;
+    /// A stored notification, owned.
+    #[derive(Debug, Clone, PartialEq, Eq)]
+    pub struct Stored {
+        pub bytes: Vec<u8>,
+        pub kind: Option<String>,
+        pub id: Option<String>,
+        pub grant_id: Option<String>,
+    }
 
-    /// Stores message bodies and attributes; follows scripted replies, then accepts.
+    /// Stores notifications; follows scripted replies, then accepts.
     #[derive(Debug, Default)]
     pub struct MemoryQueue {
         replies: Mutex<VecDeque<Reply>>,
-        stored: Mutex<Vec<(String, StoredAttributes)>>,
-        calls: Mutex<Vec<usize>>,
+        stored: Mutex<Vec<Stored>>,
     }
 
     impl MemoryQueue {
@@ -61,47 +88,40 @@ pub mod memory {
             }
         }
 
-        pub fn bodies(&self) -> Vec<String> {
-            let stored = self.stored.lock().expect("no test panics holding the lock");
-            stored.iter().map(|(body, _)| body.clone()).collect()
-        }
-
-        pub fn attributes(&self) -> Vec<StoredAttributes> {
-            let stored = self.stored.lock().expect("no test panics holding the lock");
-            stored
-                .iter()
-                .map(|(_, attributes)| attributes.clone())
-                .collect()
-        }
-
-        /// The number of entries in each call, in order.
-        pub fn calls(&self) -> Vec<usize> {
-            self.calls
+        pub fn stored(&self) -> Vec<Stored> {
+            self.stored
                 .lock()
-                .expect("no test panics holding the lock")
+                .expect("no test panics holding it")
                 .clone()
+        }
+
+        /// The stored notifications' bytes, as text.
+        pub fn bodies(&self) -> Vec<String> {
+            let stored = self.stored();
+            let text = |s: &Stored| String::from_utf8_lossy(&s.bytes).into_owned();
+            stored.iter().map(text).collect()
         }
     }
 
     impl Queue for MemoryQueue {
-        async fn send_batch(&self, batch: &[&Message<'_>]) -> Result<Vec<usize>, QueueError> {
-            self.calls.lock().expect("no panics").push(batch.len());
+        async fn deliver(
+            &self,
+            notifications: &[Notification<'_>],
+        ) -> Result<Delivered, QueueError> {
             let reply = self.replies.lock().expect("no panics").pop_front();
-            let failed = match reply.unwrap_or(Reply::Accept) {
-                Reply::Accept => vec![],
-                Reply::Fail => return Err(QueueError("scripted failure".to_owned())),
-                Reply::FailEntries(failed) => failed,
+            match reply.unwrap_or(Reply::Accept) {
+                Reply::Accept => {}
+                Reply::Fail(error) => return Err(error),
                 Reply::Hang => std::future::pending().await,
-            };
-            let mut stored = self.stored.lock().expect("no panics");
-            for (position, message) in batch.iter().enumerate() {
-                if !failed.contains(&position) {
-                    let attributes = message.attributes.iter();
-                    let attributes = attributes.map(|(name, value)| (name, value.to_owned()));
-                    stored.push((message.body.to_string(), attributes.collect()));
-                }
             }
-            Ok(failed)
+            let mut stored = self.stored.lock().expect("no panics");
+            stored.extend(notifications.iter().map(|n| Stored {
+                bytes: n.bytes.to_vec(),
+                kind: n.kind.clone(),
+                id: n.id.clone(),
+                grant_id: n.grant_id.clone(),
+            }));
+            Ok(Delivered::default())
         }
     }
 }

@@ -1,143 +1,608 @@
-//! The SQS edge: [`Queue`] over `SendMessageBatch`.
+//! The SQS implementation of [`Queue`], and every SQS rule in one place: what a message body
+//! may hold, the message attributes, FIFO keys, `SendMessageBatch`'s 10 entries and 1 MiB,
+//! and which refused entries are worth sending again. A fork that sends elsewhere replaces
+//! this file.
 //!
-//! The client is built once, in `main`, and reused for every invocation. Its timeouts keep
-//! a stalled connection from eating Nylas's 10 s: the handler's own budget
-//! ([`crate::handler::QUEUE_BUDGET`]) is the outer bound.
-//!
-//! TLS trusts only the roots SQS's certificates are issued under (Amazon Trust Services,
-//! <https://www.amazontrust.com/repository/>). Reading and parsing the system's whole store,
-//! as the SDK does by default, was half the function's CPU time from start to first
-//! response (`perf`, docs/performance.md). Setting `SSL_CERT_FILE` or `SSL_CERT_DIR` (for an
-//! endpoint whose certificate another CA issued) trusts the system's store, or the one named.
+//! Limits: <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
 
-use crate::config::Config;
-use crate::message::{Message, ATTRIBUTE_DATA_TYPE};
-use crate::queue::{Queue, QueueError};
-use aws_config::environment::credentials::EnvironmentVariableCredentialsProvider;
-use aws_sdk_sqs::config::retry::RetryConfig;
-use aws_sdk_sqs::config::timeout::TimeoutConfig;
-use aws_sdk_sqs::config::SharedHttpClient;
-use aws_sdk_sqs::config::StalledStreamProtectionConfig;
-use aws_sdk_sqs::config::{BehaviorVersion, Region};
+use crate::notification::{ApiVersion, Notification};
+use crate::queue::{Delivered, Queue, QueueError};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
-use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
-use std::collections::HashSet;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::future::Future;
+use std::ops::Range;
 use std::time::Duration;
 
-/// An SQS queue, by URL.
+/// Most entries in one `SendMessageBatch` call.
+pub const MAX_ENTRIES: usize = 10;
+/// Most bytes in one message, and in one `SendMessageBatch` call, attributes included.
+pub const MAX_BYTES: usize = 1_048_576;
+
+/// Message attribute names. Consumers filter and deduplicate on these.
+pub mod attribute {
+    pub const API_VERSION: &str = "nylas-api-version";
+    pub const TYPE: &str = "nylas-type";
+    pub const ID: &str = "nylas-id";
+    pub const GRANT_ID: &str = "nylas-grant-id";
+    pub const DELIVERY_ATTEMPT: &str = "nylas-delivery-attempt";
+    pub const ENCODING: &str = "nylas-encoding";
+}
+
+/// The SQS data type of every attribute this function sets.
+const STRING: &str = "String";
+
+/// Longest attribute value copied from a notification; a longer one is left out (the body
+/// still carries it) so attributes never crowd the body out of SQS's 1 MiB.
+const MAX_ATTRIBUTE_VALUE: usize = 256;
+
+/// `MessageGroupId` of notifications that name no grant or account.
+const NO_GRANT_GROUP: &str = "no-grant";
+
+/// One SQS message, ready to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message<'a> {
+    pub body: Cow<'a, str>,
+    /// String attributes, as (name, value).
+    pub attributes: Vec<(&'static str, Cow<'a, str>)>,
+    /// Set when the queue is FIFO.
+    pub fifo: Option<FifoKeys>,
+    /// What SQS counts against its 1 MiB: the body and each attribute's name, type and value.
+    pub size: usize,
+}
+
+/// What a FIFO queue needs on every message
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-exactly-once-processing.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoKeys {
+    /// The grant (v3) or account (v2): notifications of one mailbox stay in order.
+    pub group_id: String,
+    /// The v3 notification id, or the SHA-256 of the notification's bytes: a retried
+    /// delivery within SQS's 5-minute window is stored once.
+    pub deduplication_id: String,
+}
+
+impl<'a> Message<'a> {
+    /// The message for `notification`. SQS bodies may hold only XML characters: bytes that
+    /// are not such text are sent base64-encoded, marked `nylas-encoding: base64`.
+    pub fn new(notification: &'a Notification<'a>, fifo: bool) -> Self {
+        let text = std::str::from_utf8(notification.bytes).ok();
+        let (body, encoding) = match text.filter(|t| is_sqs_text(t)) {
+            Some(text) => (Cow::Borrowed(text), None),
+            None => {
+                let encoded = base64::engine::general_purpose::STANDARD.encode(notification.bytes);
+                (Cow::Owned(encoded), Some("base64"))
+            }
+        };
+        let n = notification;
+        let attempt = n.delivery_attempt.map(|a| a.to_string());
+        let attributes = [
+            (attribute::API_VERSION, Some(n.api_version.as_str().into())),
+            (attribute::TYPE, n.kind.as_deref().map(Cow::Borrowed)),
+            (attribute::ID, n.id.as_deref().map(Cow::Borrowed)),
+            (
+                attribute::GRANT_ID,
+                n.grant_id.as_deref().map(Cow::Borrowed),
+            ),
+            (attribute::DELIVERY_ATTEMPT, attempt.map(Cow::Owned)),
+            (attribute::ENCODING, encoding.map(Cow::Borrowed)),
+        ];
+        let attributes: Vec<_> = attributes
+            .into_iter()
+            .filter_map(|(name, value)| Some((name, value.filter(|v| is_attribute_value(v))?)))
+            .collect();
+        let size = body.len()
+            + attributes
+                .iter()
+                .map(|(name, value)| name.len() + STRING.len() + value.len())
+                .sum::<usize>();
+        Self {
+            body,
+            attributes,
+            fifo: fifo.then(|| FifoKeys::of(notification)),
+            size,
+        }
+    }
+}
+
+impl FifoKeys {
+    fn of(notification: &Notification<'_>) -> Self {
+        let group_id = notification.grant_id.as_deref().filter(|id| is_fifo_id(id));
+        let v3_id = match notification.api_version {
+            ApiVersion::V3 => notification.id.as_deref().filter(|id| is_fifo_id(id)),
+            ApiVersion::V2 | ApiVersion::Unknown => None,
+        };
+        Self {
+            group_id: group_id.unwrap_or(NO_GRANT_GROUP).to_owned(),
+            deduplication_id: v3_id.map_or_else(
+                || hex::encode(Sha256::digest(notification.bytes)),
+                str::to_owned,
+            ),
+        }
+    }
+}
+
+/// Whether SQS takes `text` as it is: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+/// #x10000-#x10FFFF` (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
+fn is_sqs_text(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(c, '\t' | '\n' | '\r' | ' '..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+    })
+}
+
+/// SQS takes 1 to 128 of the ASCII letters, digits and punctuation as FIFO ids.
+fn is_fifo_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// SQS refuses empty string attributes, and their values must be text as bodies are.
+fn is_attribute_value(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_ATTRIBUTE_VALUE && is_sqs_text(value)
+}
+
+/// Groups messages of the given sizes, in order, into batches of at most [`MAX_ENTRIES`]
+/// and [`MAX_BYTES`], each as full as the limits allow. Every size must be within
+/// [`MAX_BYTES`].
+pub fn plan(sizes: &[usize]) -> Vec<Range<usize>> {
+    let mut batches = Vec::with_capacity(sizes.len().div_ceil(MAX_ENTRIES));
+    let (mut start, mut bytes) = (0, 0);
+    for (index, &size) in sizes.iter().enumerate() {
+        if index - start == MAX_ENTRIES || bytes + size > MAX_BYTES {
+            batches.push(start..index);
+            (start, bytes) = (index, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        batches.push(start..sizes.len());
+    }
+    batches
+}
+
+/// How often and how patiently refused entries are sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retry {
+    /// Attempts per batch, the first included.
+    pub attempts: u32,
+    /// Wait before the second attempt; it doubles for each one after.
+    pub backoff: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self {
+            attempts: 3,
+            backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// An entry SQS did not store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Its position in the batch sent.
+    pub position: usize,
+    /// SQS blames the request (`SenderFault`): sending it again cannot help.
+    pub sender_fault: bool,
+    pub code: String,
+}
+
+/// Sends `batch` with `send`, then sends again what SQS refused for a passing reason
+/// (throttling, an internal error), with backoff. Returns how many entries were sent again.
+async fn send_with_retries<'m, F, Fut>(
+    batch: &[&'m Message<'m>],
+    retry: Retry,
+    send: F,
+) -> Result<usize, QueueError>
+where
+    F: Fn(Vec<&'m Message<'m>>) -> Fut,
+    Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
+{
+    let mut pending = batch.to_vec();
+    let (mut retried, mut backoff) = (0, retry.backoff);
+    for attempt in 1.. {
+        let refused = send(pending.clone()).await?;
+        if let Some(fault) = refused.iter().find(|r| r.sender_fault) {
+            return Err(QueueError::Refused(fault.code.clone()));
+        }
+        if refused.is_empty() {
+            break;
+        }
+        if attempt >= retry.attempts {
+            let (failed, attempts) = (refused.len(), retry.attempts);
+            return Err(QueueError::StillRefused { failed, attempts });
+        }
+        pending = refused
+            .iter()
+            .filter_map(|r| pending.get(r.position).copied())
+            .collect();
+        retried += pending.len();
+        tokio::time::sleep(backoff).await;
+        backoff *= 2;
+    }
+    Ok(retried)
+}
+
+/// An SQS queue, by URL. FIFO when the URL says so: SQS requires FIFO queue names to end
+/// in `.fifo`.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
+    fifo: bool,
+    retry: Retry,
 }
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: String) -> Self {
-        Self { client, queue_url }
-    }
-
-    /// Builds the client from the configuration, with credentials from the environment
-    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), as Lambda sets
-    /// them. Building it this way, rather than with aws-config's full default chain, skips
-    /// the probing of profile files and metadata endpoints at every cold start.
-    pub fn connect(config: &Config) -> Self {
-        let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_secs(1))
-            .operation_attempt_timeout(Duration::from_secs(2))
-            .operation_timeout(Duration::from_secs(5))
-            .build();
-        // Three attempts with short backoff: the whole budget is 6 s, and SQS errors are
-        // brief. (The SDK's default first backoff is up to a second.)
-        let retries = RetryConfig::standard()
-            .with_max_attempts(3)
-            .with_initial_backoff(Duration::from_millis(50))
-            .with_max_backoff(Duration::from_millis(500));
-        let mut sqs = aws_sdk_sqs::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .http_client(https_client(trust_store(config.system_roots)))
-            .region(Region::new(config.region.clone()))
-            .credentials_provider(EnvironmentVariableCredentialsProvider::new())
-            .retry_config(retries)
-            .timeout_config(timeouts)
-            // The timeouts above already bound a stalled request; the SDK's own stall watch
-            // adds a throughput monitor to every body, which cost CPU on every invocation.
-            .stalled_stream_protection(StalledStreamProtectionConfig::disabled());
-        if let Some(endpoint) = &config.sqs_endpoint {
-            sqs = sqs.endpoint_url(endpoint);
+        Self {
+            client,
+            fifo: queue_url.ends_with(".fifo"),
+            queue_url,
+            retry: Retry::default(),
         }
-        Self::new(Client::from_conf(sqs.build()), config.queue_url.clone())
     }
-}
 
-/// Amazon Root CA 1 to 4 and Starfield Services Root CA G2, as the ca-certificates package
-/// ships them (PEM).
-const AMAZON_ROOTS: &[u8] = include_bytes!("aws-roots.pem");
-
-/// Amazon's roots, or the system's when `system_roots` is set.
-fn trust_store(system_roots: bool) -> TrustStore {
-    if system_roots {
-        TrustStore::default()
-    } else {
-        TrustStore::empty().with_pem_certificate(AMAZON_ROOTS)
-    }
-}
-
-/// The SDK's own HTTPS client (hyper, rustls with aws-lc), trusting the roots in `trust`.
-pub fn https_client(trust: TrustStore) -> SharedHttpClient {
-    let context = TlsContext::builder().with_trust_store(trust).build();
-    let builder = aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc));
-    match context {
-        Ok(context) => builder.tls_context(context).build_https(),
-        // Building a context only stores its settings; should that change, keep the defaults.
-        Err(_) => builder.build_https(),
-    }
-}
-
-impl Queue for SqsQueue {
-    async fn send_batch(&self, batch: &[&Message<'_>]) -> Result<Vec<usize>, QueueError> {
+    /// One `SendMessageBatch` call; an entry's id is its position in the batch.
+    async fn send_batch(&self, batch: Vec<&Message<'_>>) -> Result<Vec<Refusal>, QueueError> {
         let entries = batch
             .iter()
             .enumerate()
-            .map(|(position, message)| entry(position, message))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(position, message)| entry(position, message));
         let output = self
             .client
             .send_message_batch()
             .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
+            .set_entries(Some(entries.collect::<Result<_, _>>()?))
             .send()
             .await
-            .map_err(|error| QueueError(DisplayErrorContext(&error).to_string()))?;
-        // Whatever SQS did not list as successful is not in the queue, whether or not it
-        // was listed as failed.
-        let stored: HashSet<&str> = output.successful().iter().map(|s| s.id()).collect();
+            .map_err(|error| QueueError::Unavailable(DisplayErrorContext(&error).to_string()))?;
+        // SQS answers 200 even when entries failed. Whatever it did not list as successful is
+        // not in the queue, whether or not it was listed as failed.
+        let refusal = |position: usize| {
+            let id = position.to_string();
+            let failed = output.failed().iter().find(|f| f.id() == id);
+            Refusal {
+                position,
+                sender_fault: failed.is_some_and(|f| f.sender_fault()),
+                code: failed.map_or("NotListed", |f| f.code()).to_owned(),
+            }
+        };
+        let stored = |position: &usize| {
+            let id = position.to_string();
+            output.successful().iter().any(|s| s.id() == id)
+        };
         Ok((0..batch.len())
-            .filter(|position| !stored.contains(position.to_string().as_str()))
+            .filter(|p| !stored(p))
+            .map(refusal)
             .collect())
     }
 }
 
-/// One batch entry; its id is its position in the batch, which SQS echoes back.
+impl Queue for SqsQueue {
+    /// Sends every message that fits in SQS, then reports the first that does not: only what
+    /// can never be stored is left out.
+    async fn deliver(&self, notifications: &[Notification<'_>]) -> Result<Delivered, QueueError> {
+        let messages: Vec<Message<'_>> = notifications
+            .iter()
+            .map(|n| Message::new(n, self.fifo))
+            .collect();
+        let too_large = messages.iter().position(|m| m.size > MAX_BYTES);
+        let fitting: Vec<&Message<'_>> = messages.iter().filter(|m| m.size <= MAX_BYTES).collect();
+        let sizes: Vec<usize> = fitting.iter().map(|m| m.size).collect();
+        let mut delivered = Delivered::default();
+        for range in plan(&sizes) {
+            let send = |batch| self.send_batch(batch);
+            delivered.retried += send_with_retries(&fitting[range], self.retry, send).await?;
+        }
+        match too_large {
+            Some(index) => Err(QueueError::TooLarge {
+                index,
+                size: messages[index].size,
+                limit: MAX_BYTES,
+            }),
+            None => Ok(delivered),
+        }
+    }
+}
+
 fn entry(
     position: usize,
     message: &Message<'_>,
 ) -> Result<SendMessageBatchRequestEntry, QueueError> {
-    let invalid = |error: aws_sdk_sqs::error::BuildError| QueueError(error.to_string());
+    let invalid = |error: aws_sdk_sqs::error::BuildError| QueueError::Refused(error.to_string());
     let mut entry = SendMessageBatchRequestEntry::builder()
         .id(position.to_string())
         .message_body(message.body.as_ref())
         .set_message_group_id(message.fifo.as_ref().map(|f| f.group_id.clone()))
         .set_message_deduplication_id(message.fifo.as_ref().map(|f| f.deduplication_id.clone()));
-    for (name, value) in message.attributes.iter() {
+    for (name, value) in &message.attributes {
         let value = MessageAttributeValue::builder()
-            .data_type(ATTRIBUTE_DATA_TYPE)
-            .string_value(value)
+            .data_type(STRING)
+            .string_value(value.as_ref())
             .build()
             .map_err(invalid)?;
-        entry = entry.message_attributes(name, value);
+        entry = entry.message_attributes(*name, value);
     }
     entry.build().map_err(invalid)
+}
+
+#[cfg(test)]
+#[allow(clippy::single_range_in_vec_init)] // a plan of one batch is a Vec of one range
+mod tests {
+    use super::*;
+    use crate::notification::split;
+    use std::cell::RefCell;
+    use std::collections::VecDeque;
+
+    fn message<'a>(notification: &'a Notification<'a>) -> Message<'a> {
+        Message::new(notification, false)
+    }
+
+    fn attribute<'a>(message: &'a Message<'_>, name: &str) -> Option<&'a str> {
+        let found = message.attributes.iter().find(|(n, _)| *n == name);
+        found.map(|(_, value)| value.as_ref())
+    }
+
+    fn notification(bytes: &[u8]) -> Notification<'_> {
+        split(bytes).remove(0)
+    }
+
+    #[test]
+    fn v3_message_carries_the_body_unchanged_and_every_attribute() {
+        let body = br#"{"specversion":"1.0","type":"grant.created","id":"n1","webhook_delivery_attempt":1,"data":{"object":{"grant_id":"g1"}}}"#;
+        let n = notification(body);
+        let m = message(&n);
+        assert_eq!(m.body.as_bytes(), body);
+        assert!(matches!(m.body, Cow::Borrowed(_)));
+        let attributes: Vec<_> = m.attributes.iter().map(|(k, v)| (*k, v.as_ref())).collect();
+        assert_eq!(
+            attributes,
+            [
+                (attribute::API_VERSION, "v3"),
+                (attribute::TYPE, "grant.created"),
+                (attribute::ID, "n1"),
+                (attribute::GRANT_ID, "g1"),
+                (attribute::DELIVERY_ATTEMPT, "1"),
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_body_is_marked_unknown() {
+        let n = notification(b"plain text");
+        let m = message(&n);
+        assert_eq!(m.body, "plain text");
+        assert_eq!(m.attributes, [(attribute::API_VERSION, "unknown".into())]);
+    }
+
+    #[test]
+    fn binary_body_is_base64_encoded_and_marked() {
+        let n = notification(b"\x1f\x8b\x08\x00\xff");
+        let m = message(&n);
+        assert_eq!(m.body, "H4sIAP8=");
+        assert_eq!(attribute(&m, attribute::ENCODING), Some("base64"));
+    }
+
+    #[test]
+    fn text_sqs_refuses_is_base64_encoded() {
+        for body in [
+            &b"a\x00b"[..],
+            b"a\x1bb",
+            "a\u{FFFF}b".as_bytes(),
+            "\u{FFFE}".as_bytes(),
+        ] {
+            let n = notification(body);
+            let m = message(&n);
+            assert_eq!(attribute(&m, attribute::ENCODING), Some("base64"));
+            let decoded = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
+            assert_eq!(decoded.as_deref(), Ok(body));
+        }
+    }
+
+    #[test]
+    fn tabs_newlines_and_unicode_are_sent_as_text() {
+        let body = "{\"type\":\t\"caf\u{e9} \u{1F600} \u{FFFD} \u{E000}\"\r\n}";
+        let n = notification(body.as_bytes());
+        let m = message(&n);
+        assert_eq!(m.body, body);
+        assert_eq!(attribute(&m, attribute::ENCODING), None);
+    }
+
+    #[test]
+    fn empty_control_or_overlong_attribute_values_are_left_out() {
+        let long = "x".repeat(MAX_ATTRIBUTE_VALUE + 1);
+        let body = format!(
+            r#"{{"specversion":"1.0","type":"","id":"a\u0000b","data":{{"grant_id":"{long}"}}}}"#
+        );
+        let n = notification(body.as_bytes());
+        assert_eq!(
+            message(&n).attributes,
+            [(attribute::API_VERSION, "v3".into())]
+        );
+    }
+
+    #[test]
+    fn size_counts_the_body_and_each_attribute_name_type_and_value() {
+        let n = notification(br#"{"deltas":[{"type":"abc"}]}"#);
+        // {"type":"abc"}: 14 bytes; nylas-api-version, String, v2: 17 + 6 + 2;
+        // nylas-type, String, abc: 10 + 6 + 3.
+        assert_eq!(message(&n).size, 14 + 25 + 19);
+    }
+
+    #[test]
+    fn size_of_an_encoded_body_is_its_encoded_length() {
+        let n = notification(b"\x00\x01\x02");
+        // AAEC: 4 bytes; the api version 17 + 6 + 7; nylas-encoding, String, base64: 14 + 6 + 6.
+        assert_eq!(message(&n).size, 4 + 30 + 26);
+    }
+
+    fn fifo_keys(body: &[u8]) -> Vec<FifoKeys> {
+        let notifications = split(body);
+        let keys = notifications.iter().map(|n| Message::new(n, true).fifo);
+        keys.map(|k| k.expect("a FIFO message has keys")).collect()
+    }
+
+    #[test]
+    fn standard_queue_messages_have_no_fifo_keys() {
+        assert_eq!(message(&notification(b"{}")).fifo, None);
+    }
+
+    #[test]
+    fn fifo_v3_groups_by_grant_and_deduplicates_on_the_notification_id() {
+        let body =
+            br#"{"specversion":"1.0","type":"t","id":"n-1","data":{"object":{"grant_id":"g-1"}}}"#;
+        let keys = FifoKeys {
+            group_id: "g-1".to_owned(),
+            deduplication_id: "n-1".to_owned(),
+        };
+        assert_eq!(fifo_keys(body), vec![keys]);
+    }
+
+    #[test]
+    fn fifo_v2_groups_by_account_and_deduplicates_on_the_delta_hash() {
+        let keys = fifo_keys(br#"{"deltas": [{"object_data": {"account_id": "a-1"}}, {"x": 1}]}"#);
+        assert_eq!(keys[0].group_id, "a-1");
+        assert_eq!(
+            keys[0].deduplication_id,
+            hex::encode(Sha256::digest(br#"{"object_data": {"account_id": "a-1"}}"#))
+        );
+        assert_eq!(keys[1].group_id, NO_GRANT_GROUP);
+        assert_ne!(keys[0].deduplication_id, keys[1].deduplication_id);
+    }
+
+    #[test]
+    fn fifo_ids_sqs_would_refuse_are_replaced() {
+        let long = "n".repeat(129);
+        let body = format!(r#"{{"specversion":"1.0","id":"{long}","data":{{"grant_id":"g 1"}}}}"#);
+        let keys = &fifo_keys(body.as_bytes())[0];
+        assert_eq!(keys.group_id, NO_GRANT_GROUP);
+        assert_eq!(
+            keys.deduplication_id,
+            hex::encode(Sha256::digest(body.as_bytes()))
+        );
+    }
+
+    #[test]
+    fn fifo_follows_the_queue_url_suffix() {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let client = Client::from_conf(config);
+        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/nylas";
+        assert!(!SqsQueue::new(client.clone(), url.to_owned()).fifo);
+        assert!(SqsQueue::new(client, format!("{url}.fifo")).fifo);
+    }
+
+    #[test]
+    fn no_messages_plan_no_batch() {
+        assert_eq!(plan(&[]), vec![]);
+    }
+
+    #[test]
+    fn ten_small_messages_fit_one_batch_and_an_eleventh_starts_another() {
+        assert_eq!(plan(&[100; 10]), vec![0..10]);
+        assert_eq!(plan(&[100; 11]), vec![0..10, 10..11]);
+        assert_eq!(plan(&[1; 25]), vec![0..10, 10..20, 20..25]);
+    }
+
+    #[test]
+    fn batch_of_exactly_one_mebibyte_is_kept_whole() {
+        assert_eq!(plan(&[524_288, 524_288]), vec![0..2]);
+    }
+
+    #[test]
+    fn one_byte_over_a_mebibyte_splits_the_batch() {
+        assert_eq!(plan(&[524_288, 524_289, 1]), vec![0..1, 1..3]);
+    }
+
+    #[test]
+    fn message_of_exactly_one_mebibyte_is_sent_alone() {
+        assert_eq!(plan(&[1, 1_048_576, 1]), vec![0..1, 1..2, 2..3]);
+    }
+
+    /// A scripted `SendMessageBatch`: each call takes the next answer and records its size.
+    struct Script {
+        answers: RefCell<VecDeque<Result<Vec<Refusal>, QueueError>>>,
+        calls: RefCell<Vec<usize>>,
+    }
+
+    impl Script {
+        fn new(answers: impl IntoIterator<Item = Result<Vec<Refusal>, QueueError>>) -> Self {
+            Self {
+                answers: RefCell::new(answers.into_iter().collect()),
+                calls: RefCell::new(vec![]),
+            }
+        }
+
+        /// Sends the notifications of `body` as one batch.
+        async fn run(&self, body: &[u8]) -> Result<usize, QueueError> {
+            let notifications = split(body);
+            let messages: Vec<Message<'_>> = notifications.iter().map(message).collect();
+            let batch: Vec<&Message<'_>> = messages.iter().collect();
+            let retry = Retry {
+                attempts: 3,
+                backoff: Duration::from_millis(1),
+            };
+            send_with_retries(&batch, retry, |sent| {
+                self.calls.borrow_mut().push(sent.len());
+                let answer = self.answers.borrow_mut().pop_front();
+                std::future::ready(answer.unwrap_or(Ok(vec![])))
+            })
+            .await
+        }
+    }
+
+    fn refused(position: usize, sender_fault: bool) -> Refusal {
+        let code = if sender_fault {
+            "InvalidParameterValue"
+        } else {
+            "InternalError"
+        };
+        Refusal {
+            position,
+            sender_fault,
+            code: code.to_owned(),
+        }
+    }
+
+    const FOUR: &[u8] = br#"{"deltas":[1,2,3,4]}"#;
+
+    #[tokio::test]
+    async fn entries_refused_for_a_passing_reason_are_sent_again() {
+        let script = Script::new([Ok(vec![refused(1, false), refused(3, false)])]);
+        assert_eq!(script.run(FOUR).await, Ok(2));
+        assert_eq!(*script.calls.borrow(), [4, 2]);
+    }
+
+    #[tokio::test]
+    async fn entries_refused_every_time_fail_after_the_last_attempt() {
+        let again = || Ok(vec![refused(0, false)]);
+        let script = Script::new([again(), again(), again()]);
+        let failed = QueueError::StillRefused {
+            failed: 1,
+            attempts: 3,
+        };
+        assert_eq!(script.run(FOUR).await, Err(failed));
+        assert_eq!(*script.calls.borrow(), [4, 1, 1]);
+    }
+
+    #[tokio::test]
+    async fn an_entry_refused_as_the_senders_fault_is_not_sent_again() {
+        let script = Script::new([Ok(vec![refused(2, true)])]);
+        let refused = QueueError::Refused("InvalidParameterValue".to_owned());
+        assert_eq!(script.run(FOUR).await, Err(refused));
+        assert_eq!(*script.calls.borrow(), [4]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_fails_the_batch() {
+        let down = QueueError::Unavailable("ServiceUnavailable".to_owned());
+        let script = Script::new([Err(down.clone())]);
+        assert_eq!(script.run(FOUR).await, Err(down));
+        assert_eq!(*script.calls.borrow(), [4]);
+    }
 }

@@ -4,8 +4,7 @@
 
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
-use aws_smithy_http_client::tls::TrustStore;
-use nylas_webhook_sqs::sqs::https_client;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
@@ -194,7 +193,12 @@ impl LocalSqs {
         if let Some((certificate, _)) = tls {
             let pem = std::fs::read(certificate).map_err(|e| format!("{certificate:?}: {e}"))?;
             let trust = TrustStore::empty().with_pem_certificate(pem);
-            config = config.http_client(https_client(trust));
+            let context = TlsContext::builder().with_trust_store(trust).build();
+            let client = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+                .tls_context(context.map_err(|e| format!("a TLS context: {e}"))?)
+                .build_https();
+            config = config.http_client(client);
         }
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -420,22 +424,20 @@ impl<'a> Stack<'a> {
     /// Invokes the function with an API Gateway event built by the test: the way to send
     /// bodies (gzip, binary) that the emulator's HTTP side cannot carry.
     pub fn invoke_event(&self, event: &serde_json::Value) -> Reply {
+        self.invoke_file(&self.event_file(event))
+    }
+
+    /// Writes `event` to a file of its own for `cargo lambda invoke --data-file`.
+    fn event_file(&self, event: &serde_json::Value) -> PathBuf {
         static EVENTS: AtomicUsize = AtomicUsize::new(0);
         let number = EVENTS.fetch_add(1, Ordering::Relaxed);
         let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("event-{number}.json"));
         std::fs::write(&path, event.to_string()).expect("the target dir is writable");
-        self.invoke_file(&path)
+        path
     }
 
     fn invoke_file(&self, event: &Path) -> Reply {
-        let output = Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
-            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
-            .args(["--invoke-port", &self.port.to_string(), "--data-file"])
-            .arg(event)
-            .arg(FUNCTION)
-            .env("NO_COLOR", "1")
-            .output()
-            .expect("cargo lambda invoke runs");
+        let output = self.invoke_output(event);
         assert!(
             output.status.success(),
             "cargo lambda invoke {} failed: {}",
@@ -450,6 +452,26 @@ impl<'a> Stack<'a> {
             body: response["body"].as_str().unwrap_or_default().to_owned(),
             content_type: header("content-type"),
         }
+    }
+
+    /// Invokes the function with `event` and expects the invocation to fail: what
+    /// `cargo lambda invoke` printed of the error.
+    pub fn invoke_failing(&self, event: &serde_json::Value) -> String {
+        let path = self.event_file(event);
+        let output = self.invoke_output(&path);
+        assert!(!output.status.success(), "the invocation succeeded");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    fn invoke_output(&self, event: &Path) -> std::process::Output {
+        Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
+            .args(["--invoke-port", &self.port.to_string(), "--data-file"])
+            .arg(event)
+            .arg(FUNCTION)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("cargo lambda invoke runs")
     }
 
     /// Everything the function has put in its queue so far.

@@ -1,0 +1,310 @@
+//! Logs and metrics: one JSON line per request, which is also a CloudWatch embedded metric
+//! format (EMF) record, so CloudWatch turns it into metrics with no API call and no extra
+//! permission (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>).
+//!
+//! A line says what happened (outcome, status, reason), to how many notifications, and
+//! which (type and Nylas id of the first), never what they contained. Secrets never reach
+//! a log: [`crate::signature::Secret`] cannot be printed.
+
+use crate::notification::Notification;
+use crate::outcome::Outcome;
+use lambda_http::http::StatusCode;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tracing::Level;
+
+/// The CloudWatch namespace of the function's metrics; the template's alarms use it too.
+pub const NAMESPACE: &str = "NylasWebhookSqs";
+
+/// Installs a JSON subscriber for what is not a request line (start-up errors, the Lambda
+/// runtime's warnings): this crate's events at INFO and above, the libraries' at WARN.
+pub fn init() {
+    use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
+    let filter = Targets::new()
+        .with_default(Level::WARN)
+        .with_target(env!("CARGO_CRATE_NAME"), Level::INFO);
+    let json = tracing_subscriber::fmt::layer()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_target(false);
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .init();
+}
+
+/// What a verified POST carried, for the log line.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub notifications: usize,
+    pub api_version: Option<&'static str>,
+    /// Type of the first notification.
+    pub kind: Option<String>,
+    /// Nylas id of the first notification (v3).
+    pub id: Option<String>,
+    /// Notifications the queue refused once and took on a later attempt.
+    pub retried: usize,
+}
+
+impl Delivery {
+    pub fn of(notifications: &[Notification<'_>]) -> Self {
+        let first = notifications.first();
+        Self {
+            notifications: notifications.len(),
+            api_version: first.map(|n| n.api_version.as_str()),
+            kind: first.and_then(|n| n.kind.clone()),
+            id: first.and_then(|n| n.id.clone()),
+            retried: 0,
+        }
+    }
+}
+
+/// Writes the line for one request to standard output, where Lambda sends it to CloudWatch.
+pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let line = Line::new(outcome, delivery, elapsed, now.as_millis() as u64);
+    let mut out = std::io::stdout().lock();
+    // A log that cannot be written must not fail the request.
+    if serde_json::to_writer(&mut out, &line).is_ok() {
+        let _ = writeln!(out);
+    }
+}
+
+/// One request's line. Level INFO when answered 200, WARN for a request refused with a 4xx,
+/// ERROR for a 503; metrics `Received`, `Challenged`, `Forwarded` (notifications),
+/// `EnqueueRetries`, `ServiceUnavailable` (503s), and `Rejected` by `reason`.
+#[derive(Debug, Serialize)]
+pub struct Line<'a> {
+    level: &'static str,
+    message: String,
+    outcome: &'static str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+    notifications: usize,
+    retried: usize,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api_version: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nylas_type: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nylas_id: Option<&'a str>,
+    #[serde(rename = "_aws")]
+    aws: Metadata,
+    /// The metric values, as top-level members named after the metrics.
+    #[serde(flatten)]
+    metrics: BTreeMap<&'static str, usize>,
+}
+
+/// EMF's `_aws` member: which of the line's members are metrics, and how to aggregate them.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metadata {
+    timestamp: u64,
+    cloud_watch_metrics: Vec<Directive>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Directive {
+    namespace: &'static str,
+    dimensions: [&'static [&'static str]; 1],
+    metrics: Vec<Metric>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Metric {
+    name: &'static str,
+    unit: &'static str,
+}
+
+impl<'a> Line<'a> {
+    pub fn new(
+        outcome: &Outcome,
+        delivery: &'a Delivery,
+        elapsed: Duration,
+        timestamp_ms: u64,
+    ) -> Self {
+        let status = outcome.status();
+        let (label, message, rejection) = match outcome {
+            Outcome::Challenged(_) => ("challenged", "challenged".to_owned(), None),
+            Outcome::Forwarded => ("forwarded", "forwarded".to_owned(), None),
+            Outcome::Rejected(rejection) => ("rejected", rejection.to_string(), Some(rejection)),
+        };
+        let level = match status.as_u16() {
+            200 => "INFO",
+            500.. => "ERROR",
+            _ => "WARN",
+        };
+        let forwarded = match outcome {
+            Outcome::Forwarded => delivery.notifications,
+            Outcome::Challenged(_) | Outcome::Rejected(_) => 0,
+        };
+        let counts = [
+            ("Received", 1),
+            ("Challenged", usize::from(label == "challenged")),
+            ("Forwarded", forwarded),
+            ("EnqueueRetries", delivery.retried),
+            (
+                "ServiceUnavailable",
+                usize::from(status == StatusCode::SERVICE_UNAVAILABLE),
+            ),
+        ];
+        let mut directives = vec![directive(&[], counts.map(|(name, _)| name).to_vec())];
+        let mut metrics: BTreeMap<_, _> = counts.into_iter().collect();
+        if rejection.is_some() {
+            directives.push(directive(&["reason"], vec!["Rejected"]));
+            metrics.insert("Rejected", 1);
+        }
+        Self {
+            level,
+            message,
+            outcome: label,
+            status: status.as_u16(),
+            reason: rejection.map(|r| r.reason()),
+            notifications: delivery.notifications,
+            retried: delivery.retried,
+            duration_ms: elapsed.as_micros() as f64 / 1000.0,
+            api_version: delivery.api_version,
+            nylas_type: delivery.kind.as_deref(),
+            nylas_id: delivery.id.as_deref(),
+            aws: Metadata {
+                timestamp: timestamp_ms,
+                cloud_watch_metrics: directives,
+            },
+            metrics,
+        }
+    }
+}
+
+fn directive(dimensions: &'static [&'static str], names: Vec<&'static str>) -> Directive {
+    let metrics = names.into_iter().map(|name| Metric {
+        name,
+        unit: "Count",
+    });
+    Directive {
+        namespace: NAMESPACE,
+        dimensions: [dimensions],
+        metrics: metrics.collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::QueueError;
+    use crate::signature::SignatureError;
+    use serde_json::{json, Value};
+
+    const ELAPSED: Duration = Duration::from_micros(1_500);
+
+    fn delivery() -> Delivery {
+        Delivery {
+            notifications: 3,
+            api_version: Some("v2"),
+            kind: Some("message.created".to_owned()),
+            id: None,
+            retried: 1,
+        }
+    }
+
+    fn line(outcome: &Outcome, delivery: &Delivery, timestamp: u64) -> Value {
+        serde_json::to_value(Line::new(outcome, delivery, ELAPSED, timestamp))
+            .expect("a line is JSON")
+    }
+
+    fn metric_names(line: &Value) -> Vec<&str> {
+        let directives = line["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .expect("directives");
+        let metrics = directives
+            .iter()
+            .flat_map(|d| d["Metrics"].as_array().expect("metrics"));
+        metrics
+            .map(|m| m["Name"].as_str().expect("a name"))
+            .collect()
+    }
+
+    #[test]
+    fn forwarded_line_counts_notifications_and_retries() {
+        let line = line(&Outcome::Forwarded, &delivery(), 1_700_000_000_000);
+        assert_eq!(line["level"], "INFO");
+        assert_eq!(line["status"], 200);
+        assert_eq!(line["Forwarded"], 3);
+        assert_eq!(line["EnqueueRetries"], 1);
+        assert_eq!(line["duration_ms"], 1.5);
+        assert_eq!(line["nylas_type"], "message.created");
+        assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert!(line.get("reason").is_none() && line.get("nylas_id").is_none());
+        let names = [
+            "Received",
+            "Challenged",
+            "Forwarded",
+            "EnqueueRetries",
+            "ServiceUnavailable",
+        ];
+        assert_eq!(metric_names(&line), names);
+        assert!(
+            names.iter().all(|name| line[name].is_u64()),
+            "every metric has a value"
+        );
+    }
+
+    #[test]
+    fn rejection_is_a_metric_by_reason() {
+        let outcome = Outcome::Rejected(SignatureError::Mismatch.into());
+        let line = line(&outcome, &Delivery::default(), 0);
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["reason"], "invalid_signature");
+        assert_eq!(line["Rejected"], 1);
+        assert_eq!(line["Forwarded"], 0);
+        let directives = line["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .expect("directives");
+        assert_eq!(directives[1]["Dimensions"], json!([["reason"]]));
+        assert_eq!(
+            directives[1]["Metrics"],
+            json!([{"Name": "Rejected", "Unit": "Count"}])
+        );
+        assert!(directives.iter().all(|d| d["Namespace"] == NAMESPACE));
+    }
+
+    #[test]
+    fn queue_failure_is_an_error_and_a_503_metric() {
+        let failed = QueueError::Unavailable("QueueDoesNotExist".to_owned());
+        let line = line(&Outcome::Rejected(failed.into()), &delivery(), 0);
+        assert_eq!(line["level"], "ERROR");
+        assert_eq!(line["ServiceUnavailable"], 1);
+        assert_eq!(line["Forwarded"], 0);
+    }
+
+    #[test]
+    fn challenge_line_never_holds_the_challenge_value() {
+        let outcome = Outcome::Challenged("challenge-value-9d1c".to_owned());
+        let line = line(&outcome, &Delivery::default(), 0);
+        assert_eq!(line["Challenged"], 1);
+        assert!(!line.to_string().contains("challenge-value-9d1c"));
+    }
+
+    #[test]
+    fn text_from_a_request_is_escaped() {
+        let delivery = Delivery {
+            notifications: 1,
+            kind: Some("a\"b\\c\n\u{1}\u{e9}\u{1F600}".to_owned()),
+            ..Delivery::default()
+        };
+        let text = serde_json::to_string(&Line::new(&Outcome::Forwarded, &delivery, ELAPSED, 0));
+        let text = text.expect("a line is JSON");
+        assert_eq!(text.lines().count(), 1, "{text}");
+        let line: Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(line["nylas_type"], "a\"b\\c\n\u{1}\u{e9}\u{1F600}");
+    }
+}
