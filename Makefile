@@ -42,7 +42,7 @@ queue: $(TOOLS)
 test: $(TOOLS) lint
 	@mkdir -p target && : > target/test.log
 	$(MAKE) --no-print-directory template
-	cargo test --all-targets 2>&1 | tee -a target/test.log
+	NYLAS_INTEGRATION=1 cargo test --all-targets 2>&1 | tee -a target/test.log
 	cargo test --doc 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
@@ -73,10 +73,10 @@ bench:
 	cargo bench --bench core
 	$(PYTHON) scripts/bench_budget.py
 
-## coldstart: start-up, CPU per invocation and memory against a hello-world function
+## coldstart: start-up, CPU per invocation and memory against a hello-world function (and BEFORE=<binary of an earlier build>)
 coldstart: $(TOOLS)
 	cargo build --release --bin nylas-webhook-sqs --example hello
-	$(VENV)/bin/python scripts/coldstart.py target/release/nylas-webhook-sqs target/release/examples/hello
+	$(VENV)/bin/python scripts/coldstart.py target/release/nylas-webhook-sqs target/release/examples/hello $(BEFORE)
 
 ## fuzz: libFuzzer over the core path for FUZZ_SECONDS (cargo-fuzz from crates.io into .local)
 fuzz:
