@@ -12,9 +12,11 @@ For each binary:
   INVOCATIONS invocations after the first, divided by INVOCATIONS;
 - peak memory: VmHWM after those invocations.
 
-Usage: python scripts/coldstart.py FUNCTION HELLO  (paths of the two release binaries).
-RUNS and INVOCATIONS set the counts; SYSTEM_ROOTS=1 makes the function trust the system's
-root certificates (SSL_CERT_FILE) instead of Amazon's alone.
+Usage: python scripts/coldstart.py FUNCTION HELLO [BEFORE]  (paths of release binaries).
+BEFORE, a build of an earlier commit, is measured in the same run, its starts alternating
+with the others', so that a change is measured against the same load.
+RUNS and INVOCATIONS set the counts. As on Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE
+names one bundle (CERT_BUNDLE, this machine's by default).
 Needs the project's .venv (moto). Prints a table and the budget verdicts.
 """
 
@@ -180,6 +182,7 @@ def run(binary, env, invocations):
 
 def main():
     function, hello = sys.argv[1:3]
+    baseline = sys.argv[3] if len(sys.argv) > 3 else None
     sqs_port = free_port()
     moto = subprocess.Popen(
         [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(sqs_port)],
@@ -214,13 +217,12 @@ def main():
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{sqs_proxy.server_address[1]}",
         }
-        # Lambda sets no SSL_CERT_FILE, so the function trusts only Amazon's roots (src/sqs.rs).
-        # SYSTEM_ROOTS=1 passes this machine's SSL_CERT_FILE on, to measure the system store.
-        if os.environ.get("SYSTEM_ROOTS") == "1":
-            env["SSL_CERT_FILE"] = os.environ.get("SSL_CERT_FILE", "/etc/ssl/certs/ca-certificates.crt")
-        # Starts alternate between the two binaries, so that a change in the machine's load
-        # falls on both alike.
-        binaries = (("hello-world", hello), ("function", function))
+        env["SSL_CERT_FILE"] = os.environ.get("CERT_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+        # Starts alternate between the binaries, so that a change in the machine's load falls
+        # on all alike.
+        binaries = [("hello-world", hello), ("function", function)]
+        if baseline:
+            binaries.append(("before", baseline))
         starts = {name: [] for name, _ in binaries}
         for _ in range(RUNS):
             for name, binary in binaries:
@@ -251,6 +253,13 @@ def main():
         ("CPU per invocation within 2x hello-world", f["cpu_us"] <= 2 * h["cpu_us"], f"{f['cpu_us'] / h['cpu_us']:.2f}x"),
         ("peak RSS at most 30 MB", f["peak_mb"] <= 30, f"{f['peak_mb']:.1f} MB"),
     ]
+    if baseline:
+        b = results["before"]
+        print(
+            f"against before: init {f['init_ms'] / b['init_ms']:.2f}x, first response "
+            f"{f['first_ms'] / b['first_ms']:.2f}x, CPU per invocation {f['cpu_us'] / b['cpu_us']:.2f}x, "
+            f"peak RSS {f['peak_mb'] / b['peak_mb']:.2f}x"
+        )
     for text, ok, figure in verdicts:
         print(f"{'ok  ' if ok else 'OVER'} {text}: {figure}")
     sys.exit(0 if all(ok for _, ok, _ in verdicts) else 1)
