@@ -38,16 +38,19 @@ pub fn init() {
 }
 
 /// What a verified POST carried, for the log line.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivery {
     pub notifications: usize,
-    pub api_version: Option<&'static str>,
-    /// Type of the first notification.
-    pub kind: Option<String>,
-    /// Nylas id of the first notification (v3).
-    pub id: Option<String>,
     /// Notifications the queue refused once and took on a later attempt.
     pub retried: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<&'static str>,
+    /// Type of the first notification.
+    #[serde(rename = "nylas_type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Nylas id of the first notification (v3).
+    #[serde(rename = "nylas_id", skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 impl Delivery {
@@ -87,15 +90,9 @@ pub struct Line<'a> {
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
-    notifications: usize,
-    retried: usize,
     duration_ms: f64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    api_version: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nylas_type: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    nylas_id: Option<&'a str>,
+    #[serde(flatten)]
+    delivery: &'a Delivery,
     #[serde(rename = "_aws")]
     aws: Metadata,
     /// The metric values, as top-level members named after the metrics.
@@ -170,12 +167,8 @@ impl<'a> Line<'a> {
             outcome: label,
             status: status.as_u16(),
             reason: rejection.map(|r| r.reason()),
-            notifications: delivery.notifications,
-            retried: delivery.retried,
             duration_ms: elapsed.as_micros() as f64 / 1000.0,
-            api_version: delivery.api_version,
-            nylas_type: delivery.kind.as_deref(),
-            nylas_id: delivery.id.as_deref(),
+            delivery,
             aws: Metadata {
                 timestamp: timestamp_ms,
                 cloud_watch_metrics: directives,

@@ -10,6 +10,12 @@ use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Duration;
 
+// A panic in a request (lambda_http has one, for a raw query string holding a space) must
+// unwind: lambda_runtime then fails that invocation alone and the instance keeps serving.
+// With panic = "abort" the instance would die and the next request pay a cold start.
+#[cfg(panic = "abort")]
+compile_error!("build with panic = \"unwind\", Cargo's default: see src/main.rs");
+
 // A Lambda instance handles one invocation at a time: a current-thread runtime avoids the
 // cross-thread wake-ups a multi-threaded one pays for on every request.
 #[tokio::main(flavor = "current_thread")]

@@ -634,11 +634,15 @@ fn missing_configuration_stops_the_function_with_one_line(sqs: &LocalSqs) {
 /// panic unwinds: lambda_runtime reports that one invocation as failed, and the same process
 /// answers the next (with `panic = "abort"` it would be gone).
 fn request_lambda_http_panics_on_leaves_the_function_serving(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
+    let mut stack = Stack::start(sqs);
     let mut event = sample_event("challenge.json");
     event["rawQueryString"] = "challenge=a b".into();
     let error = stack.invoke_failing(&event);
     assert!(error.contains("panic"), "{error}");
+    assert!(
+        stack.functions_running(),
+        "the panic ended the function process"
+    );
     assert_eq!(stack.invoke("challenge.json").status, 200);
     assert_eq!(stack.invoke("v3-message-created.json").status, 200);
 }

@@ -115,6 +115,12 @@ impl Service {
     }
 }
 
+impl Service {
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -297,7 +303,7 @@ pub struct Stack<'a> {
     port: u16,
     logs: Vec<PathBuf>,
     agent: ureq::Agent,
-    _functions: Vec<Service>,
+    functions: Vec<Service>,
     _emulator: Service,
 }
 
@@ -386,7 +392,7 @@ impl<'a> Stack<'a> {
             port,
             logs,
             agent,
-            _functions: functions,
+            functions,
             _emulator: emulator,
         }
     }
@@ -463,15 +469,37 @@ impl<'a> Stack<'a> {
         String::from_utf8_lossy(&output.stderr).into_owned()
     }
 
+    /// Runs `cargo lambda invoke`, which waits as long as no function asks for the event:
+    /// past a minute the function is taken to be gone.
     fn invoke_output(&self, event: &Path) -> std::process::Output {
-        Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
+        let mut invoke = Command::new(tool("cargo-lambda").expect("cargo-lambda is installed"))
             .args(["lambda", "invoke", "--invoke-address", "127.0.0.1"])
             .args(["--invoke-port", &self.port.to_string(), "--data-file"])
             .arg(event)
             .arg(FUNCTION)
             .env("NO_COLOR", "1")
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cargo lambda invoke runs");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while invoke
+            .try_wait()
             .expect("cargo lambda invoke runs")
+            .is_none()
+        {
+            if Instant::now() > deadline {
+                let _ = invoke.kill();
+                panic!("no answer to {} within a minute", event.display());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        invoke.wait_with_output().expect("cargo lambda invoke runs")
+    }
+
+    /// Whether every function process started for this stack is still running.
+    pub fn functions_running(&mut self) -> bool {
+        self.functions.iter_mut().all(Service::is_running)
     }
 
     /// Everything the function has put in its queue so far.
