@@ -5,7 +5,7 @@
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hmac::{Hmac, Mac};
 use nylas_webhook_sqs::notification::split;
-use nylas_webhook_sqs::signature::{sign, Secret, Verifier};
+use nylas_webhook_sqs::signature::{parse, sign, Secret, Verifier};
 use nylas_webhook_sqs::sqs::{plan, Message};
 use sha2::Sha256;
 use std::hint::black_box;
@@ -35,9 +35,8 @@ fn v2(count: usize) -> Vec<u8> {
 
 /// Everything the function does to a POST before the SQS call.
 fn core_path(verifier: &Verifier, body: &[u8], signature: &[u8]) -> usize {
-    verifier
-        .verify(body, Some(signature))
-        .expect("the bench signs its payloads");
+    let signature = parse(Some(signature)).expect("the bench signs its payloads");
+    assert!(verifier.matches(body, &signature));
     let notifications = split(body);
     let messages: Vec<Message<'_>> = notifications
         .iter()

@@ -1,13 +1,13 @@
-//! The body as Nylas meant it: size caps, and gzip for v3 `compressed_delivery`.
+//! The body as Nylas meant it: a size cap, and gzip for v3 `compressed_delivery`.
 //!
-//! With `Content-Encoding: gzip` the signature covers the compressed bytes, so the raw body
-//! is verified first and decompressed after
+//! With compressed delivery the signature covers the compressed bytes, so the raw body is
+//! verified first and inflated after
 //! (<https://developer.nylas.com/docs/v3/notifications/webhooks/#compressed-webhook-notifications>).
-//! Decompression stops at a hard cap: a decompression bomb costs at most that much memory.
-//! A signed body that does not decompress is still Nylas's: it is forwarded as it came.
+//! A verified body is gzip when it starts with gzip's magic bytes, whatever `Content-Encoding`
+//! says: the header is not signed. Inflating stops at a cap, and a body that would pass it is
+//! kept compressed: it is authentic, so it is stored, not refused.
 
 use flate2::read::MultiGzDecoder;
-use std::borrow::Cow;
 use std::io::Read;
 
 /// Largest raw body accepted. Nylas caps v3 payloads at about 1 MB (it truncates bigger
@@ -15,49 +15,70 @@ use std::io::Read;
 /// over 6 MB. 4 MiB leaves a wide margin above Nylas and below Lambda.
 pub const MAX_RAW: usize = 4 * 1024 * 1024;
 
-/// Largest body a gzip delivery may decompress to.
-pub const MAX_DECOMPRESSED: usize = 4 * 1024 * 1024;
+/// Largest body a gzip delivery is inflated to.
+pub const MAX_INFLATED: usize = 4 * 1024 * 1024;
 
-/// A body over a cap: refused with 413 before any more work is spent on it.
+/// The first two bytes of every gzip stream (RFC 1952).
+const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BodyError {
-    #[error("the body is {size} bytes, over the {MAX_RAW}-byte limit")]
-    RawTooLarge { size: usize },
-    #[error("the gzip body decompresses to more than {MAX_DECOMPRESSED} bytes")]
-    DecompressedTooLarge,
+    #[error(
+        "the body is {size} bytes, over the {MAX_RAW}-byte limit: refused before any other work"
+    )]
+    TooLarge { size: usize },
+    #[error(
+        "Content-Encoding is gzip but the body is not gzip: API Gateway changed the bytes \
+         before the function saw them, so no signature can match. A REST API needs */* in \
+         binaryMediaTypes and no content encoding (README, \"Compressed deliveries\")"
+    )]
+    Mangled,
+}
+
+/// A verified body, ready to split.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decoded<'a> {
+    /// As it came: not gzip, or not gzip after all (a body that only starts like gzip).
+    Plain(&'a [u8]),
+    /// A gzip body and what it inflated to.
+    Inflated { gzip: &'a [u8], plain: Vec<u8> },
+    /// A gzip body that inflates past [`MAX_INFLATED`]: kept as it came, compressed.
+    TooLarge(&'a [u8]),
 }
 
 /// Refuses a raw body over [`MAX_RAW`].
 pub fn check_size(raw: &[u8]) -> Result<(), BodyError> {
-    if raw.len() > MAX_RAW {
-        return Err(BodyError::RawTooLarge { size: raw.len() });
+    match raw.len() {
+        size if size > MAX_RAW => Err(BodyError::TooLarge { size }),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
-/// Whether the `Content-Encoding` header value says gzip.
-pub fn is_gzip(content_encoding: Option<&[u8]>) -> bool {
-    content_encoding.is_some_and(|value| {
+/// Explains a signature that matched no secret, when the bytes are to blame: the request says
+/// gzip, but the body is not gzip (an API Gateway setting converted it to text, where binary
+/// bytes become U+FFFD, or inflated it).
+pub fn check_intact(raw: &[u8], content_encoding: Option<&[u8]>) -> Result<(), BodyError> {
+    let says_gzip = content_encoding.is_some_and(|value| {
         let value = value.trim_ascii();
         value.eq_ignore_ascii_case(b"gzip") || value.eq_ignore_ascii_case(b"x-gzip")
-    })
+    });
+    match says_gzip && !raw.starts_with(GZIP_MAGIC) {
+        true => Err(BodyError::Mangled),
+        false => Ok(()),
+    }
 }
 
-/// The bytes to split into notifications: `raw` decompressed when it is gzip, as it came
-/// otherwise (including gzip that does not decompress: it is forwarded, not dropped).
-pub fn decode(raw: &[u8], gzip: bool) -> Result<Cow<'_, [u8]>, BodyError> {
-    if !gzip {
-        return Ok(Cow::Borrowed(raw));
+/// The verified body to split: inflated when it is gzip and fits the cap.
+pub fn decode(raw: &[u8]) -> Decoded<'_> {
+    if !raw.starts_with(GZIP_MAGIC) {
+        return Decoded::Plain(raw);
     }
-    let mut decompressed = Vec::with_capacity(raw.len().saturating_mul(4).min(MAX_DECOMPRESSED));
-    let limit = MAX_DECOMPRESSED as u64 + 1;
-    match MultiGzDecoder::new(raw)
-        .take(limit)
-        .read_to_end(&mut decompressed)
-    {
-        Ok(_) if decompressed.len() > MAX_DECOMPRESSED => Err(BodyError::DecompressedTooLarge),
-        Ok(_) => Ok(Cow::Owned(decompressed)),
-        Err(_) => Ok(Cow::Borrowed(raw)),
+    let mut plain = Vec::new();
+    let limit = MAX_INFLATED as u64 + 1;
+    match MultiGzDecoder::new(raw).take(limit).read_to_end(&mut plain) {
+        Ok(_) if plain.len() > MAX_INFLATED => Decoded::TooLarge(raw),
+        Ok(_) => Decoded::Inflated { gzip: raw, plain },
+        Err(_) => Decoded::Plain(raw),
     }
 }
 
@@ -78,54 +99,70 @@ mod tests {
 
     #[test]
     fn plain_body_is_used_as_it_came() {
-        assert_eq!(decode(b"{}", false), Ok(Cow::Borrowed(&b"{}"[..])));
+        assert_eq!(decode(b"{}"), Decoded::Plain(b"{}"));
     }
 
     #[test]
-    fn gzip_body_is_decompressed() {
+    fn gzip_body_is_inflated_whatever_the_headers_say() {
         let body = br#"{"specversion":"1.0","type":"message.created"}"#;
-        assert_eq!(decode(&gzip(body), true).as_deref(), Ok(&body[..]));
+        let gzip = gzip(body);
+        let plain = body.to_vec();
+        assert_eq!(decode(&gzip), Decoded::Inflated { gzip: &gzip, plain });
     }
 
     #[test]
-    fn body_that_is_not_gzip_after_all_is_kept_as_it_came() {
-        assert_eq!(decode(b"not gzip", true).as_deref(), Ok(&b"not gzip"[..]));
-        let truncated = &gzip(b"some body")[..10];
-        assert_eq!(decode(truncated, true).as_deref(), Ok(truncated));
-    }
-
-    #[test]
-    fn gzip_body_at_the_cap_is_accepted() {
-        let body = vec![b'a'; MAX_DECOMPRESSED];
+    fn body_that_only_starts_like_gzip_is_kept_as_it_came() {
         assert_eq!(
-            decode(&gzip(&body), true).map(|b| b.len()),
-            Ok(MAX_DECOMPRESSED)
+            decode(b"\x1f\x8bnot gzip"),
+            Decoded::Plain(b"\x1f\x8bnot gzip")
         );
+        let truncated = &gzip(b"some body")[..10];
+        assert_eq!(decode(truncated), Decoded::Plain(truncated));
     }
 
     #[test]
-    fn decompression_bomb_is_refused_at_the_cap() {
+    fn gzip_body_at_the_cap_is_inflated() {
+        let inflated = match decode(&gzip(&vec![b'a'; MAX_INFLATED])) {
+            Decoded::Inflated { plain, .. } => plain.len(),
+            other => panic!("not inflated: {:?}", std::mem::discriminant(&other)),
+        };
+        assert_eq!(inflated, MAX_INFLATED);
+    }
+
+    #[test]
+    fn decompression_bomb_is_kept_compressed() {
         let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
         assert!(bomb.len() < MAX_RAW, "the bomb passes the raw cap");
-        assert_eq!(decode(&bomb, true), Err(BodyError::DecompressedTooLarge));
+        assert_eq!(decode(&bomb), Decoded::TooLarge(&bomb));
     }
 
     #[test]
     fn raw_body_over_the_cap_is_refused() {
         assert_eq!(check_size(&vec![0; MAX_RAW]), Ok(()));
         let over = vec![0; MAX_RAW + 1];
-        assert_eq!(
-            check_size(&over),
-            Err(BodyError::RawTooLarge { size: MAX_RAW + 1 })
-        );
+        let refused = BodyError::TooLarge { size: MAX_RAW + 1 };
+        assert_eq!(check_size(&over), Err(refused));
     }
 
     #[test]
-    fn content_encoding_gzip_is_recognised_in_any_case() {
-        assert!(is_gzip(Some(b"gzip")));
-        assert!(is_gzip(Some(b" GZip ")));
-        assert!(is_gzip(Some(b"x-gzip")));
-        assert!(!is_gzip(Some(b"br")));
-        assert!(!is_gzip(None));
+    fn body_declared_gzip_that_is_not_gzip_was_mangled() {
+        let as_text = "\u{1f}\u{FFFD}\u{8}\u{0}binary".as_bytes();
+        for encoding in [&b"gzip"[..], b" GZip ", b"x-gzip"] {
+            assert_eq!(
+                check_intact(as_text, Some(encoding)),
+                Err(BodyError::Mangled)
+            );
+            assert_eq!(
+                check_intact(b"{\"inflated\":1}", Some(encoding)),
+                Err(BodyError::Mangled)
+            );
+        }
+    }
+
+    #[test]
+    fn gzip_body_or_one_not_declared_gzip_is_intact() {
+        assert_eq!(check_intact(&gzip(b"{}"), Some(b"gzip")), Ok(()));
+        assert_eq!(check_intact(b"{}", None), Ok(()));
+        assert_eq!(check_intact(b"{}", Some(b"br")), Ok(()));
     }
 }

@@ -1,13 +1,23 @@
 //! The function's own settings, read once at start from the environment. The AWS ones
 //! (region, credentials, `AWS_ENDPOINT_URL_SQS`) are read by aws-config in `main.rs`.
+//!
+//! A setting that is missing or invalid does not stop the function: it answers the challenge,
+//! and every POST with 503 so that Nylas retries once the setting is fixed (`handler.rs`).
 
 use crate::signature::{Secret, Verifier};
 
 pub const QUEUE_URL: &str = "QUEUE_URL";
+pub const SECRET_ARN: &str = "NYLAS_WEBHOOK_SECRET_ARN";
 pub const SECRET: &str = "NYLAS_WEBHOOK_SECRET";
 pub const PREVIOUS_SECRET: &str = "NYLAS_WEBHOOK_SECRET_PREVIOUS";
 
-/// Why the function cannot start. Each message names the variable and what to put in it.
+/// What a missing or invalid setting should hold.
+const QUEUE_URL_IS: &str = "the URL of the SQS queue notifications go to (https://...)";
+const SECRET_ARN_IS: &str = "the ARN of the Secrets Manager secret that holds the webhook \
+    secret (arn:aws:secretsmanager:...), or set NYLAS_WEBHOOK_SECRET instead to run without \
+    Secrets Manager";
+
+/// Why the function is not configured. Each message names the variable and what to put in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name} is not set: set it to {what}")]
@@ -15,11 +25,13 @@ pub enum ConfigError {
         name: &'static str,
         what: &'static str,
     },
-    #[error("{name} is not valid UTF-8: set it to {what}")]
-    NotUnicode {
+    #[error("{name} is not valid: set it to {what}")]
+    Invalid {
         name: &'static str,
         what: &'static str,
     },
+    #[error("both {SECRET_ARN} and {SECRET} are set: keep one")]
+    TwoSecrets,
 }
 
 /// The function's settings.
@@ -27,8 +39,16 @@ pub enum ConfigError {
 pub struct Config {
     /// The SQS queue every notification goes to.
     pub queue_url: String,
-    /// Checks `X-Nylas-Signature` with the current and, while rotating, the previous secret.
-    pub verifier: Verifier,
+    pub secrets: SecretSource,
+}
+
+/// Where the webhook secrets come from (`secret.rs`).
+#[derive(Debug)]
+pub enum SecretSource {
+    /// A Secrets Manager secret, by ARN: the deployed way.
+    Stored(String),
+    /// The current and, while rotating, the previous secret, given in the environment.
+    Fixed(Box<Verifier>),
 }
 
 impl Config {
@@ -42,43 +62,55 @@ impl Config {
         lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Self, ConfigError> {
         let read =
-            |name: &'static str, what: &'static str| -> Result<Option<String>, ConfigError> {
-                match lookup(name) {
-                    None => Ok(None),
-                    Some(value) if value.is_empty() => Ok(None),
-                    Some(value) => value
-                        .into_string()
-                        .map(Some)
-                        .map_err(|_| ConfigError::NotUnicode { name, what }),
-                }
+            |name: &'static str, what: &'static str, valid: fn(&str) -> bool| match lookup(name)
+                .filter(|value| !value.is_empty())
+            {
+                None => Ok(None),
+                Some(value) => match value.into_string() {
+                    Ok(value) if valid(&value) => Ok(Some(value)),
+                    _ => Err(ConfigError::Invalid { name, what }),
+                },
             };
-        let require = |name: &'static str, what: &'static str| {
-            read(name, what)?.ok_or(ConfigError::Missing { name, what })
-        };
-        let queue_url = require(QUEUE_URL, "the URL of the SQS queue notifications go to")?;
-        let secret = require(
-            SECRET,
-            "the webhook_secret of the Nylas v3 webhook (v2: the application's client secret)",
-        )?;
-        let previous = read(
-            PREVIOUS_SECRET,
-            "the secret being rotated out, or leave it empty",
-        )?;
-        Ok(Self {
-            queue_url,
-            verifier: Verifier::new(
+        let any = |_: &str| true;
+        let queue_url = read(QUEUE_URL, QUEUE_URL_IS, |url| {
+            url.starts_with("https://") || url.starts_with("http://")
+        })?
+        .ok_or(ConfigError::Missing {
+            name: QUEUE_URL,
+            what: QUEUE_URL_IS,
+        })?;
+        let arn = read(SECRET_ARN, SECRET_ARN_IS, |arn| {
+            arn.starts_with("arn:") && arn.contains(":secretsmanager:")
+        })?;
+        let secret = read(SECRET, "the webhook secret", any)?;
+        let previous = read(PREVIOUS_SECRET, "the secret being rotated out", any)?;
+        let secrets = match (arn, secret) {
+            (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
+            (Some(arn), None) => SecretSource::Stored(arn),
+            (None, Some(secret)) => SecretSource::Fixed(Box::new(Verifier::new(
                 Secret::new(secret.as_bytes()),
                 previous.map(|p| Secret::new(p.as_bytes())),
-            ),
-        })
+            ))),
+            (None, None) => {
+                return Err(ConfigError::Missing {
+                    name: SECRET_ARN,
+                    what: SECRET_ARN_IS,
+                })
+            }
+        };
+        Ok(Self { queue_url, secrets })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signature::{parse, sign};
     use std::collections::HashMap;
     use std::ffi::OsString;
+
+    const URL: &str = "https://sqs.us-east-1.amazonaws.com/123456789012/nylas";
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nylas-AbCdEf";
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: HashMap<String, OsString> = vars
@@ -88,42 +120,72 @@ mod tests {
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
+    fn error(vars: &[(&str, &str)]) -> String {
+        config(vars).expect_err("not configured").to_string()
+    }
+
     #[test]
-    fn queue_url_and_secret_are_enough() {
-        let config = config(&[(QUEUE_URL, "http://q"), (SECRET, "s")]).expect("complete");
-        assert_eq!(config.queue_url, "http://q");
+    fn queue_url_and_secret_arn_are_enough() {
+        let config = config(&[(QUEUE_URL, URL), (SECRET_ARN, ARN)]).expect("complete");
+        assert_eq!(config.queue_url, URL);
+        assert!(matches!(config.secrets, SecretSource::Stored(arn) if arn == ARN));
     }
 
     #[test]
     fn missing_queue_url_names_the_variable() {
-        let error = config(&[(SECRET, "s")]).expect_err("incomplete");
-        assert!(
-            error.to_string().starts_with("QUEUE_URL is not set"),
-            "{error}"
-        );
+        let shown = error(&[(SECRET_ARN, ARN)]);
+        assert!(shown.starts_with("QUEUE_URL is not set"), "{shown}");
     }
 
     #[test]
-    fn empty_secret_counts_as_missing() {
-        let error = config(&[(QUEUE_URL, "http://q"), (SECRET, "")]).expect_err("incomplete");
-        let shown = error.to_string();
+    fn queue_url_that_is_not_a_url_is_invalid() {
+        let shown = error(&[(QUEUE_URL, "nylas-notifications"), (SECRET_ARN, ARN)]);
+        assert!(shown.starts_with("QUEUE_URL is not valid"), "{shown}");
+    }
+
+    #[test]
+    fn secret_arn_that_is_not_a_secrets_manager_arn_is_invalid() {
+        for arn in ["nylas-secret", "arn:aws:ssm:us-east-1:1:parameter/x"] {
+            let shown = error(&[(QUEUE_URL, URL), (SECRET_ARN, arn)]);
+            assert!(
+                shown.starts_with("NYLAS_WEBHOOK_SECRET_ARN is not valid"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn no_secret_at_all_names_the_arn_variable() {
+        let shown = error(&[(QUEUE_URL, URL), (SECRET, "")]);
         assert!(
-            shown.starts_with("NYLAS_WEBHOOK_SECRET is not set"),
+            shown.starts_with("NYLAS_WEBHOOK_SECRET_ARN is not set"),
             "{shown}"
         );
     }
 
     #[test]
-    fn previous_secret_is_accepted_too() {
-        let vars = [(QUEUE_URL, "q"), (SECRET, "new"), (PREVIOUS_SECRET, "old")];
-        let config = config(&vars).expect("complete");
-        let old = crate::signature::sign(b"old", b"{}");
-        assert_eq!(config.verifier.verify(b"{}", Some(old.as_bytes())), Ok(()));
+    fn a_secret_given_twice_is_refused() {
+        let shown = error(&[(QUEUE_URL, URL), (SECRET_ARN, ARN), (SECRET, "s")]);
+        assert!(shown.contains("keep one"), "{shown}");
     }
 
     #[test]
-    fn config_debug_never_shows_the_secret() {
-        let config = config(&[(QUEUE_URL, "q"), (SECRET, "hunter2-secret")]).expect("complete");
+    fn secrets_in_the_environment_verify_current_and_previous() {
+        let vars = [(QUEUE_URL, URL), (SECRET, "new"), (PREVIOUS_SECRET, "old")];
+        let SecretSource::Fixed(verifier) = config(&vars).expect("complete").secrets else {
+            panic!("secrets from the environment");
+        };
+        for secret in [&b"new"[..], b"old"] {
+            let signature = parse(Some(sign(secret, b"{}").as_bytes())).expect("well formed");
+            assert!(verifier.matches(b"{}", &signature));
+        }
+    }
+
+    #[test]
+    fn config_and_its_errors_never_show_the_secret() {
+        let config = config(&[(QUEUE_URL, URL), (SECRET, "hunter2-secret")]).expect("complete");
         assert!(!format!("{config:?}").contains("hunter2"));
+        let invalid = error(&[(QUEUE_URL, "hunter2"), (SECRET, "hunter2-secret")]);
+        assert!(!invalid.contains("hunter2"), "{invalid}");
     }
 }

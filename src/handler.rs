@@ -1,16 +1,18 @@
 //! The HTTP edge: a `lambda_http` request in, a response out, one log line per request.
 //!
 //! The order is the contract: an oversized body is refused before any work; the signature is
-//! checked over the raw body before anything reads it; only a verified body is decompressed
-//! and split; the answer is 200 only once every notification is in the queue. The handler
-//! never fails: every path ends in an [`Outcome`].
+//! checked over the raw body before anything reads it; only a verified body is inflated and
+//! split; the answer is 200 only once every notification is in the queue. The handler never
+//! fails: every path ends in an [`Outcome`].
 
 use crate::body;
+use crate::config::ConfigError;
 use crate::log::{self, Delivery};
 use crate::notification;
 use crate::outcome::{Outcome, Rejection};
 use crate::queue::Queue;
-use crate::signature::Verifier;
+use crate::secret::Secrets;
+use crate::signature;
 use lambda_http::http::{header, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::time::{Duration, Instant};
@@ -25,16 +27,24 @@ pub const QUEUE_BUDGET: Duration = Duration::from_secs(6);
 /// The webhook receiver: verifies, splits and forwards.
 #[derive(Debug)]
 pub struct Receiver<Q> {
-    verifier: Verifier,
-    queue: Q,
+    /// What a POST needs, or why the function does not have it.
+    ready: Result<(Secrets, Q), ConfigError>,
     budget: Duration,
 }
 
 impl<Q: Queue + Sync> Receiver<Q> {
-    pub fn new(verifier: Verifier, queue: Q) -> Self {
+    pub fn new(secrets: Secrets, queue: Q) -> Self {
         Self {
-            verifier,
-            queue,
+            ready: Ok((secrets, queue)),
+            budget: QUEUE_BUDGET,
+        }
+    }
+
+    /// A receiver that answers the challenge, and every POST with 503 until `error` is fixed
+    /// and the function restarted (a deploy does both).
+    pub fn not_configured(error: ConfigError) -> Self {
+        Self {
+            ready: Err(error),
             budget: QUEUE_BUDGET,
         }
     }
@@ -59,12 +69,19 @@ impl<Q: Queue + Sync> Receiver<Q> {
         let raw: &[u8] = request.body().as_ref();
         body::check_size(raw)?;
         let header_value = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
-        self.verifier.verify(raw, header_value(SIGNATURE_HEADER))?;
-        let gzip = body::is_gzip(header_value(header::CONTENT_ENCODING.as_str()));
-        let decoded = body::decode(raw, gzip)?;
-        let notifications = notification::split(&decoded);
+        let signature = signature::parse(header_value(SIGNATURE_HEADER))?;
+        let (secrets, queue) = self
+            .ready
+            .as_ref()
+            .map_err(|error| Rejection::NotConfigured(error.clone()))?;
+        if let Err(error) = secrets.verify(raw, &signature).await {
+            body::check_intact(raw, header_value(header::CONTENT_ENCODING.as_str()))?;
+            return Err(error.into());
+        }
+        let decoded = body::decode(raw);
+        let notifications = notification::split_decoded(&decoded);
         *delivery = Delivery::of(&notifications);
-        let delivering = self.queue.deliver(&notifications);
+        let delivering = queue.deliver(&notifications);
         let delivered = tokio::time::timeout(self.budget, delivering)
             .await
             .map_err(|_elapsed| Rejection::QueueTimedOut(self.budget))??;
@@ -91,7 +108,7 @@ mod tests {
     use crate::body::gzip;
     use crate::queue::memory::{MemoryQueue, Reply};
     use crate::queue::QueueError;
-    use crate::signature::{sign, Secret};
+    use crate::signature::{sign, Secret, Verifier};
     use lambda_http::http::StatusCode;
     use std::collections::HashMap;
 
@@ -100,7 +117,8 @@ mod tests {
     const V2: &str = r#"{"deltas": [{"type": "message.created", "object_data": {"account_id": "a-1"}}, {"type": "thread.replied", "object_data": {"account_id": "a-2"}}]}"#;
 
     fn receiver(queue: MemoryQueue) -> Receiver<MemoryQueue> {
-        Receiver::new(Verifier::new(Secret::new(SECRET), None), queue)
+        let secrets = Secrets::Fixed(Verifier::new(Secret::new(SECRET), None));
+        Receiver::new(secrets, queue)
     }
 
     fn post(body: Body, signature: Option<&str>) -> Request {
@@ -120,8 +138,9 @@ mod tests {
         )
     }
 
-    fn gzip_post(compressed: Vec<u8>, signed_over: &[u8]) -> Request {
-        let mut request = post(Body::Binary(compressed), Some(&sign(SECRET, signed_over)));
+    /// A POST of `bytes` signed over `signed_over`, saying `Content-Encoding: gzip`.
+    fn gzip_post(bytes: Vec<u8>, signed_over: &[u8]) -> Request {
+        let mut request = post(Body::Binary(bytes), Some(&sign(SECRET, signed_over)));
         let gzip = "gzip".parse().expect("a valid value");
         request.headers_mut().insert(header::CONTENT_ENCODING, gzip);
         request
@@ -137,10 +156,17 @@ mod tests {
 
     /// The status, body and queue after `request`.
     async fn answer(queue: MemoryQueue, request: Request) -> (StatusCode, String, MemoryQueue) {
-        let receiver = receiver(queue);
+        answer_by(receiver(queue), request).await
+    }
+
+    async fn answer_by(
+        receiver: Receiver<MemoryQueue>,
+        request: Request,
+    ) -> (StatusCode, String, MemoryQueue) {
         let response = receiver.handle(request).await;
         let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
-        (response.status(), body, receiver.queue)
+        let queue = receiver.ready.map(|(_, queue)| queue).unwrap_or_default();
+        (response.status(), body, queue)
     }
 
     /// Expects `request` refused with `status` and `reason`, and nothing stored.
@@ -153,11 +179,11 @@ mod tests {
     #[tokio::test]
     async fn challenge_is_echoed_exactly_as_plain_text() {
         let value = "a1B2-c3_d4 + %20 \"quoted\"";
-        let (status, body, _) = answer(MemoryQueue::default(), get(&[("challenge", value)])).await;
-        assert_eq!((status, body.as_str()), (StatusCode::OK, value));
         let response = receiver(MemoryQueue::default())
             .handle(get(&[("challenge", value)]))
             .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.body().as_ref(), value.as_bytes());
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain");
     }
 
@@ -229,7 +255,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gzip_body_verified_over_compressed_bytes_is_forwarded_decompressed() {
+    async fn gzip_body_verified_over_compressed_bytes_is_forwarded_inflated() {
         let compressed = gzip(V3.as_bytes());
         let request = gzip_post(compressed.clone(), &compressed);
         let (status, _, queue) = answer(MemoryQueue::default(), request).await;
@@ -238,16 +264,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gzip_body_signed_over_decompressed_bytes_is_forbidden() {
-        let request = gzip_post(gzip(V3.as_bytes()), V3.as_bytes());
-        assert_refused(request, StatusCode::FORBIDDEN, "invalid_signature").await;
+    async fn gzip_body_without_content_encoding_is_inflated_too() {
+        let compressed = gzip(V3.as_bytes());
+        let request = post(
+            Body::Binary(compressed.clone()),
+            Some(&sign(SECRET, &compressed)),
+        );
+        let (status, _, queue) = answer(MemoryQueue::default(), request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(queue.bodies(), [V3]);
     }
 
     #[tokio::test]
-    async fn decompression_bomb_is_413_and_forwards_nothing() {
+    async fn gzip_body_signed_over_inflated_bytes_matches_no_secret() {
+        let request = gzip_post(gzip(V3.as_bytes()), V3.as_bytes());
+        let unavailable = StatusCode::SERVICE_UNAVAILABLE;
+        assert_refused(request, unavailable, "signature_mismatch").await;
+    }
+
+    #[tokio::test]
+    async fn gzip_body_api_gateway_turned_into_text_is_503_body_mangled() {
+        let compressed = gzip(V3.as_bytes());
+        let as_text = String::from_utf8_lossy(&compressed)
+            .into_owned()
+            .into_bytes();
+        let request = gzip_post(as_text, &compressed);
+        assert_refused(request, StatusCode::SERVICE_UNAVAILABLE, "body_mangled").await;
+    }
+
+    #[tokio::test]
+    async fn decompression_bomb_is_stored_as_it_came() {
         let bomb = gzip(&vec![b' '; 32 * 1024 * 1024]);
         let request = gzip_post(bomb.clone(), &bomb);
-        assert_refused(request, StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").await;
+        let (status, _, queue) = answer(MemoryQueue::default(), request).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(queue.stored()[0].bytes == bomb, "stored compressed");
     }
 
     #[tokio::test]
@@ -268,17 +319,41 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn tampered_body_is_forbidden_and_forwards_nothing() {
-        let signature = sign(SECRET, V3.as_bytes());
-        let tampered = Body::Text(V3.replace("n-1", "n-2"));
-        let request = post(tampered, Some(&signature));
-        assert_refused(request, StatusCode::FORBIDDEN, "invalid_signature").await;
+    async fn malformed_signature_is_forbidden() {
+        let request = post(Body::Text(V3.to_owned()), Some("abc"));
+        assert_refused(request, StatusCode::FORBIDDEN, "malformed_signature").await;
     }
 
     #[tokio::test]
-    async fn malformed_signature_is_forbidden() {
-        let request = post(Body::Text(V3.to_owned()), Some("abc"));
-        assert_refused(request, StatusCode::FORBIDDEN, "invalid_signature").await;
+    async fn signature_matching_no_secret_is_503_so_nylas_retries_once_it_is_stored() {
+        let signature = sign(SECRET, V3.as_bytes());
+        let tampered = Body::Text(V3.replace("n-1", "n-2"));
+        let request = post(tampered, Some(&signature));
+        assert_refused(
+            request,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "signature_mismatch",
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn not_configured_function_answers_the_challenge_and_503_to_a_post() {
+        let error = ConfigError::Missing {
+            name: "QUEUE_URL",
+            what: "a URL",
+        };
+        let receiver = || Receiver::<MemoryQueue>::not_configured(error.clone());
+        let (status, body, _) = answer_by(receiver(), get(&[("challenge", "c-1")])).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, "c-1"));
+        let (status, body, _) = answer_by(receiver(), signed(V3)).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, "not_configured")
+        );
+        let unsigned = post(Body::Text(V3.to_owned()), None);
+        let (status, _, _) = answer_by(receiver(), unsigned).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 
     #[tokio::test]
@@ -316,10 +391,8 @@ mod tests {
         };
         let queue = MemoryQueue::replying([Reply::Fail(too_large)]);
         let (status, body, _) = answer(queue, signed(V2)).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (StatusCode::PAYLOAD_TOO_LARGE, "notification_too_large")
-        );
+        let expected = (StatusCode::PAYLOAD_TOO_LARGE, "notification_too_large");
+        assert_eq!((status, body.as_str()), expected);
     }
 
     #[tokio::test]

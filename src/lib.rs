@@ -9,17 +9,19 @@
 //!
 //! 1. [`body`]: refuse a body over the size cap before any work.
 //! 2. [`signature`]: verify `X-Nylas-Signature` (HMAC-SHA256, constant time) over the raw
-//!    bytes, with the current and, while rotating, the previous secret.
+//!    bytes, against the secrets [`secret`] keeps: the current and the previous one, from
+//!    Secrets Manager (read when first needed, and again when a signature matches neither).
 //! 3. [`body`]: inflate a gzip delivery under a cap, only once it is verified.
 //! 4. [`notification`]: split the body with serde_json: v3 is the body; v2 is each delta's
 //!    exact bytes; anything else is the body, marked unknown.
 //! 5. [`queue`]: deliver every notification, or fail as a whole. [`sqs`] is the implementation:
-//!    message bodies and attributes, FIFO keys, batches of 10 entries and 1 MiB, refused entries
-//!    sent again.
+//!    message bodies (text, base64, or gzip and base64 when it would not fit) and attributes,
+//!    FIFO keys, batches of 10 entries and 1 MiB sent side by side, refused entries sent again.
 //! 6. [`outcome`]: every status and reason, decided in one place.
 //! 7. [`log`]: one JSON line per request, also a CloudWatch metrics record.
 //!
-//! [`config`] reads the environment once; `main.rs` builds the AWS clients once and runs the
+//! [`config`] reads the environment once (a missing setting leaves the function answering
+//! the challenge and 503 to every POST); `main.rs` builds the AWS clients once and runs the
 //! handler. To send notifications somewhere other than SQS, implement [`queue::Queue`] and
 //! build it in `main.rs`: nothing else changes.
 
@@ -30,5 +32,6 @@ pub mod log;
 pub mod notification;
 pub mod outcome;
 pub mod queue;
+pub mod secret;
 pub mod signature;
 pub mod sqs;

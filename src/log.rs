@@ -166,7 +166,7 @@ impl<'a> Line<'a> {
             message,
             outcome: label,
             status: status.as_u16(),
-            reason: rejection.map(|r| r.reason()),
+            reason: rejection.map(|r| r.reason().0),
             duration_ms: elapsed.as_micros() as f64 / 1000.0,
             delivery,
             aws: Metadata {
@@ -194,6 +194,7 @@ fn directive(dimensions: &'static [&'static str], names: Vec<&'static str>) -> D
 mod tests {
     use super::*;
     use crate::queue::QueueError;
+    use crate::secret::SecretError;
     use crate::signature::SignatureError;
     use serde_json::{json, Value};
 
@@ -253,10 +254,10 @@ mod tests {
 
     #[test]
     fn rejection_is_a_metric_by_reason() {
-        let outcome = Outcome::Rejected(SignatureError::Mismatch.into());
+        let outcome = Outcome::Rejected(SignatureError::Malformed.into());
         let line = line(&outcome, &Delivery::default(), 0);
         assert_eq!(line["level"], "WARN");
-        assert_eq!(line["reason"], "invalid_signature");
+        assert_eq!(line["reason"], "malformed_signature");
         assert_eq!(line["Rejected"], 1);
         assert_eq!(line["Forwarded"], 0);
         let directives = line["_aws"]["CloudWatchMetrics"]
@@ -277,6 +278,17 @@ mod tests {
         assert_eq!(line["level"], "ERROR");
         assert_eq!(line["ServiceUnavailable"], 1);
         assert_eq!(line["Forwarded"], 0);
+    }
+
+    #[test]
+    fn signature_matching_no_secret_is_counted_by_its_reason() {
+        let outcome = Outcome::Rejected(SecretError::Mismatch.into());
+        let line = line(&outcome, &Delivery::default(), 0);
+        assert_eq!(
+            (line["reason"].as_str(), line["Rejected"].as_u64()),
+            (Some("signature_mismatch"), Some(1))
+        );
+        assert_eq!(line["ServiceUnavailable"], 1);
     }
 
     #[test]

@@ -1,11 +1,12 @@
-//! The Lambda entry point: it reads the configuration, builds the clients once and runs.
+//! The Lambda entry point: it reads the configuration, builds the AWS clients once and runs.
 
 use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use lambda_http::service_fn;
-use nylas_webhook_sqs::{config::Config, handler::Receiver, log, sqs::SqsQueue};
+use nylas_webhook_sqs::config::{Config, SecretSource};
+use nylas_webhook_sqs::{handler::Receiver, log, secret::Secrets, sqs::SqsQueue};
 use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -21,16 +22,47 @@ compile_error!("build with panic = \"unwind\", Cargo's default: see src/main.rs"
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     log::init();
-    let config = match Config::from_env() {
-        Ok(config) => config,
+    let receiver = match Config::from_env() {
+        Ok(config) => {
+            let aws = aws_settings().load().await;
+            let secrets = match config.secrets {
+                SecretSource::Stored(arn) => {
+                    Secrets::stored(aws_sdk_secretsmanager::Client::new(&aws), arn)
+                }
+                SecretSource::Fixed(verifier) => Secrets::Fixed(*verifier),
+            };
+            let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url);
+            Receiver::new(secrets, queue)
+        }
         Err(error) => {
-            tracing::error!(%error, "cannot start");
-            return ExitCode::FAILURE;
+            tracing::error!(
+                %error,
+                "not configured: the challenge is answered, and every POST gets 503 (Nylas \
+                 retries) until the setting is fixed"
+            );
+            Receiver::not_configured(error)
         }
     };
-    let aws = aws_config::defaults(BehaviorVersion::latest())
+    let receiver = &receiver;
+    let handler =
+        service_fn(
+            move |request| async move { Ok::<_, Infallible>(receiver.handle(request).await) },
+        );
+    match lambda_http::run(handler).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "the Lambda runtime stopped");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The AWS clients' settings: aws-config's defaults, with timeouts and retries that fit
+/// Nylas's 10 s.
+fn aws_settings() -> aws_config::ConfigLoader {
+    aws_config::defaults(BehaviorVersion::latest())
         // A stalled connection must not eat Nylas's 10 s: the handler's own budget
-        // (handler::QUEUE_BUDGET, 6 s) is the outer bound.
+        // (handler::QUEUE_BUDGET) is the outer bound.
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
@@ -49,19 +81,4 @@ async fn main() -> ExitCode {
         // The timeouts already bound a stalled request; the stall monitor would add a
         // throughput check to every body.
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .load()
-        .await;
-    let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url);
-    let receiver = &Receiver::new(config.verifier, queue);
-    let handler =
-        service_fn(
-            move |request| async move { Ok::<_, Infallible>(receiver.handle(request).await) },
-        );
-    match lambda_http::run(handler).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(%error, "the Lambda runtime stopped");
-            ExitCode::FAILURE
-        }
-    }
 }

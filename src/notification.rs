@@ -5,12 +5,14 @@
 //! - v2 (`{"deltas": [...]}`): one notification per delta, its exact slice of the body
 //!   (serde_json's `RawValue`). Re-serialising would change the bytes consumers see: v2
 //!   writes `", "` and `": "` separators.
-//! - Anything else that was signed (another shape, invalid JSON, bytes that are not UTF-8) is
-//!   still a notification: it is forwarded whole and marked [`ApiVersion::Unknown`].
+//! - Anything else that was signed (another shape, invalid JSON, bytes that are not UTF-8, a v2
+//!   POST of more than [`MAX_DELTAS`] deltas, gzip too large to inflate) is still a
+//!   notification: it is forwarded whole and marked [`ApiVersion::Unknown`].
 //!
 //! The few members read for message attributes are read leniently: a member of an unexpected
 //! type reads as absent, never as a reason to lose the notification's other attributes.
 
+use crate::body::Decoded;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 
@@ -33,11 +35,18 @@ impl ApiVersion {
     }
 }
 
+/// Most v2 deltas forwarded one message each. A POST that carries more is forwarded whole, as
+/// one notification, so that memory and the time to send stay bounded.
+pub const MAX_DELTAS: usize = 1_000;
+
 /// One notification: its exact bytes and the members its message attributes are made of.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification<'a> {
     /// The bytes as they stood in the body: the whole body (v3, unknown) or one delta (v2).
     pub bytes: &'a [u8],
+    /// Nylas's gzip of `bytes`, when it sent them compressed (all of a compressed delivery).
+    /// For gzip too large to inflate, `bytes` are this gzip too.
+    pub gzip: Option<&'a [u8]>,
     pub api_version: ApiVersion,
     /// The trigger, suffixes included (`message.created.truncated`).
     pub kind: Option<String>,
@@ -50,9 +59,10 @@ pub struct Notification<'a> {
 }
 
 impl<'a> Notification<'a> {
-    fn unknown(bytes: &'a [u8]) -> Self {
+    fn unknown(bytes: &'a [u8], gzip: Option<&'a [u8]>) -> Self {
         Self {
             bytes,
+            gzip,
             api_version: ApiVersion::Unknown,
             kind: None,
             id: None,
@@ -62,14 +72,29 @@ impl<'a> Notification<'a> {
     }
 }
 
-/// Splits a verified body into its notifications, in the order they appear.
+/// Splits a verified body, as [`crate::body::decode`] made it, into its notifications.
+pub fn split_decoded<'a>(decoded: &'a Decoded<'_>) -> Vec<Notification<'a>> {
+    match decoded {
+        Decoded::Plain(body) => split(body),
+        Decoded::Inflated { gzip, plain } => split_with(plain, Some(gzip)),
+        Decoded::TooLarge(gzip) => vec![Notification::unknown(gzip, Some(gzip))],
+    }
+}
+
+/// Splits a verified plain body into its notifications, in the order they appear.
 ///
 /// A v2 body with an empty `deltas` array holds no notification and yields none.
 pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
+    split_with(body, None)
+}
+
+/// [`split`], for a body Nylas sent as `gzip`: a notification that is the whole body keeps it.
+fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a>> {
     let envelope = std::str::from_utf8(body).ok().and_then(object::<Envelope>);
     match envelope {
         Some(v3) if v3.specversion.is_some() => vec![Notification {
             bytes: body,
+            gzip,
             api_version: ApiVersion::V3,
             kind: v3.kind,
             id: v3.id,
@@ -79,8 +104,8 @@ pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
         Some(Envelope {
             deltas: Some(deltas),
             ..
-        }) => deltas.into_iter().map(delta).collect(),
-        _ => vec![Notification::unknown(body)],
+        }) if deltas.len() <= MAX_DELTAS => deltas.into_iter().map(delta).collect(),
+        _ => vec![Notification::unknown(body, gzip)],
     }
 }
 
@@ -92,7 +117,7 @@ fn delta(raw: &RawValue) -> Notification<'_> {
         api_version: ApiVersion::V2,
         kind: fields.kind,
         grant_id: fields.object_data.and_then(|o| o.account_id),
-        ..Notification::unknown(raw.get().as_bytes())
+        ..Notification::unknown(raw.get().as_bytes(), None)
     }
 }
 
@@ -182,7 +207,7 @@ mod tests {
 
     /// What `split` gives for a body it forwards whole, marked unknown.
     fn whole(body: &[u8]) -> Vec<Notification<'_>> {
-        vec![Notification::unknown(body)]
+        vec![Notification::unknown(body, None)]
     }
 
     fn text<'a>(n: &Notification<'a>) -> &'a str {
@@ -358,6 +383,48 @@ mod tests {
                 body.as_bytes().as_ptr_range()
             );
         }
+    }
+
+    #[test]
+    fn v2_post_of_more_deltas_than_the_limit_is_forwarded_whole() {
+        let deltas = vec!["{}"; MAX_DELTAS + 1].join(",");
+        let body = format!(r#"{{"deltas":[{deltas}]}}"#);
+        assert_eq!(split(body.as_bytes()), whole(body.as_bytes()));
+        let at_the_limit = format!(r#"{{"deltas":[{}]}}"#, vec!["{}"; MAX_DELTAS].join(","));
+        assert_eq!(split(at_the_limit.as_bytes()).len(), MAX_DELTAS);
+    }
+
+    #[test]
+    fn compressed_v3_delivery_keeps_nylas_gzip() {
+        let gzip = crate::body::gzip(V3_MESSAGE.as_bytes());
+        let decoded = crate::body::decode(&gzip);
+        let found = split_decoded(&decoded);
+        assert_eq!(
+            (found[0].bytes, found[0].gzip),
+            (V3_MESSAGE.as_bytes(), Some(&gzip[..]))
+        );
+        assert_eq!(found[0].api_version, ApiVersion::V3);
+    }
+
+    #[test]
+    fn compressed_v2_delivery_splits_into_deltas_of_their_own() {
+        let gzip = crate::body::gzip(br#"{"deltas":[{"type":"a"},{"type":"b"}]}"#);
+        let decoded = crate::body::decode(&gzip);
+        let found = split_decoded(&decoded);
+        let bytes: Vec<_> = found.iter().map(|n| (n.bytes, n.gzip)).collect();
+        assert_eq!(
+            bytes,
+            [(&br#"{"type":"a"}"#[..], None), (br#"{"type":"b"}"#, None)]
+        );
+    }
+
+    #[test]
+    fn gzip_too_large_to_inflate_is_one_notification_of_its_gzip() {
+        let found = split_decoded(&Decoded::TooLarge(b"\x1f\x8b..."));
+        assert_eq!(
+            found,
+            [Notification::unknown(b"\x1f\x8b...", Some(b"\x1f\x8b..."))]
+        );
     }
 
     #[test]

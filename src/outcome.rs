@@ -2,11 +2,15 @@
 //!
 //! Nylas retries 408, 429, 502, 503, 504 and 507 and drops a notification on a 500 or any
 //! other 4xx (<https://developer.nylas.com/docs/v3/notifications/webhooks/#retry-attempts>),
-//! so a failure to store is 503, and only requests that are not from Nylas, or that can
+//! so every failure an operator can fix is 503: a queue that fails, a secret not stored yet or
+//! rotated (a signature that matches no secret looks the same), a missing setting, an API
+//! Gateway setting that changes the bytes. Only requests that are not from Nylas, or that can
 //! never be stored, get a 4xx.
 
 use crate::body::BodyError;
+use crate::config::ConfigError;
 use crate::queue::QueueError;
+use crate::secret::SecretError;
 use crate::signature::SignatureError;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
@@ -29,10 +33,14 @@ pub enum Rejection {
     MissingChallenge,
     #[error("method not allowed: Nylas sends GET for the challenge and POST for notifications")]
     MethodNotAllowed,
-    #[error("{0}: refused before any other work")]
-    BodyTooLarge(#[from] BodyError),
+    #[error(transparent)]
+    Body(#[from] BodyError),
     #[error(transparent)]
     Signature(#[from] SignatureError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error("not configured, so Nylas will retry: {0}")]
+    NotConfigured(ConfigError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("the queue did not take every notification within {0:?}, so Nylas will retry")]
@@ -40,31 +48,32 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// A short, stable name for logs and metrics; also the body of the response.
-    pub fn reason(&self) -> &'static str {
+    /// A short, stable name for logs and metrics, and its status. The name is also the body of
+    /// the response.
+    pub fn reason(&self) -> (&'static str, StatusCode) {
+        use StatusCode as S;
         match self {
-            Rejection::MissingChallenge => "missing_challenge",
-            Rejection::MethodNotAllowed => "method_not_allowed",
-            Rejection::BodyTooLarge(_) => "body_too_large",
-            Rejection::Signature(SignatureError::Missing) => "missing_signature",
-            Rejection::Signature(_) => "invalid_signature",
-            Rejection::Queue(QueueError::TooLarge { .. }) => "notification_too_large",
-            Rejection::Queue(QueueError::Refused(_)) => "queue_refused",
-            Rejection::Queue(_) => "queue_failed",
-            Rejection::QueueTimedOut(_) => "queue_timed_out",
-        }
-    }
-
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Rejection::MissingChallenge => StatusCode::BAD_REQUEST,
-            Rejection::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Rejection::Signature(SignatureError::Missing) => StatusCode::UNAUTHORIZED,
-            Rejection::Signature(_) => StatusCode::FORBIDDEN,
-            Rejection::BodyTooLarge(_) | Rejection::Queue(QueueError::TooLarge { .. }) => {
-                StatusCode::PAYLOAD_TOO_LARGE
+            Rejection::MissingChallenge => ("missing_challenge", S::BAD_REQUEST),
+            Rejection::MethodNotAllowed => ("method_not_allowed", S::METHOD_NOT_ALLOWED),
+            Rejection::Body(BodyError::TooLarge { .. }) => ("body_too_large", S::PAYLOAD_TOO_LARGE),
+            Rejection::Body(BodyError::Mangled) => ("body_mangled", S::SERVICE_UNAVAILABLE),
+            Rejection::Signature(SignatureError::Missing) => ("missing_signature", S::UNAUTHORIZED),
+            Rejection::Signature(SignatureError::Malformed) => {
+                ("malformed_signature", S::FORBIDDEN)
             }
-            Rejection::Queue(_) | Rejection::QueueTimedOut(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::Secret(SecretError::Mismatch) => {
+                ("signature_mismatch", S::SERVICE_UNAVAILABLE)
+            }
+            Rejection::Secret(SecretError::Unavailable(_)) => {
+                ("secret_unavailable", S::SERVICE_UNAVAILABLE)
+            }
+            Rejection::NotConfigured(_) => ("not_configured", S::SERVICE_UNAVAILABLE),
+            Rejection::Queue(QueueError::TooLarge { .. }) => {
+                ("notification_too_large", S::PAYLOAD_TOO_LARGE)
+            }
+            Rejection::Queue(QueueError::Refused(_)) => ("queue_refused", S::SERVICE_UNAVAILABLE),
+            Rejection::Queue(_) => ("queue_failed", S::SERVICE_UNAVAILABLE),
+            Rejection::QueueTimedOut(_) => ("queue_timed_out", S::SERVICE_UNAVAILABLE),
         }
     }
 }
@@ -73,7 +82,7 @@ impl Outcome {
     pub fn status(&self) -> StatusCode {
         match self {
             Outcome::Challenged(_) | Outcome::Forwarded => StatusCode::OK,
-            Outcome::Rejected(rejection) => rejection.status(),
+            Outcome::Rejected(rejection) => rejection.reason().1,
         }
     }
 
@@ -83,7 +92,7 @@ impl Outcome {
         let body = match self {
             Outcome::Challenged(value) => Body::Text(value),
             Outcome::Forwarded => Body::Empty,
-            Outcome::Rejected(rejection) => Body::Text(rejection.reason().to_owned()),
+            Outcome::Rejected(rejection) => Body::Text(rejection.reason().0.to_owned()),
         };
         let mut response = Response::new(body);
         *response.status_mut() = status;

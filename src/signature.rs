@@ -15,18 +15,28 @@ type HmacSha256 = Hmac<Sha256>;
 /// Length of an HMAC-SHA256 output in bytes.
 const MAC_LEN: usize = 32;
 
-/// Why a signature did not verify. Every variant is a rejection of the request.
+/// Why a request carries no usable signature: it is not from Nylas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("no X-Nylas-Signature header: the request is not from Nylas")]
     Missing,
     #[error("X-Nylas-Signature is not 64 hex characters: the request is not from Nylas")]
     Malformed,
-    #[error(
-        "X-Nylas-Signature does not match the body: the request is not from Nylas, or \
-         NYLAS_WEBHOOK_SECRET is not this webhook's secret"
-    )]
-    Mismatch,
+}
+
+/// The MAC a request claims for its body: 32 bytes, decoded from the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signature([u8; MAC_LEN]);
+
+/// Reads `X-Nylas-Signature` (its raw value, if any). Accepts either hex case and the
+/// `sha256=` prefix that the Nylas CLI also tolerates; anything that is not exactly 32 bytes of
+/// hex is malformed.
+pub fn parse(header: Option<&[u8]>) -> Result<Signature, SignatureError> {
+    let header = header.ok_or(SignatureError::Missing)?.trim_ascii();
+    let hex = header.strip_prefix(b"sha256=").unwrap_or(header);
+    let mut mac = [0u8; MAC_LEN];
+    hex::decode_to_slice(hex, &mut mac).map_err(|_| SignatureError::Malformed)?;
+    Ok(Signature(mac))
 }
 
 /// A webhook secret, keyed once. `Debug` never shows the key.
@@ -67,26 +77,12 @@ impl Verifier {
         Self { current, previous }
     }
 
-    /// Verifies `header` (the raw `X-Nylas-Signature` value, if any) against `body`.
-    pub fn verify(&self, body: &[u8], header: Option<&[u8]>) -> Result<(), SignatureError> {
-        let expected = decode(header.ok_or(SignatureError::Missing)?)?;
-        let matches = |secret: &Secret| secret.mac(body).verify_slice(&expected).is_ok();
-        if matches(&self.current) || self.previous.as_ref().is_some_and(matches) {
-            Ok(())
-        } else {
-            Err(SignatureError::Mismatch)
-        }
+    /// Whether `signature` is the HMAC of `body` under either secret, compared in constant
+    /// time.
+    pub fn matches(&self, body: &[u8], signature: &Signature) -> bool {
+        let matches = |secret: &Secret| secret.mac(body).verify_slice(&signature.0).is_ok();
+        matches(&self.current) || self.previous.as_ref().is_some_and(matches)
     }
-}
-
-/// Decodes a header value into a MAC. Accepts either hex case and the `sha256=` prefix that
-/// the Nylas CLI also tolerates; anything that is not exactly 32 bytes of hex is malformed.
-fn decode(header: &[u8]) -> Result<[u8; MAC_LEN], SignatureError> {
-    let header = header.trim_ascii();
-    let hex = header.strip_prefix(b"sha256=").unwrap_or(header);
-    let mut mac = [0u8; MAC_LEN];
-    hex::decode_to_slice(hex, &mut mac).map_err(|_| SignatureError::Malformed)?;
-    Ok(mac)
 }
 
 /// The lowercase hex signature Nylas would send for `body`: for signing sample events and
@@ -116,8 +112,9 @@ mod tests {
         Verifier::new(Secret::new(KEY), None)
     }
 
-    fn verify(header: &str) -> Result<(), SignatureError> {
-        verifier().verify(BODY, Some(header.as_bytes()))
+    /// Whether the header `value` verifies `body` under [`KEY`].
+    fn verifies(body: &[u8], value: &str) -> Result<bool, SignatureError> {
+        parse(Some(value.as_bytes())).map(|mac| verifier().matches(body, &mac))
     }
 
     #[test]
@@ -127,91 +124,87 @@ mod tests {
 
     #[test]
     fn nylas_published_vector_verifies() {
-        assert_eq!(verify(NYLAS_VECTOR), Ok(()));
+        assert_eq!(verifies(BODY, NYLAS_VECTOR), Ok(true));
     }
 
     #[test]
     fn uppercase_hex_verifies() {
-        assert_eq!(verify(&NYLAS_VECTOR.to_uppercase()), Ok(()));
+        assert_eq!(verifies(BODY, &NYLAS_VECTOR.to_uppercase()), Ok(true));
     }
 
     #[test]
     fn sha256_prefix_and_surrounding_whitespace_verify() {
-        assert_eq!(verify(&format!(" sha256={NYLAS_VECTOR} ")), Ok(()));
+        assert_eq!(
+            verifies(BODY, &format!(" sha256={NYLAS_VECTOR} ")),
+            Ok(true)
+        );
     }
 
     #[test]
-    fn missing_signature_is_rejected() {
-        assert_eq!(verifier().verify(BODY, None), Err(SignatureError::Missing));
+    fn missing_signature_is_refused() {
+        assert_eq!(parse(None), Err(SignatureError::Missing));
     }
 
     #[test]
     fn empty_signature_is_malformed() {
-        assert_eq!(verify(""), Err(SignatureError::Malformed));
+        assert_eq!(verifies(BODY, ""), Err(SignatureError::Malformed));
     }
 
     #[test]
     fn truncated_signature_is_malformed_not_a_prefix_match() {
-        assert_eq!(verify(&NYLAS_VECTOR[..32]), Err(SignatureError::Malformed));
-        assert_eq!(verify(&NYLAS_VECTOR[..63]), Err(SignatureError::Malformed));
-    }
-
-    #[test]
-    fn overlong_signature_is_malformed() {
         assert_eq!(
-            verify(&format!("{NYLAS_VECTOR}00")),
+            verifies(BODY, &NYLAS_VECTOR[..32]),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verifies(BODY, &NYLAS_VECTOR[..63]),
             Err(SignatureError::Malformed)
         );
     }
 
     #[test]
+    fn overlong_signature_is_malformed() {
+        let overlong = format!("{NYLAS_VECTOR}00");
+        assert_eq!(verifies(BODY, &overlong), Err(SignatureError::Malformed));
+    }
+
+    #[test]
     fn non_hex_signature_is_malformed() {
         let not_hex = format!("{}zz", &NYLAS_VECTOR[..62]);
-        assert_eq!(verify(&not_hex), Err(SignatureError::Malformed));
+        assert_eq!(verifies(BODY, &not_hex), Err(SignatureError::Malformed));
     }
 
     #[test]
-    fn tampered_body_is_rejected() {
-        let header = Some(NYLAS_VECTOR.as_bytes());
-        assert_eq!(
-            verifier().verify(b"test124", header),
-            Err(SignatureError::Mismatch)
-        );
+    fn tampered_body_does_not_match() {
+        assert_eq!(verifies(b"test124", NYLAS_VECTOR), Ok(false));
     }
 
     #[test]
-    fn flipped_signature_is_rejected() {
+    fn flipped_signature_does_not_match() {
         let flipped = format!("{}d", &NYLAS_VECTOR[..63]);
-        assert_eq!(verify(&flipped), Err(SignatureError::Mismatch));
+        assert_eq!(verifies(BODY, &flipped), Ok(false));
     }
 
     #[test]
-    fn wrong_secret_is_rejected() {
-        let verifier = Verifier::new(Secret::new(b"another secret"), None);
-        let header = Some(NYLAS_VECTOR.as_bytes());
-        assert_eq!(verifier.verify(BODY, header), Err(SignatureError::Mismatch));
+    fn wrong_secret_does_not_match() {
+        let mac = parse(Some(NYLAS_VECTOR.as_bytes())).expect("well formed");
+        let other = Verifier::new(Secret::new(b"another secret"), None);
+        assert!(!other.matches(BODY, &mac));
     }
 
     #[test]
-    fn previous_secret_verifies_during_rotation() {
-        let rotated = Verifier::new(Secret::new(b"new secret"), Some(Secret::new(KEY)));
-        assert_eq!(rotated.verify(BODY, Some(NYLAS_VECTOR.as_bytes())), Ok(()));
+    fn either_secret_matches_during_rotation() {
+        let mac = parse(Some(NYLAS_VECTOR.as_bytes())).expect("well formed");
+        let previous = Verifier::new(Secret::new(b"new secret"), Some(Secret::new(KEY)));
+        let current = Verifier::new(Secret::new(KEY), Some(Secret::new(b"old secret")));
+        assert!(previous.matches(BODY, &mac) && current.matches(BODY, &mac));
     }
 
     #[test]
-    fn current_secret_verifies_during_rotation() {
-        let rotated = Verifier::new(Secret::new(KEY), Some(Secret::new(b"old secret")));
-        assert_eq!(rotated.verify(BODY, Some(NYLAS_VECTOR.as_bytes())), Ok(()));
-    }
-
-    #[test]
-    fn signature_of_an_empty_body_verifies_only_for_that_body() {
+    fn signature_of_an_empty_body_matches_only_that_body() {
         let header = sign(KEY, b"");
-        assert_eq!(verifier().verify(b"", Some(header.as_bytes())), Ok(()));
-        assert_eq!(
-            verifier().verify(BODY, Some(header.as_bytes())),
-            Err(SignatureError::Mismatch)
-        );
+        assert_eq!(verifies(b"", &header), Ok(true));
+        assert_eq!(verifies(BODY, &header), Ok(false));
     }
 
     #[test]

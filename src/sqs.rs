@@ -11,9 +11,13 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use base64::Engine;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use futures_util::{stream, StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::future::Future;
+use std::io::Write;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -21,6 +25,9 @@ use std::time::Duration;
 pub const MAX_ENTRIES: usize = 10;
 /// Most bytes in one message, and in one `SendMessageBatch` call, attributes included.
 pub const MAX_BYTES: usize = 1_048_576;
+/// Most `SendMessageBatch` calls of one request in flight at once: a v2 POST of many deltas
+/// answers in time even when each call is slow.
+pub const IN_FLIGHT: usize = 8;
 
 /// Message attribute names. Consumers filter and deduplicate on these.
 pub mod attribute {
@@ -66,17 +73,12 @@ pub struct FifoKeys {
 }
 
 impl<'a> Message<'a> {
-    /// The message for `notification`. SQS bodies may hold only XML characters: bytes that
-    /// are not such text are sent base64-encoded, marked `nylas-encoding: base64`.
+    /// The message for `notification`. Its body is the notification's text when SQS takes it
+    /// and it fits; otherwise its bytes base64-encoded (`nylas-encoding: base64`), or, when
+    /// that does not fit either, gzip-compressed and base64-encoded (`gzip+base64`): Nylas's
+    /// own gzip when it sent one. Only a message that does not fit even so is over
+    /// [`MAX_BYTES`].
     pub fn new(notification: &'a Notification<'a>, fifo: bool) -> Self {
-        let text = std::str::from_utf8(notification.bytes).ok();
-        let (body, encoding) = match text.filter(|t| is_sqs_text(t)) {
-            Some(text) => (Cow::Borrowed(text), None),
-            None => {
-                let encoded = base64::engine::general_purpose::STANDARD.encode(notification.bytes);
-                (Cow::Owned(encoded), Some("base64"))
-            }
-        };
         let n = notification;
         let attempt = n.delivery_attempt.map(|a| a.to_string());
         let attributes = [
@@ -88,22 +90,52 @@ impl<'a> Message<'a> {
                 n.grant_id.as_deref().map(Cow::Borrowed),
             ),
             (attribute::DELIVERY_ATTEMPT, attempt.map(Cow::Owned)),
-            (attribute::ENCODING, encoding.map(Cow::Borrowed)),
         ];
-        let attributes: Vec<_> = attributes
+        let mut attributes: Vec<_> = attributes
             .into_iter()
             .filter_map(|(name, value)| Some((name, value.filter(|v| is_attribute_value(v))?)))
             .collect();
-        let size = body.len()
-            + attributes
+        let size = |attributes: &[(&str, Cow<'_, str>)]| -> usize {
+            let each = attributes
                 .iter()
-                .map(|(name, value)| name.len() + STRING.len() + value.len())
-                .sum::<usize>();
+                .map(|(name, value)| name.len() + STRING.len() + value.len());
+            each.sum()
+        };
+        let room = MAX_BYTES - size(&attributes);
+        let (body, encoding) = encode(n, |body, encoding| {
+            body + encoding.map_or(0, |e| attribute::ENCODING.len() + STRING.len() + e.len())
+                <= room
+        });
+        attributes.extend(encoding.map(|e| (attribute::ENCODING, Cow::Borrowed(e))));
         Self {
+            size: body.len() + size(&attributes),
             body,
             attributes,
             fifo: fifo.then(|| FifoKeys::of(notification)),
-            size,
+        }
+    }
+}
+
+/// A message body for `n` and its `nylas-encoding`, the first that `fits` (a body length and
+/// an encoding) of: the text, base64, and gzip and base64.
+fn encode<'a>(
+    n: &Notification<'a>,
+    fits: impl Fn(usize, Option<&str>) -> bool,
+) -> (Cow<'a, str>, Option<&'static str>) {
+    let text = std::str::from_utf8(n.bytes).ok().filter(|t| is_sqs_text(t));
+    if let Some(text) = text.filter(|t| fits(t.len(), None)) {
+        return (Cow::Borrowed(text), None);
+    }
+    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    let plain_fits = fits(n.bytes.len().div_ceil(3) * 4, Some("base64"));
+    match n.gzip {
+        None if plain_fits => (Cow::Owned(base64(n.bytes)), Some("base64")),
+        Some(gzip) => (Cow::Owned(base64(gzip)), Some("gzip+base64")),
+        None => {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            let gzip = encoder.write_all(n.bytes).and_then(|()| encoder.finish());
+            let gzip = gzip.expect("writing to a Vec cannot fail");
+            (Cow::Owned(base64(&gzip)), Some("gzip+base64"))
         }
     }
 }
@@ -162,23 +194,10 @@ pub fn plan(sizes: &[usize]) -> Vec<Range<usize>> {
     batches
 }
 
-/// How often and how patiently refused entries are sent again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retry {
-    /// Attempts per batch, the first included.
-    pub attempts: u32,
-    /// Wait before the second attempt; it doubles for each one after.
-    pub backoff: Duration,
-}
-
-impl Default for Retry {
-    fn default() -> Self {
-        Self {
-            attempts: 3,
-            backoff: Duration::from_millis(50),
-        }
-    }
-}
+/// Attempts at a batch's entries, the first included.
+const ATTEMPTS: u32 = 3;
+/// Wait before the second attempt; it doubles for each one after.
+const BACKOFF: Duration = Duration::from_millis(50);
 
 /// An entry SQS did not store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +213,6 @@ pub struct Refusal {
 /// (throttling, an internal error), with backoff. Returns how many entries were sent again.
 async fn send_with_retries<'m, F, Fut>(
     batch: &[&'m Message<'m>],
-    retry: Retry,
     send: F,
 ) -> Result<usize, QueueError>
 where
@@ -202,7 +220,7 @@ where
     Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
 {
     let mut pending = batch.to_vec();
-    let (mut retried, mut backoff) = (0, retry.backoff);
+    let (mut retried, mut backoff) = (0, BACKOFF);
     for attempt in 1.. {
         let refused = send(pending.clone()).await?;
         if let Some(fault) = refused.iter().find(|r| r.sender_fault) {
@@ -211,8 +229,8 @@ where
         if refused.is_empty() {
             break;
         }
-        if attempt >= retry.attempts {
-            let (failed, attempts) = (refused.len(), retry.attempts);
+        if attempt >= ATTEMPTS {
+            let (failed, attempts) = (refused.len(), ATTEMPTS);
             return Err(QueueError::StillRefused { failed, attempts });
         }
         pending = refused
@@ -233,7 +251,6 @@ pub struct SqsQueue {
     client: Client,
     queue_url: String,
     fifo: bool,
-    retry: Retry,
 }
 
 impl SqsQueue {
@@ -242,7 +259,6 @@ impl SqsQueue {
             client,
             fifo: queue_url.ends_with(".fifo"),
             queue_url,
-            retry: Retry::default(),
         }
     }
 
@@ -283,8 +299,8 @@ impl SqsQueue {
 }
 
 impl Queue for SqsQueue {
-    /// Sends every message that fits in SQS, then reports the first that does not: only what
-    /// can never be stored is left out.
+    /// Sends every message that fits in SQS, up to [`IN_FLIGHT`] batches side by side, then
+    /// reports the first that does not: only what can never be stored is left out.
     async fn deliver(&self, notifications: &[Notification<'_>]) -> Result<Delivered, QueueError> {
         let messages: Vec<Message<'_>> = notifications
             .iter()
@@ -293,18 +309,20 @@ impl Queue for SqsQueue {
         let too_large = messages.iter().position(|m| m.size > MAX_BYTES);
         let fitting: Vec<&Message<'_>> = messages.iter().filter(|m| m.size <= MAX_BYTES).collect();
         let sizes: Vec<usize> = fitting.iter().map(|m| m.size).collect();
-        let mut delivered = Delivered::default();
-        for range in plan(&sizes) {
-            let send = |batch| self.send_batch(batch);
-            delivered.retried += send_with_retries(&fitting[range], self.retry, send).await?;
-        }
+        let batches = plan(&sizes)
+            .into_iter()
+            .map(|range| send_with_retries(&fitting[range], |batch| self.send_batch(batch)));
+        let retried = stream::iter(batches)
+            .buffer_unordered(IN_FLIGHT)
+            .try_fold(0, |sum, retried| async move { Ok(sum + retried) })
+            .await?;
         match too_large {
             Some(index) => Err(QueueError::TooLarge {
                 index,
                 size: messages[index].size,
                 limit: MAX_BYTES,
             }),
-            None => Ok(delivered),
+            None => Ok(Delivered { retried }),
         }
     }
 }
@@ -543,11 +561,7 @@ mod tests {
             let notifications = split(body);
             let messages: Vec<Message<'_>> = notifications.iter().map(message).collect();
             let batch: Vec<&Message<'_>> = messages.iter().collect();
-            let retry = Retry {
-                attempts: 3,
-                backoff: Duration::from_millis(1),
-            };
-            send_with_retries(&batch, retry, |sent| {
+            send_with_retries(&batch, |sent| {
                 self.calls.borrow_mut().push(sent.len());
                 let answer = self.answers.borrow_mut().pop_front();
                 std::future::ready(answer.unwrap_or(Ok(vec![])))
