@@ -11,11 +11,11 @@ mod support;
 
 use libtest_mimic::{Arguments, Trial};
 use nylas_webhook_sqs::signature::sign;
-use std::process::{Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use support::proxy::{Fault, FaultyProxy};
-use support::{function_env, LocalSqs, Received, Stack, SAMPLE_SECRET};
+use support::{LocalSqs, Received, Stack, SAMPLE_SECRET};
 
 type Test = fn(&LocalSqs);
 
@@ -38,21 +38,30 @@ const TESTS: &[(&str, Test)] = tests![
     v2_event_puts_one_message_per_delta,
     v2_post_with_many_deltas_reaches_the_queue_whole,
     signature_header_and_hex_in_any_case_verify,
-    tampered_event_is_403_and_forwards_nothing,
+    tampered_event_is_503_and_forwards_nothing,
     unsigned_event_is_401_and_forwards_nothing,
-    wrong_secret_over_http_is_403_and_forwards_nothing,
+    wrong_but_well_formed_mac_is_503_and_malformed_one_403,
     missing_queue_answers_503,
     sqs_certificate_outside_the_platform_store_is_trusted_through_ssl_cert_file,
     fifo_queue_collapses_a_retried_delivery,
     logs_hold_neither_secret_nor_content,
-    missing_configuration_stops_the_function_with_one_line,
+    missing_queue_url_answers_the_challenge_and_503_to_a_post,
     sqs_that_never_answers_gets_503,
     sqs_answering_500_gets_503,
     entry_failing_every_time_gets_503,
     entry_failing_once_is_retried_and_answered_200,
     burst_through_flaky_sqs_loses_nothing_that_got_200,
     gzip_event_is_verified_then_decompressed,
-    gzip_bomb_event_is_413,
+    gzip_bomb_event_is_stored_compressed,
+    gzip_event_without_content_encoding_is_inflated,
+    gzip_event_api_gateway_turned_into_text_is_503_body_mangled,
+    notification_over_one_mebibyte_is_stored_gzip_compressed,
+    compressed_delivery_over_one_mebibyte_is_stored_as_nylas_compressed_it,
+    entry_refused_as_the_senders_fault_gets_503_at_once,
+    three_hundred_deltas_through_a_slow_sqs_answer_within_the_budget,
+    stored_secret_is_used_within_a_minute_and_the_previous_one_still_verifies,
+    secret_that_does_not_exist_yet_answers_the_challenge_and_503_to_a_post,
+    rotation_in_a_stream_of_nylas_deliveries_loses_nothing,
     binary_event_is_forwarded_base64_encoded,
     request_lambda_http_panics_on_leaves_the_function_serving,
 ];
@@ -291,15 +300,15 @@ fn assert_refused(sqs: &LocalSqs, event: &str, status: u16, reason: &str) {
     assert!(stack.received().is_empty());
 }
 
-fn tampered_event_is_403_and_forwards_nothing(sqs: &LocalSqs) {
-    assert_refused(sqs, "v3-tampered.json", 403, "invalid_signature");
+fn tampered_event_is_503_and_forwards_nothing(sqs: &LocalSqs) {
+    assert_refused(sqs, "v3-tampered.json", 503, "signature_mismatch");
 }
 
 fn unsigned_event_is_401_and_forwards_nothing(sqs: &LocalSqs) {
     assert_refused(sqs, "v3-unsigned.json", 401, "missing_signature");
 }
 
-fn wrong_secret_over_http_is_403_and_forwards_nothing(sqs: &LocalSqs) {
+fn wrong_but_well_formed_mac_is_503_and_malformed_one_403(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     let body = event_body("v3-message-created.json");
     let signature = sign(b"some-other-secret", body.as_bytes());
@@ -308,10 +317,16 @@ fn wrong_secret_over_http_is_403_and_forwards_nothing(sqs: &LocalSqs) {
         &[("x-nylas-signature", &signature)],
         body.as_bytes(),
     );
-    assert_eq!(reply.status, 403);
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, "signature_mismatch")
+    );
     let truncated = &sign(SAMPLE_SECRET.as_bytes(), body.as_bytes())[..40];
     let reply = stack.send("POST", &[("x-nylas-signature", truncated)], body.as_bytes());
-    assert_eq!(reply.status, 403);
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (403, "malformed_signature")
+    );
     assert!(stack.received().is_empty());
 }
 
@@ -565,13 +580,115 @@ fn gzip_event_is_verified_then_decompressed(sqs: &LocalSqs) {
     assert_eq!(received[0].body, body);
 }
 
-fn gzip_bomb_event_is_413(sqs: &LocalSqs) {
+fn gzip_bomb_event_is_stored_compressed(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     let bomb = gzip(&vec![b'{'; 64 * 1024 * 1024]);
     let signature = sign(SAMPLE_SECRET.as_bytes(), &bomb);
     let reply = stack.invoke_event(&binary_event(&bomb, &signature, true));
-    assert_eq!((reply.status, reply.body.as_str()), (413, "body_too_large"));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        attribute(&received[0], "nylas-encoding"),
+        Some("gzip+base64")
+    );
+    assert!(
+        decode_base64(&received[0].body) == bomb,
+        "Nylas's gzip, as it came"
+    );
+}
+
+fn gzip_event_without_content_encoding_is_inflated(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = event_body("v3-message-created.json");
+    let compressed = gzip(body.as_bytes());
+    let signature = sign(SAMPLE_SECRET.as_bytes(), &compressed);
+    let reply = stack.invoke_event(&binary_event(&compressed, &signature, false));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, body);
+}
+
+/// An API Gateway that treats a gzip body as text hands the function its bytes with every
+/// invalid sequence replaced by U+FFFD: the signature cannot match, and the log line says
+/// which setting to fix.
+fn gzip_event_api_gateway_turned_into_text_is_503_body_mangled(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let compressed = gzip(event_body("v3-message-created.json").as_bytes());
+    let signature = sign(SAMPLE_SECRET.as_bytes(), &compressed);
+    let mut event = binary_event(&compressed, &signature, true);
+    event["body"] = String::from_utf8_lossy(&compressed).into_owned().into();
+    event["isBase64Encoded"] = false.into();
+    let reply = stack.invoke_event(&event);
+    assert_eq!((reply.status, reply.body.as_str()), (503, "body_mangled"));
     assert!(stack.received().is_empty());
+    assert!(
+        stack.logs().contains("binaryMediaTypes"),
+        "{}",
+        stack.logs()
+    );
+}
+
+/// A v3 `message.created` of at least `size` bytes, as text.
+fn large_v3(size: usize) -> String {
+    let filler = "<p>caf\u{e9}, the report is attached</p>".repeat(size / 36 + 1);
+    format!(
+        r#"{{"specversion":"1.0","type":"message.created","id":"large-1","data":{{"object":{{"grant_id":"g-1","body":"{filler}"}}}}}}"#
+    )
+}
+
+fn decode_base64(text: &str) -> Vec<u8> {
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(text);
+    decoded.expect("a base64 body")
+}
+
+fn inflate(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut inflated = Vec::new();
+    let mut decoder = flate2::read::GzDecoder::new(bytes);
+    decoder.read_to_end(&mut inflated).expect("gzip");
+    inflated
+}
+
+fn notification_over_one_mebibyte_is_stored_gzip_compressed(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = large_v3(1_536 * 1024);
+    let reply = signed_post(&stack, &body);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        attribute(&received[0], "nylas-encoding"),
+        Some("gzip+base64")
+    );
+    assert_eq!(attribute(&received[0], "nylas-id"), Some("large-1"));
+    assert_eq!(attribute(&received[0], "nylas-grant-id"), Some("g-1"));
+    assert!(inflate(&decode_base64(&received[0].body)) == body.as_bytes());
+}
+
+fn compressed_delivery_over_one_mebibyte_is_stored_as_nylas_compressed_it(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let body = large_v3(1_536 * 1024);
+    let compressed = gzip(body.as_bytes());
+    let signature = sign(SAMPLE_SECRET.as_bytes(), &compressed);
+    let reply = stack.invoke_event(&binary_event(&compressed, &signature, true));
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        attribute(&received[0], "nylas-encoding"),
+        Some("gzip+base64")
+    );
+    assert_eq!(
+        attribute(&received[0], "nylas-type"),
+        Some("message.created")
+    );
+    assert!(
+        decode_base64(&received[0].body) == compressed,
+        "Nylas's own gzip bytes"
+    );
 }
 
 fn binary_event_is_forwarded_base64_encoded(sqs: &LocalSqs) {
@@ -603,7 +720,10 @@ fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {
         &[("x-nylas-signature", &signature)],
         tampered.as_bytes(),
     );
-    assert_eq!(reply.status, 403);
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, "signature_mismatch")
+    );
     let logs = stack.logs();
     assert_eq!(logs.lines().count(), 2, "one line per request: {logs}");
     assert!(logs.contains(r#""nylas_id":"log-check""#), "{logs}");
@@ -612,22 +732,181 @@ fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {
     assert!(!logs.contains(&signature));
 }
 
-fn missing_configuration_stops_the_function_with_one_line(sqs: &LocalSqs) {
-    let output = Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
-        .env_clear()
-        .envs(function_env(&sqs.endpoint, support::free_port()))
-        .stdin(Stdio::null())
-        .output()
-        .expect("the function binary runs");
-    assert!(!output.status.success());
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+fn missing_queue_url_answers_the_challenge_and_503_to_a_post(sqs: &LocalSqs) {
+    let mut stack = Stack::with_env(sqs, &[("QUEUE_URL", "")]);
+    assert_eq!(stack.invoke("challenge.json").status, 200);
+    let reply = stack.invoke("v3-message-created.json");
+    assert_eq!((reply.status, reply.body.as_str()), (503, "not_configured"));
+    assert!(stack.functions_running());
+    let logs = stack.logs();
+    let naming = logs.lines().filter(|l| l.contains("QUEUE_URL is not set"));
+    assert_eq!(
+        naming.count(),
+        2,
+        "one line at start, and the POST's: {logs}"
     );
-    assert_eq!(printed.lines().count(), 1, "{printed}");
-    assert!(printed.contains("QUEUE_URL is not set"), "{printed}");
-    assert!(!printed.contains("panicked"), "{printed}");
+    assert!(!logs.contains("panicked"), "{logs}");
+}
+
+fn entry_refused_as_the_senders_fault_gets_503_at_once(sqs: &LocalSqs) {
+    let (stack, proxy) = faulty(sqs, Fault::SenderFaultFirstEntry);
+    let reply = stack.invoke("v2-deltas.json");
+    assert_eq!((reply.status, reply.body.as_str()), (503, "queue_refused"));
+    assert_eq!(proxy.batches(), 1, "not sent again: sending cannot fix it");
+    assert!(
+        stack.logs().contains("InvalidParameterValue"),
+        "{}",
+        stack.logs()
+    );
+}
+
+/// Nylas waits 10 s and the function gives the queue 6: a v2 POST of 300 deltas (30 batches)
+/// over an SQS that takes 0.4 s a call answers in time only with batches sent side by side.
+fn three_hundred_deltas_through_a_slow_sqs_answer_within_the_budget(sqs: &LocalSqs) {
+    let (stack, proxy) = faulty(sqs, Fault::Delay(Duration::from_millis(400)));
+    let deltas: Vec<String> = (0..300)
+        .map(|i| {
+            format!(r#"{{"type": "message.created", "object_data": {{"account_id": "a-{i}"}}}}"#)
+        })
+        .collect();
+    let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
+    let started = std::time::Instant::now();
+    let reply = signed_post(&stack, &body);
+    let took = started.elapsed();
+    assert_eq!(reply.status, 200, "{reply:?} after {took:?}");
+    assert_eq!(proxy.batches(), 30);
+    assert_eq!(stack.received().len(), 300);
+}
+
+/// POSTs `body` signed with `secret`; the status and the reason.
+fn post_signed_with(stack: &Stack, secret: &str, body: &str) -> (u16, String) {
+    let signature = sign(secret.as_bytes(), body.as_bytes());
+    let reply = stack.send(
+        "POST",
+        &[("x-nylas-signature", &signature)],
+        body.as_bytes(),
+    );
+    (reply.status, reply.body)
+}
+
+/// `make secret` after a rotation: the function reads the new secret on its own, within a
+/// minute, and deliveries still signed with the old one verify against `AWSPREVIOUS`.
+fn stored_secret_is_used_within_a_minute_and_the_previous_one_still_verifies(sqs: &LocalSqs) {
+    let arn = sqs.create_secret("first-webhook-secret");
+    let stack = Stack::with_secret(sqs, &arn);
+    let body = event_body("v3-grant-created.json");
+    assert_eq!(
+        post_signed_with(&stack, "first-webhook-secret", &body).0,
+        200
+    );
+    sqs.put_secret(&arn, "rotated-webhook-secret");
+    let stored = std::time::Instant::now();
+    let mut answers = Vec::new();
+    loop {
+        let (status, reason) = post_signed_with(&stack, "rotated-webhook-secret", &body);
+        if status == 200 {
+            break;
+        }
+        answers.push((status, reason));
+        assert!(
+            stored.elapsed() < Duration::from_secs(60),
+            "still refused: {answers:?}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    assert!(
+        answers
+            .iter()
+            .all(|(status, reason)| *status == 503 && reason == "signature_mismatch"),
+        "every answer before is one Nylas retries: {answers:?}"
+    );
+    assert_eq!(
+        post_signed_with(&stack, "first-webhook-secret", &body).0,
+        200
+    );
+    assert_eq!(post_signed_with(&stack, "never-stored", &body).0, 503);
+}
+
+fn secret_that_does_not_exist_yet_answers_the_challenge_and_503_to_a_post(sqs: &LocalSqs) {
+    let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:not-stored-yet-AbCdEf";
+    let stack = Stack::with_secret(sqs, arn);
+    assert_eq!(stack.invoke("challenge.json").status, 200);
+    let reply = stack.invoke("v3-message-created.json");
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (503, "secret_unavailable")
+    );
+    assert!(stack.received().is_empty());
+}
+
+/// Nylas's side of a rotation: deliveries every second, each tried up to three times while
+/// the answer is one Nylas retries (408, 429, 502, 503, 504, 507), at 0, +20 s and +50 s (a
+/// scaled-down 10 to 20 minutes). Nylas switches to the new secret 5 s in; the operator stores
+/// it 7 s later. Every notification must reach the queue.
+fn rotation_in_a_stream_of_nylas_deliveries_loses_nothing(sqs: &LocalSqs) {
+    const DELIVERIES: usize = 20;
+    const RETRIES_AT: [u64; 3] = [0, 20, 50];
+    let arn = sqs.create_secret("old-webhook-secret");
+    let stack = Stack::with_secret(sqs, &arn);
+    let started = std::time::Instant::now();
+    let secret_at = |at: Duration| {
+        if at < Duration::from_secs(5) {
+            "old-webhook-secret"
+        } else {
+            "new-webhook-secret"
+        }
+    };
+    let outcomes: Vec<(String, Vec<u16>)> = std::thread::scope(|scope| {
+        let operator = scope.spawn(|| {
+            std::thread::sleep(Duration::from_secs(12));
+            sqs.put_secret(&arn, "new-webhook-secret");
+        });
+        let deliveries: Vec<_> = (0..DELIVERIES)
+            .map(|i| {
+                let (stack, started) = (&stack, started);
+                scope.spawn(move || {
+                    let id = format!("rotation-{i}");
+                    let body =
+                        format!(r#"{{"specversion":"1.0","type":"grant.updated","id":"{id}"}}"#);
+                    let first = Duration::from_secs(i as u64);
+                    let mut statuses = Vec::new();
+                    for retry_at in RETRIES_AT {
+                        let at = first + Duration::from_secs(retry_at);
+                        std::thread::sleep(at.saturating_sub(started.elapsed()));
+                        let (status, _) =
+                            post_signed_with(stack, secret_at(started.elapsed()), &body);
+                        statuses.push(status);
+                        if ![408, 429, 502, 503, 504, 507].contains(&status) {
+                            break;
+                        }
+                    }
+                    (id, statuses)
+                })
+            })
+            .collect();
+        operator.join().expect("the operator stored the secret");
+        deliveries
+            .into_iter()
+            .map(|d| d.join().expect("a delivery ran"))
+            .collect()
+    });
+    let stored: Vec<String> = stack
+        .received()
+        .iter()
+        .filter_map(|m| m.attributes.get("nylas-id").cloned())
+        .collect();
+    for (id, statuses) in &outcomes {
+        assert_eq!(
+            statuses.last(),
+            Some(&200),
+            "{id} was answered {statuses:?}"
+        );
+        assert!(stored.contains(id), "{id} is not in the queue");
+    }
+    let retried = outcomes.iter().filter(|(_, s)| s.len() > 1).count();
+    println!(
+        "rotation: {DELIVERIES} deliveries, {retried} answered 503 at first and retried, 0 lost"
+    );
 }
 
 /// lambda_http panics while it builds a request whose raw query string holds a space. The

@@ -2,7 +2,8 @@
 //! Lambda Runtime API emulator (`cargo lambda watch --only-lambda-apis`) and the function
 //! binary itself, each a child process that is stopped when its guard drops.
 
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use std::collections::BTreeMap;
@@ -149,6 +150,7 @@ pub struct LocalSqs {
     _server: Service,
     pub endpoint: String,
     client: aws_sdk_sqs::Client,
+    secrets: aws_sdk_secretsmanager::Client,
     runtime: tokio::runtime::Runtime,
     queues: AtomicUsize,
 }
@@ -191,10 +193,12 @@ impl LocalSqs {
         server.wait_for_port(port, Duration::from_secs(60))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = format!("{scheme}://127.0.0.1:{port}");
-        let mut config = aws_sdk_sqs::Config::builder()
+        let mut config = aws_config::SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(REGION))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"))
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+                "test", "test", None, None, "tests",
+            )))
             .endpoint_url(&endpoint);
         if let Some((certificate, _)) = tls {
             let pem = std::fs::read(certificate).map_err(|e| format!("{certificate:?}: {e}"))?;
@@ -206,6 +210,7 @@ impl LocalSqs {
                 .build_https();
             config = config.http_client(client);
         }
+        let config = config.build();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -213,7 +218,8 @@ impl LocalSqs {
         Ok(Self {
             _server: server,
             endpoint,
-            client: aws_sdk_sqs::Client::from_conf(config.build()),
+            client: aws_sdk_sqs::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
             runtime,
             queues: AtomicUsize::new(0),
         })
@@ -244,6 +250,32 @@ impl LocalSqs {
             .queue_url()
             .expect("CreateQueue returns a URL")
             .to_owned()
+    }
+
+    /// Stores a new secret in Secrets Manager; returns its ARN.
+    pub fn create_secret(&self, value: &str) -> String {
+        static SECRETS: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("it-secret-{}", SECRETS.fetch_add(1, Ordering::Relaxed));
+        let request = self.secrets.create_secret().name(name).secret_string(value);
+        let created = self.runtime.block_on(request.send());
+        created
+            .expect("moto creates secrets")
+            .arn()
+            .expect("an ARN")
+            .to_owned()
+    }
+
+    /// Stores `value` as the secret's new current version, as `make secret` does: the
+    /// current one becomes `AWSPREVIOUS`.
+    pub fn put_secret(&self, arn: &str, value: &str) {
+        let request = self
+            .secrets
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value);
+        self.runtime
+            .block_on(request.send())
+            .expect("moto stores the secret");
     }
 
     /// A queue URL of the right form for a queue that does not exist.
@@ -337,6 +369,24 @@ impl<'a> Stack<'a> {
         Self::launch(sqs, queue_url, &sqs.endpoint, 1, &trust)
     }
 
+    /// Starts the emulator and the function, forwarding to a new queue, with these settings
+    /// over [`function_env`]'s (an empty value unsets one).
+    pub fn with_env(sqs: &'a LocalSqs, env: &[(&str, &str)]) -> Self {
+        let env: Vec<(&str, String)> = env.iter().map(|(k, v)| (*k, v.to_string())).collect();
+        Self::launch(sqs, sqs.create_queue(), &sqs.endpoint, 1, &env)
+    }
+
+    /// Starts the emulator and the function, reading its secret from Secrets Manager (moto).
+    pub fn with_secret(sqs: &'a LocalSqs, secret_arn: &str) -> Self {
+        Self::with_env(
+            sqs,
+            &[
+                ("NYLAS_WEBHOOK_SECRET", ""),
+                ("NYLAS_WEBHOOK_SECRET_ARN", secret_arn),
+            ],
+        )
+    }
+
     fn launch(
         sqs: &'a LocalSqs,
         queue_url: String,
@@ -371,9 +421,9 @@ impl<'a> Stack<'a> {
                 FUNCTION,
                 Command::new(env!("CARGO_BIN_EXE_nylas-webhook-sqs"))
                     .env_clear()
-                    .envs(function_env(sqs_endpoint, port))
-                    .envs(extra_env.iter().cloned())
+                    .envs(function_env(&sqs.endpoint, sqs_endpoint, port))
                     .env("QUEUE_URL", &queue_url)
+                    .envs(extra_env.iter().cloned())
                     .stdout(log_file)
                     .stderr(stderr),
             )
@@ -514,8 +564,9 @@ impl<'a> Stack<'a> {
     }
 }
 
-/// The environment Lambda gives the function, pointed at the emulator and the local SQS.
-pub fn function_env(sqs_endpoint: &str, emulator_port: u16) -> Vec<(&'static str, String)> {
+/// The environment Lambda gives the function, pointed at the emulator and the local SQS (and
+/// Secrets Manager, on the same moto server).
+fn function_env(moto: &str, sqs_endpoint: &str, emulator_port: u16) -> Vec<(&'static str, String)> {
     vec![
         ("NYLAS_WEBHOOK_SECRET", SAMPLE_SECRET.to_owned()),
         (
@@ -530,6 +581,7 @@ pub fn function_env(sqs_endpoint: &str, emulator_port: u16) -> Vec<(&'static str
         ("AWS_SECRET_ACCESS_KEY", "test".to_owned()),
         ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
         ("AWS_ENDPOINT_URL_SQS", sqs_endpoint.to_owned()),
+        ("AWS_ENDPOINT_URL", moto.to_owned()),
     ]
 }
 

@@ -25,6 +25,10 @@ pub enum Fault {
     /// An outage of every SendMessageBatch call (HTTP 500) for the first 400 ms of every
     /// 2 s; outside it, every third call has its first entry refused.
     Flaky,
+    /// Refuses the first entry of every SendMessageBatch as the sender's fault.
+    SenderFaultFirstEntry,
+    /// Holds every SendMessageBatch this long, then passes it on.
+    Delay(Duration),
 }
 
 /// The proxy; it stops accepting when dropped.
@@ -157,10 +161,10 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
         };
         let withhold = is_batch
             && match fault {
-                Fault::FailFirstEntryAlways => true,
+                Fault::FailFirstEntryAlways | Fault::SenderFaultFirstEntry => true,
                 Fault::FailFirstEntryOnce => batch_number == 0,
                 Fault::Flaky => batch_number % 3 == 2,
-                Fault::Hang | Fault::ServerError => false,
+                Fault::Hang | Fault::ServerError | Fault::Delay(_) => false,
             };
         let response = match fault {
             Fault::Hang => {
@@ -169,7 +173,10 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
             }
             Fault::ServerError => server_error(),
             Fault::Flaky if is_batch && in_outage(started) => server_error(),
-            Fault::FailFirstEntryAlways | Fault::FailFirstEntryOnce | Fault::Flaky => {
+            _ => {
+                if let (Fault::Delay(delay), true) = (fault, is_batch) {
+                    std::thread::sleep(delay);
+                }
                 let withheld = if withhold {
                     withhold_first_entry(&mut request)
                 } else {
@@ -186,7 +193,8 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
                     return;
                 };
                 if let Some(withheld) = withheld {
-                    report_failed(&mut response, &withheld.id);
+                    let sender_fault = fault == Fault::SenderFaultFirstEntry;
+                    report_failed(&mut response, &withheld.id, sender_fault);
                 }
                 response
             }
@@ -250,12 +258,17 @@ fn withhold_first_entry(request: &mut HttpMessage) -> Option<Withheld> {
 }
 
 /// Adds entry `id` to the `Failed` list of a SendMessageBatch response.
-fn report_failed(response: &mut HttpMessage, id: &str) {
+fn report_failed(response: &mut HttpMessage, id: &str, sender_fault: bool) {
     let Ok(mut body) = serde_json::from_slice::<Value>(&response.body) else {
         // Not a SendMessageBatch answer (an upstream error): pass it on as it is.
         return;
     };
-    let failed = json!({ "Id": id, "SenderFault": false, "Code": "InternalError", "Message": "injected by the test proxy" });
+    let code = if sender_fault {
+        "InvalidParameterValue"
+    } else {
+        "InternalError"
+    };
+    let failed = json!({ "Id": id, "SenderFault": sender_fault, "Code": code, "Message": "injected by the test proxy" });
     match body["Failed"].as_array_mut() {
         Some(list) => list.push(failed),
         None => body["Failed"] = json!([failed]),
