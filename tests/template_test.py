@@ -65,17 +65,30 @@ def allowed(action):
 
 
 class FunctionTest(unittest.TestCase):
-    def test_the_function_answers_before_nylas_gives_up_and_after_the_queue_budget(self):
-        budget = rust_constant("handler.rs", "QUEUE_BUDGET")
-        # Nylas waits 10 s; past the budget the function answers 503 itself, and a Lambda
-        # timeout would reach Nylas as a 5xx it may not retry.
-        self.assertGreater(PROPS["Timeout"], budget)
+    def test_the_function_answers_before_nylas_gives_up_and_after_its_own_budgets(self):
+        budgets = rust_constant("handler.rs", "QUEUE_BUDGET") + rust_constant("secret.rs", "READ_BUDGET")
+        # Nylas waits 10 s; past its budgets the function answers 503 itself, and a Lambda
+        # timeout would reach Nylas as a 5xx it does not retry.
+        self.assertGreater(PROPS["Timeout"], budgets)
         self.assertLessEqual(PROPS["Timeout"], 10)
 
     def test_every_required_setting_is_given(self):
-        for name in ("QUEUE_URL", "SECRET"):
+        for name in ("QUEUE_URL", "SECRET_ARN"):
             variable = rust_constant("config.rs", name)
-            self.assertIn(variable, ENVIRONMENT, f"the function stops without {variable}")
+            self.assertIn(variable, ENVIRONMENT, f"every POST is 503 without {variable}")
+
+    def test_the_secret_the_function_reads_is_the_one_it_may_read(self):
+        secret = ENVIRONMENT[rust_constant("config.rs", "SECRET_ARN")]
+        self.assertEqual(RESOURCES[secret["Ref"]]["Type"], "AWS::SecretsManager::Secret")
+        self.assertEqual(allowed("secretsmanager:GetSecretValue"), [secret])
+
+    def test_the_secret_is_never_in_the_environment_or_a_parameter(self):
+        for name in ("SECRET", "PREVIOUS_SECRET"):
+            self.assertNotIn(rust_constant("config.rs", name), ENVIRONMENT)
+        self.assertEqual([n for n, p in PARAMETERS.items() if p.get("NoEcho")], [])
+        secret = RESOURCES[ENVIRONMENT[rust_constant("config.rs", "SECRET_ARN")]["Ref"]]
+        self.assertNotIn("SecretString", secret["Properties"], "a placeholder is generated")
+        self.assertIn("GenerateSecretString", secret["Properties"])
 
     def test_the_queue_the_function_sends_to_is_the_one_it_may_send_to(self):
         queue = ENVIRONMENT[rust_constant("config.rs", "QUEUE_URL")]["Ref"]
@@ -135,17 +148,22 @@ class QueueTest(unittest.TestCase):
 
 
 class SecretTest(unittest.TestCase):
-    secrets = [name for name, p in PARAMETERS.items() if p.get("NoEcho")]
+    def test_no_output_and_no_saved_setting_names_a_secret_value(self):
+        config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+        self.assertNotIn("Secret", str(config))
+        for output in TEMPLATE["Outputs"].values():
+            self.assertNotIn("SecretString", str(output))
 
-    def test_no_output_and_no_saved_setting_reveals_a_secret(self):
-        config = (ROOT / "samconfig.toml").read_text()
-        for name in self.secrets:
-            self.assertNotIn(name, str(TEMPLATE["Outputs"]))
-            self.assertNotIn(name, config)
 
-    def test_the_secret_has_no_default_to_deploy_by_mistake(self):
-        self.assertIn("NylasWebhookSecret", self.secrets)
-        self.assertNotIn("Default", PARAMETERS["NylasWebhookSecret"])
+class CapacityTest(unittest.TestCase):
+    def test_the_api_throttles_before_the_function_would(self):
+        # A request holds an instance for at most Timeout seconds. Past the API's limits Nylas
+        # gets 429 (retried); past the function's concurrency it would get 500 (not retried).
+        api = only("AWS::Serverless::HttpApi")[1]["Properties"]["DefaultRouteSettings"]
+        default = lambda ref: PARAMETERS[ref["Ref"]]["Default"]
+        burst, rate = default(api["ThrottlingBurstLimit"]), default(api["ThrottlingRateLimit"])
+        reserved = default(PROPS["ReservedConcurrentExecutions"])
+        self.assertLessEqual(burst + rate * PROPS["Timeout"], reserved)
 
 
 class AlarmTest(unittest.TestCase):
@@ -160,6 +178,22 @@ class AlarmTest(unittest.TestCase):
         watched = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in self.alarms.values()}
         for metric in [("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/ApiGateway", "5xx")]:
             self.assertIn(metric, watched)
+
+    def test_the_function_s_own_metrics_are_watched_as_it_writes_them(self):
+        namespace = rust_constant("log.rs", "NAMESPACE")
+        outcome = (ROOT / "src" / "outcome.rs").read_text()
+        own = [a["Properties"] for a in self.alarms.values() if not a["Properties"]["Namespace"].startswith("AWS/")]
+        reasons = [d["Value"] for a in own for d in a["Dimensions"] if d["Name"] == "reason"]
+        self.assertEqual(sorted(reasons), ["notification_too_large", "signature_mismatch"])
+        for alarm in own:
+            self.assertEqual((alarm["Namespace"], alarm["MetricName"]), (namespace, "Rejected"))
+        for reason in reasons:
+            self.assertIn(f'("{reason}",', outcome, f"the function never writes reason {reason}")
+
+    def test_no_alarm_topic_uses_the_aws_managed_sns_key(self):
+        # CloudWatch cannot use alias/aws/sns: no alarm would ever be delivered.
+        for name, topic in resources_of("AWS::SNS::Topic").items():
+            self.assertNotIn("alias/aws/sns", str(topic["Properties"].get("KmsMasterKeyId")), name)
 
 
 if __name__ == "__main__":
