@@ -16,7 +16,7 @@ Usage: python scripts/coldstart.py FUNCTION HELLO [BEFORE]  (paths of release bi
 BEFORE, a build of an earlier commit, is measured in the same run, its starts alternating
 with the others', so that a change is measured against the same load.
 RUNS and INVOCATIONS set the counts. As on Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE
-names one bundle (CERT_BUNDLE, this machine's by default).
+names one bundle (CERT_BUNDLE, this machine's by default; CERT_BUNDLE= leaves it unset).
 Needs the project's .venv (moto). Prints a table and the budget verdicts.
 """
 
@@ -195,11 +195,12 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        queue = subprocess.run(
-            [str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/local_queue.py"), "create"],
+        created = subprocess.run(
+            [str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/local_aws.py"), "create"],
             env={**os.environ, "SQS_ENDPOINT": f"http://127.0.0.1:{sqs_port}", "QUEUE": "coldstart"},
             capture_output=True, text=True, check=True,
-        ).stdout.strip()
+        ).stdout
+        settings = dict(line.split("=", 1) for line in created.split())
         api_port = free_port()
         server = ThreadingHTTPServer(("127.0.0.1", api_port), RuntimeApi)
         server.daemon_threads = True
@@ -212,24 +213,33 @@ def main():
             "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
             "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
             "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-            "QUEUE_URL": queue, "NYLAS_WEBHOOK_SECRET": "nylas-sample-secret",
+            **settings,
             "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
             "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_ENDPOINT_URL_SQS": f"http://127.0.0.1:{sqs_proxy.server_address[1]}",
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{sqs_proxy.server_address[1]}",
         }
-        env["SSL_CERT_FILE"] = os.environ.get("CERT_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+        bundle = os.environ.get("CERT_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+        if bundle:
+            env["SSL_CERT_FILE"] = bundle
+        # The function reads its secret from Secrets Manager, as deployed: its first response
+        # includes that read. ENV_SECRET=1 gives it the secret in the environment instead;
+        # BEFORE, a build from before the secret moved to Secrets Manager, is given it there.
+        env_secret = {**env, "NYLAS_WEBHOOK_SECRET": "nylas-sample-secret"}
+        del env_secret["NYLAS_WEBHOOK_SECRET_ARN"]
+        if os.environ.get("ENV_SECRET") == "1":
+            env = env_secret
         # Starts alternate between the binaries, so that a change in the machine's load falls
         # on all alike.
-        binaries = [("hello-world", hello), ("function", function)]
+        binaries = [("hello-world", hello, env), ("function", function, env)]
         if baseline:
-            binaries.append(("before", baseline))
-        starts = {name: [] for name, _ in binaries}
+            binaries.append(("before", baseline, env_secret))
+        starts = {name: [] for name, _, _ in binaries}
         for _ in range(RUNS):
-            for name, binary in binaries:
-                starts[name].append(run(binary, env, 0))
+            for name, binary, binary_env in binaries:
+                starts[name].append(run(binary, binary_env, 0))
         results = {}
-        for name, binary in binaries:
-            _, _, cpu, peak = run(binary, env, INVOCATIONS)
+        for name, binary, binary_env in binaries:
+            _, _, cpu, peak = run(binary, binary_env, INVOCATIONS)
             inits = sorted(s[0] for s in starts[name])
             firsts = sorted(s[1] for s in starts[name])
             results[name] = {

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# `make dev`: the receiver on this machine. Starts a local SQS-compatible server (moto),
-# creates the queue, and runs the function under the Lambda Runtime API emulator
-# (`cargo lambda watch`, which rebuilds it on every change) with the sample secret.
+# `make dev`: the receiver on this machine. Starts a local AWS (moto: SQS and Secrets
+# Manager), creates the queue and the webhook secret (holding the sample secret), and runs the
+# function under the Lambda Runtime API emulator (`cargo lambda watch`, which rebuilds it on
+# every change), reading its secret from Secrets Manager as it does when deployed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,24 +21,25 @@ for _ in $(seq 1 300); do
     kill -0 "$moto" 2>/dev/null || { echo "moto_server exited: see .local/moto.log" >&2; exit 1; }
     sleep 0.1
 done
-queue_url=$(.venv/bin/python scripts/local_queue.py create)
-
-cat > .local/dev.env <<ENV
-QUEUE_URL=${queue_url}
-NYLAS_WEBHOOK_SECRET=nylas-sample-secret
+{
+    .venv/bin/python scripts/local_aws.py create
+    cat <<ENV
 AWS_REGION=us-east-1
 AWS_ACCESS_KEY_ID=test
 AWS_SECRET_ACCESS_KEY=test
 AWS_EC2_METADATA_DISABLED=true
-AWS_ENDPOINT_URL_SQS=${SQS_ENDPOINT}
+AWS_ENDPOINT_URL=${SQS_ENDPOINT}
 ENV
+} > .local/dev.env
+queue_url=$(sed -n 's/^QUEUE_URL=//p' .local/dev.env)
 
 url="http://127.0.0.1:${INVOKE_PORT}/lambda-url/nylas-webhook-sqs/webhook"
 cat <<TEXT
 
   Local SQS (moto):  ${SQS_ENDPOINT}   queue: ${queue_url}
   Function URL:      ${url}
-  Secret:            nylas-sample-secret (the sample events are signed with it)
+  Secret:            nylas-sample-secret, in Secrets Manager (the sample events are signed
+                     with it; \`make secret LOCAL=1\` stores another)
 
   In another terminal:
     make invoke EVENT=events/v3-message-created.json    send a sample event

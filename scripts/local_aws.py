@@ -1,7 +1,8 @@
-"""The local SQS queue that `make dev` forwards to, on the moto server it starts.
+"""The local AWS that `make dev` runs the function against: a queue and a webhook secret on the
+moto server it starts (moto serves SQS and Secrets Manager on one port).
 
-    python scripts/local_queue.py create   # create the queue, print its URL
-    python scripts/local_queue.py show     # print and remove every message in it
+    python scripts/local_aws.py create   # create both (if absent); print the function's settings
+    python scripts/local_aws.py show     # print and remove every message in the queue
 
 Runs with the project's virtualenv (boto3 comes with moto). Settings come from the
 environment: SQS_ENDPOINT (default http://127.0.0.1:4566) and QUEUE (default nylas-webhooks).
@@ -15,11 +16,14 @@ import boto3
 
 ENDPOINT = os.environ.get("SQS_ENDPOINT", "http://127.0.0.1:4566")
 QUEUE = os.environ.get("QUEUE", "nylas-webhooks")
+# The local secret's name, and the value the sample events in events/ are signed with.
+SECRET = "nylas-webhook-secret"
+SAMPLE_SECRET = "nylas-sample-secret"
 
 
-def client():
+def client(service):
     return boto3.client(
-        "sqs",
+        service,
         endpoint_url=ENDPOINT,
         region_name="us-east-1",
         aws_access_key_id="test",
@@ -27,12 +31,22 @@ def client():
     )
 
 
+def local_secret_arn():
+    """The local secret's ARN, created with the sample value if it does not exist yet."""
+    secrets = client("secretsmanager")
+    try:
+        return secrets.describe_secret(SecretId=SECRET)["ARN"]
+    except secrets.exceptions.ResourceNotFoundException:
+        return secrets.create_secret(Name=SECRET, SecretString=SAMPLE_SECRET)["ARN"]
+
+
 def create():
-    print(client().create_queue(QueueName=QUEUE)["QueueUrl"])
+    print(f"QUEUE_URL={client('sqs').create_queue(QueueName=QUEUE)['QueueUrl']}")
+    print(f"NYLAS_WEBHOOK_SECRET_ARN={local_secret_arn()}")
 
 
 def show():
-    sqs = client()
+    sqs = client("sqs")
     try:
         url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
     except sqs.exceptions.QueueDoesNotExist:
