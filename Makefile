@@ -10,12 +10,14 @@ TOOLS := $(VENV)/.installed
 PYTHON ?= python3
 EVENT ?= events/v3-message-created.json
 INVOKE_PORT ?= 9000
+SQS_PORT ?= 4566
+STACK ?= nylas-webhook-sqs
 ARCH ?= arm64
 FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: tools dev invoke queue test lint template build bench coldstart fuzz sign-events clean
+.PHONY: tools dev invoke queue secret test lint template build bench coldstart fuzz sign-events clean
 
 ## tools: install cargo-lambda, moto[server], the SAM CLI and cfn-lint-serverless into .venv
 tools: $(TOOLS)
@@ -36,7 +38,12 @@ invoke: $(TOOLS)
 
 ## queue: print, and remove, the messages `make dev` has forwarded
 queue: $(TOOLS)
-	$(VENV)/bin/python scripts/local_queue.py show
+	SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py show
+
+## secret: store the webhook secret, read from the terminal (STACK=<name>; LOCAL=1 for make dev's)
+secret: $(TOOLS)
+	LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
+		$(VENV)/bin/python scripts/secret.py
 
 ## test: formatting, lints, template checks, unit, property, integration and doc tests
 test: $(TOOLS) lint
