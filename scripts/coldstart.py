@@ -15,8 +15,8 @@ For each binary:
 Usage: python scripts/coldstart.py FUNCTION HELLO [BEFORE]  (paths of release binaries).
 BEFORE, a build of an earlier commit, is measured in the same run, its starts alternating
 with the others', so that a change is measured against the same load.
-RUNS and INVOCATIONS set the counts. As on Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE
-names one bundle (CERT_BUNDLE, this machine's by default; CERT_BUNDLE= leaves it unset).
+RUNS and INVOCATIONS set the counts; EVENT another API Gateway event to send. As on
+Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE names one bundle (CERT_BUNDLE, this machine's by default; CERT_BUNDLE= leaves it unset).
 Needs the project's .venv (moto). Prints a table and the budget verdicts.
 """
 
@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("RUNS", "60"))
 INVOCATIONS = int(os.environ.get("INVOCATIONS", "1000"))
-EVENT = json.loads((ROOT / "events" / "v3-message-created.json").read_text())
+EVENT = json.loads(pathlib.Path(os.environ.get("EVENT", ROOT / "events" / "v3-message-created.json")).read_text())
 EVENT_BYTES = json.dumps(EVENT).encode()
 
 
@@ -253,7 +253,7 @@ def main():
         sqs_proxy.shutdown()
     finally:
         moto.kill()
-    print(f"{RUNS} starts each, then {INVOCATIONS} invocations of events/v3-message-created.json")
+    print(f"{RUNS} starts each, then {INVOCATIONS} invocations of {os.environ.get('EVENT', 'events/v3-message-created.json')}")
     print(f"{'':<12} {'init (median)':>14} {'init (p90)':>11} {'first response':>15} {'CPU/invocation':>15} {'peak RSS':>9}")
     for name, r in results.items():
         print(f"{name:<12} {r['init_ms']:>11.2f} ms {r['init_p90_ms']:>8.2f} ms {r['first_ms']:>12.2f} ms {r['cpu_us']:>12.0f} µs {r['peak_mb']:>6.1f} MB")
