@@ -10,8 +10,8 @@ use crate::notification::Notification;
 use crate::outcome::Outcome;
 use lambda_http::http::StatusCode;
 use serde::Serialize;
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Level;
 
@@ -72,10 +72,18 @@ pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     let line = Line::new(outcome, delivery, elapsed, now.as_millis() as u64);
-    let mut out = std::io::stdout().lock();
-    // A log that cannot be written must not fail the request.
-    if serde_json::to_writer(&mut out, &line).is_ok() {
-        let _ = writeln!(out);
+    let Ok(line) = serde_json::to_string(&line) else {
+        return;
+    };
+    // Unit tests print through the test harness, which shows a test's output only when the
+    // test fails. The function writes straight to stdout: a log that cannot be written must
+    // not fail the request, and `println!` would panic.
+    #[cfg(test)]
+    println!("{line}");
+    #[cfg(not(test))]
+    {
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
 }
 
@@ -93,34 +101,12 @@ pub struct Line<'a> {
     duration_ms: f64,
     #[serde(flatten)]
     delivery: &'a Delivery,
+    /// EMF's metadata: which members are metrics, in which namespace, by which dimensions.
     #[serde(rename = "_aws")]
-    aws: Metadata,
+    aws: Value,
     /// The metric values, as top-level members named after the metrics.
     #[serde(flatten)]
     metrics: BTreeMap<&'static str, usize>,
-}
-
-/// EMF's `_aws` member: which of the line's members are metrics, and how to aggregate them.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Metadata {
-    timestamp: u64,
-    cloud_watch_metrics: Vec<Directive>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Directive {
-    namespace: &'static str,
-    dimensions: [&'static [&'static str]; 1],
-    metrics: Vec<Metric>,
-}
-
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Metric {
-    name: &'static str,
-    unit: &'static str,
 }
 
 impl<'a> Line<'a> {
@@ -155,10 +141,17 @@ impl<'a> Line<'a> {
                 usize::from(status == StatusCode::SERVICE_UNAVAILABLE),
             ),
         ];
-        let mut directives = vec![directive(&[], counts.map(|(name, _)| name).to_vec())];
+        let directive = |dimensions: &[&str], names: &[&str]| {
+            let metrics: Vec<Value> = names
+                .iter()
+                .map(|n| json!({"Name": n, "Unit": "Count"}))
+                .collect();
+            json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics})
+        };
+        let mut directives = vec![directive(&[], &counts.map(|(name, _)| name))];
         let mut metrics: BTreeMap<_, _> = counts.into_iter().collect();
         if rejection.is_some() {
-            directives.push(directive(&["reason"], vec!["Rejected"]));
+            directives.push(directive(&["reason"], &["Rejected"]));
             metrics.insert("Rejected", 1);
         }
         Self {
@@ -169,24 +162,9 @@ impl<'a> Line<'a> {
             reason: rejection.map(|r| r.reason().0),
             duration_ms: elapsed.as_micros() as f64 / 1000.0,
             delivery,
-            aws: Metadata {
-                timestamp: timestamp_ms,
-                cloud_watch_metrics: directives,
-            },
+            aws: json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}),
             metrics,
         }
-    }
-}
-
-fn directive(dimensions: &'static [&'static str], names: Vec<&'static str>) -> Directive {
-    let metrics = names.into_iter().map(|name| Metric {
-        name,
-        unit: "Count",
-    });
-    Directive {
-        namespace: NAMESPACE,
-        dimensions: [dimensions],
-        metrics: metrics.collect(),
     }
 }
 
@@ -196,7 +174,6 @@ mod tests {
     use crate::queue::QueueError;
     use crate::secret::SecretError;
     use crate::signature::SignatureError;
-    use serde_json::{json, Value};
 
     const ELAPSED: Duration = Duration::from_micros(1_500);
 
