@@ -1,7 +1,8 @@
 # Two commands set everything up on a fresh machine:
-#   make dev    run the receiver locally (moto for SQS, cargo lambda watch for Lambda)
+#   make dev    run the receiver locally (moto for SQS and Secrets Manager, cargo lambda watch)
 #   make test   run every check and test
 # Tools come from PyPI into .venv (requirements-dev.txt); crates from crates.io.
+# `make` alone lists the targets.
 
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -9,15 +10,23 @@ VENV := .venv
 TOOLS := $(VENV)/.installed
 PYTHON ?= python3
 EVENT ?= events/v3-message-created.json
-INVOKE_PORT ?= 9000
+# make dev's ports and queue; invoke, queue and secret LOCAL=1 talk to the same ones.
 SQS_PORT ?= 4566
+INVOKE_PORT ?= 9000
+QUEUE ?= nylas-webhooks
+export SQS_PORT INVOKE_PORT QUEUE
 STACK ?= nylas-webhook-sqs
 ARCH ?= arm64
 FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: tools dev invoke queue secret test lint template build bench coldstart fuzz sign-events clean
+.PHONY: help tools dev invoke queue secret test lint template build bench coldstart fuzz sign-events clean
+.DEFAULT_GOAL := help
+
+## help: list the targets (this)
+help:
+	@sed -n 's/^## \([a-z-]*\): \(.*\)/  make \1\t\2/p' $(MAKEFILE_LIST) | expand -t 22
 
 ## tools: install cargo-lambda, moto[server], the SAM CLI and cfn-lint-serverless into .venv
 tools: $(TOOLS)
@@ -27,37 +36,40 @@ $(TOOLS): requirements-dev.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
-## dev: run the function under the Lambda emulator, forwarding to a local SQS queue
+## dev: run the receiver: the function under the Lambda emulator, a local SQS and Secrets Manager (SQS_PORT, INVOKE_PORT, QUEUE)
 dev: $(TOOLS)
-	scripts/dev.sh
+	@$(VENV)/bin/python scripts/dev.py
 
 ## invoke: send a sample API Gateway event to `make dev` (EVENT=events/....json)
 invoke: $(TOOLS)
-	$(VENV)/bin/cargo-lambda lambda invoke --invoke-address 127.0.0.1 \
-		--invoke-port $(INVOKE_PORT) --data-file $(EVENT) nylas-webhook-sqs
+	@$(VENV)/bin/python scripts/dev.py invoke $(EVENT)
 
 ## queue: print, and remove, the messages `make dev` has forwarded
 queue: $(TOOLS)
-	SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py show
+	@$(VENV)/bin/python scripts/dev.py listening sqs
+	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py show
 
 ## secret: store the webhook secret, read from the terminal (STACK=<name>; LOCAL=1 for make dev's)
 secret: $(TOOLS)
-	LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
+	@if [ -n "$(LOCAL)" ]; then $(VENV)/bin/python scripts/dev.py listening sqs; fi
+	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py
 
-## test: formatting, lints, template checks, unit, property, integration and doc tests
+## test: formatting, lints, template checks, unit, property, integration, doc and make dev tests
 test: $(TOOLS) lint
 	@mkdir -p target && : > target/test.log
 	$(MAKE) --no-print-directory template
 	NYLAS_INTEGRATION=1 cargo test --all-targets 2>&1 | tee -a target/test.log
 	cargo test --doc 2>&1 | tee -a target/test.log
+	$(VENV)/bin/python tests/dev_test.py 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
+## lint: cargo fmt --check and clippy, warnings as errors
 lint:
 	cargo fmt --check
 	cargo clippy --all-targets -- -D warnings
 
-## template: AWS's linters and the property tests on template.yaml
+## template: AWS's linters and the consistency tests on template.yaml
 template: $(TOOLS)
 	$(SAM) validate --lint --region us-east-1
 	$(VENV)/bin/cfn-lint --append-rules cfn_lint_serverless.rules -- template.yaml
@@ -73,7 +85,7 @@ build: $(TOOLS)
 		exit 1; \
 	fi
 	$(SAM) build --parameter-overrides Architecture=$(ARCH)
-	@ls -l .aws-sam/build/ReceiverFunction/bootstrap
+	@$(PYTHON) scripts/artifact.py .aws-sam/build/ReceiverFunction/bootstrap
 
 ## bench: criterion benchmarks of the core path beside a bare HMAC, and the budget check
 bench:
@@ -96,6 +108,7 @@ fuzz:
 sign-events:
 	cargo run --quiet --example sign-event
 
+## clean: remove every build, the tools and the local state
 clean:
 	cargo clean
 	rm -rf $(VENV) .local .aws-sam

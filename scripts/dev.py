@@ -1,0 +1,212 @@
+"""`make dev`: the receiver on this machine, reading its secret and forwarding as deployed.
+
+Starts a local AWS (moto: SQS and Secrets Manager) on SQS_PORT, creates the queue QUEUE and
+the webhook secret (holding the sample secret), builds the function, and runs it under the
+Lambda Runtime API emulator (`cargo lambda watch`, which rebuilds it when the code changes) on
+INVOKE_PORT. It refuses to start when a port is taken, and stops everything it started on
+Ctrl-C, SIGTERM or SIGHUP. Its logs go to .local/dev-<SQS_PORT>/.
+
+    python scripts/dev.py                  run (what `make dev` does)
+    python scripts/dev.py invoke EVENT     send a sample event (what `make invoke` does)
+    python scripts/dev.py listening NAME   exit 1 with one line unless SQS_PORT or
+                                           INVOKE_PORT (NAME: sqs or invoke) is served
+
+Settings come from the environment: SQS_PORT (4566), INVOKE_PORT (9000), QUEUE
+(nylas-webhooks), the ones the other make targets read.
+"""
+
+import ctypes
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv" / "bin"
+DEFAULTS = {"SQS_PORT": "4566", "INVOKE_PORT": "9000", "QUEUE": "nylas-webhooks"}
+SETTINGS = {name: os.environ.get(name) or default for name, default in DEFAULTS.items()}
+PORTS = {"sqs": int(SETTINGS["SQS_PORT"]), "invoke": int(SETTINGS["INVOKE_PORT"])}
+FUNCTION = "nylas-webhook-sqs"
+
+
+def with_settings(command):
+    """`command` as the user would type it for the settings in force."""
+    changed = [f"{name}={value}" for name, value in SETTINGS.items() if value != DEFAULTS[name]]
+    return " ".join(changed + [command])
+
+
+def serving(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def holder(port):
+    """What listens on `port`: 'pid N (command line)', from /proc, or None."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = pathlib.Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            links = {os.readlink(fd) for fd in (proc / "fd").iterdir()}
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        if any(f"socket:[{inode}]" in links for inode in inodes):
+            return f"pid {proc.name} ({command})"
+    return None
+
+
+def taken(port):
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return False
+        except OSError:
+            return True
+
+
+def listening(name):
+    port = PORTS[name]
+    if not serving(port):
+        sys.exit(
+            f"nothing is listening on 127.0.0.1:{port}: start the receiver with "
+            f"`{with_settings('make dev')}`"
+        )
+
+
+def invoke(event):
+    listening("invoke")
+    command = [str(VENV / "cargo-lambda"), "lambda", "invoke", "--invoke-address", "127.0.0.1",
+               "--invoke-port", str(PORTS["invoke"]), "--data-file", event, FUNCTION]
+    os.execv(command[0], command)
+
+
+def start(command, log):
+    """A child in a session of its own, so that stopping it stops everything it started, and
+    which Linux stops if this process dies without stopping it (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            cwd=ROOT, preexec_fn=lambda: libc.prctl(1, signal.SIGTERM))
+
+
+def stop(children):
+    for child in children:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 5
+    for child in children:
+        try:
+            child.wait(max(0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+def wait_for(port, child, what):
+    for _ in range(600):
+        if serving(port):
+            return
+        if child.poll() is not None:
+            raise SystemExit(f"{what} exited before listening on port {port}")
+        time.sleep(0.1)
+    raise SystemExit(f"{what} did not listen on port {port} within a minute")
+
+
+def run():
+    for name, port in PORTS.items():
+        if taken(port):
+            held = holder(port) or "another process"
+            sys.exit(
+                f"make dev: port {port} ({name.upper()}_PORT) is in use by {held}. Stop it "
+                f"(is another `make dev` running?), or choose other ports: "
+                f"SQS_PORT=<port> INVOKE_PORT=<port> make dev"
+            )
+    parent = os.getppid()
+    logs = ROOT / ".local" / f"dev-{PORTS['sqs']}"
+    logs.mkdir(parents=True, exist_ok=True)
+    endpoint = f"http://127.0.0.1:{PORTS['sqs']}"
+    children = []
+
+    def stop_on_signal(number, _frame):
+        raise SystemExit(f"make dev: {signal.Signals(number).name}: everything it started is stopped")
+
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(number, stop_on_signal)
+    try:
+        with open(logs / "moto.log", "w") as moto_log:
+            moto = start([str(VENV / "moto_server"), "-H", "127.0.0.1", "-p", str(PORTS["sqs"])],
+                         moto_log)
+        children.append(moto)
+        wait_for(PORTS["sqs"], moto, f"moto_server (see {logs / 'moto.log'})")
+        env_file = logs / "dev.env"
+        created = subprocess.run(
+            [str(VENV / "python"), "scripts/local_aws.py", "create"], cwd=ROOT, check=True,
+            capture_output=True, text=True, env={**os.environ, "SQS_ENDPOINT": endpoint,
+                                                 "QUEUE": SETTINGS["QUEUE"]},
+        ).stdout
+        env_file.write_text(created + "\n".join([
+            "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+            "AWS_EC2_METADATA_DISABLED=true", f"AWS_ENDPOINT_URL={endpoint}", "",
+        ]))
+        print("Building the function (the emulator runs this build) ...", flush=True)
+        if subprocess.run(["cargo", "build", "--bin", FUNCTION], cwd=ROOT).returncode != 0:
+            raise SystemExit("make dev: the function does not build: see cargo's output above")
+        watch = start([str(VENV / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
+                       "--invoke-port", str(PORTS["invoke"]), "--env-file", str(env_file)], None)
+        children.append(watch)
+        wait_for(PORTS["invoke"], watch, "cargo lambda watch")
+        print(banner(created, endpoint), flush=True)
+        while all(child.poll() is None for child in children):
+            # make forwards SIGTERM to this process; if make is gone (killed outright),
+            # nobody else is left to stop these.
+            if os.getppid() != parent:
+                raise SystemExit("make dev: make exited: everything it started is stopped")
+            time.sleep(0.2)
+        raise SystemExit("make dev: a process it started exited: see its output above")
+    finally:
+        stop(children)
+
+
+def banner(created, endpoint):
+    queue_url = created.split("QUEUE_URL=", 1)[1].split()[0]
+    url = f"http://127.0.0.1:{PORTS['invoke']}/lambda-url/{FUNCTION}/webhook"
+    return f"""
+  Local AWS (moto):  {endpoint}   queue: {queue_url}
+  Function URL:      {url}
+  Secret:            nylas-sample-secret, in the local Secrets Manager (the sample events
+                     are signed with it)
+
+  In another terminal:
+    {with_settings('make invoke EVENT=events/v3-message-created.json')}   send a sample event
+    {with_settings('make queue')}   print (and remove) what reached the queue
+    {with_settings('make secret LOCAL=1')}   store another secret, as after a rotation
+    curl '{url}?challenge=hello'
+
+  Stop with Ctrl-C. Logs: {ROOT / '.local' / f"dev-{PORTS['sqs']}"}/
+"""
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == []:
+        run()
+    elif sys.argv[1:2] == ["invoke"] and len(sys.argv) == 3:
+        invoke(sys.argv[2])
+    elif sys.argv[1:2] == ["listening"] and sys.argv[2:] in (["sqs"], ["invoke"]):
+        listening(sys.argv[2])
+    else:
+        sys.exit(__doc__)
