@@ -18,6 +18,8 @@ import tempfile
 import time
 import unittest
 
+import summary
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Long enough for `make dev` to build the function when cargo has not yet.
 READY_WITHIN = 600
@@ -211,10 +213,4 @@ class DevTest(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    result = unittest.main(exit=False, verbosity=1).result
-    failed = len(result.failures) + len(result.errors)
-    passed = result.testsRun - failed - len(result.skipped)
-    # The same closing line as cargo test, so `make test` can add the counts up.
-    status = "ok" if failed == 0 and not result.skipped else "FAILED"
-    print(f"test result: {status}. {passed} passed; {failed} failed; 0 ignored")
-    sys.exit(0 if status == "ok" else 1)
+    summary.run(verbosity=1)

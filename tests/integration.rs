@@ -568,46 +568,42 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
-fn gzip_event_is_verified_then_decompressed(sqs: &LocalSqs) {
+/// Invokes a stack of its own with `bytes` as a binary body signed with the sample secret
+/// (and `Content-Encoding: gzip` if `says_gzip`); expects 200 and one message, and returns it.
+fn stored_from_binary(sqs: &LocalSqs, bytes: &[u8], says_gzip: bool) -> Received {
     let stack = Stack::start(sqs);
-    let body = event_body("v3-message-created.json");
-    let compressed = gzip(body.as_bytes());
-    let signature = sign(SAMPLE_SECRET.as_bytes(), &compressed);
-    let reply = stack.invoke_event(&binary_event(&compressed, &signature, true));
+    let signature = sign(SAMPLE_SECRET.as_bytes(), bytes);
+    let reply = stack.invoke_event(&binary_event(bytes, &signature, says_gzip));
     assert_eq!(reply.status, 200, "{reply:?}");
-    let received = stack.received();
+    let mut received = stack.received();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, body);
+    received.remove(0)
+}
+
+fn gzip_event_is_verified_then_decompressed(sqs: &LocalSqs) {
+    let body = event_body("v3-message-created.json");
+    assert_eq!(
+        stored_from_binary(sqs, &gzip(body.as_bytes()), true).body,
+        body
+    );
 }
 
 fn gzip_bomb_event_is_stored_compressed(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
     let bomb = gzip(&vec![b'{'; 64 * 1024 * 1024]);
-    let signature = sign(SAMPLE_SECRET.as_bytes(), &bomb);
-    let reply = stack.invoke_event(&binary_event(&bomb, &signature, true));
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(
-        attribute(&received[0], "nylas-encoding"),
-        Some("gzip+base64")
-    );
+    let message = stored_from_binary(sqs, &bomb, true);
+    assert_eq!(attribute(&message, "nylas-encoding"), Some("gzip+base64"));
     assert!(
-        decode_base64(&received[0].body) == bomb,
+        decode_base64(&message.body) == bomb,
         "Nylas's gzip, as it came"
     );
 }
 
 fn gzip_event_without_content_encoding_is_inflated(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
     let body = event_body("v3-message-created.json");
-    let compressed = gzip(body.as_bytes());
-    let signature = sign(SAMPLE_SECRET.as_bytes(), &compressed);
-    let reply = stack.invoke_event(&binary_event(&compressed, &signature, false));
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, body);
+    assert_eq!(
+        stored_from_binary(sqs, &gzip(body.as_bytes()), false).body,
+        body
+    );
 }
 
 /// An API Gateway that treats a gzip body as text hands the function its bytes with every
@@ -669,44 +665,22 @@ fn notification_over_one_mebibyte_is_stored_gzip_compressed(sqs: &LocalSqs) {
 }
 
 fn compressed_delivery_over_one_mebibyte_is_stored_as_nylas_compressed_it(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    let body = large_v3(1_536 * 1024);
-    let compressed = gzip(body.as_bytes());
-    let signature = sign(SAMPLE_SECRET.as_bytes(), &compressed);
-    let reply = stack.invoke_event(&binary_event(&compressed, &signature, true));
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(
-        attribute(&received[0], "nylas-encoding"),
-        Some("gzip+base64")
-    );
-    assert_eq!(
-        attribute(&received[0], "nylas-type"),
-        Some("message.created")
-    );
+    let compressed = gzip(large_v3(1_536 * 1024).as_bytes());
+    let message = stored_from_binary(sqs, &compressed, true);
+    assert_eq!(attribute(&message, "nylas-encoding"), Some("gzip+base64"));
+    assert_eq!(attribute(&message, "nylas-type"), Some("message.created"));
     assert!(
-        decode_base64(&received[0].body) == compressed,
+        decode_base64(&message.body) == compressed,
         "Nylas's own gzip bytes"
     );
 }
 
 fn binary_event_is_forwarded_base64_encoded(sqs: &LocalSqs) {
-    use base64::Engine;
-    let stack = Stack::start(sqs);
     let bytes = b"\x00\xff\xfe binary \x01";
-    let signature = sign(SAMPLE_SECRET.as_bytes(), bytes);
-    let reply = stack.invoke_event(&binary_event(bytes, &signature, false));
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(attribute(&received[0], "nylas-encoding"), Some("base64"));
-    assert_eq!(
-        attribute(&received[0], "nylas-api-version"),
-        Some("unknown")
-    );
-    let decoded = base64::engine::general_purpose::STANDARD.decode(&received[0].body);
-    assert_eq!(decoded.as_deref(), Ok(&bytes[..]));
+    let message = stored_from_binary(sqs, bytes, false);
+    assert_eq!(attribute(&message, "nylas-encoding"), Some("base64"));
+    assert_eq!(attribute(&message, "nylas-api-version"), Some("unknown"));
+    assert_eq!(decode_base64(&message.body), bytes);
 }
 
 fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {
