@@ -223,7 +223,8 @@ def main():
             env["SSL_CERT_FILE"] = bundle
         # The function reads its secret from Secrets Manager, as deployed: its first response
         # includes that read. ENV_SECRET=1 gives it the secret in the environment instead;
-        # BEFORE, a build from before the secret moved to Secrets Manager, is given it there.
+        # BEFORE, a build from before the secret moved to Secrets Manager, is given it there
+        # unless SAME_ENV=1.
         env_secret = {**env, "NYLAS_WEBHOOK_SECRET": "nylas-sample-secret"}
         del env_secret["NYLAS_WEBHOOK_SECRET_ARN"]
         if os.environ.get("ENV_SECRET") == "1":
@@ -232,7 +233,8 @@ def main():
         # on all alike.
         binaries = [("hello-world", hello, env), ("function", function, env)]
         if baseline:
-            binaries.append(("before", baseline, env_secret))
+            # SAME_ENV=1: BEFORE reads its secret as the function does (both know the ARN).
+            binaries.append(("before", baseline, env if os.environ.get("SAME_ENV") == "1" else env_secret))
         starts = {name: [] for name, _, _ in binaries}
         for _ in range(RUNS):
             for name, binary, binary_env in binaries:

@@ -12,6 +12,7 @@ use lambda_http::http::StatusCode;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tracing::Level;
 
@@ -78,11 +79,9 @@ pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
     // Unit tests print through the test harness, which shows a test's output only when the
     // test fails. The function writes straight to stdout: a log that cannot be written must
     // not fail the request, and `println!` would panic.
-    #[cfg(test)]
-    println!("{line}");
-    #[cfg(not(test))]
-    {
-        use std::io::Write;
+    if cfg!(test) {
+        println!("{line}");
+    } else {
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
 }
