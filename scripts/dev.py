@@ -192,9 +192,12 @@ def banner(created, endpoint):
                      are signed with it)
 
   In another terminal:
-    {with_settings('make invoke EVENT=events/v3-message-created.json')}   send a sample event
-    {with_settings('make queue')}   print (and remove) what reached the queue
-    {with_settings('make secret LOCAL=1')}   store another secret, as after a rotation
+    {with_settings('make invoke EVENT=events/v3-message-created.json')}
+        sends a sample event
+    {with_settings('make queue')}
+        prints (and removes) what reached the queue
+    {with_settings('make secret LOCAL=1')}
+        stores another secret, as after a rotation
     curl '{url}?challenge=hello'
 
   Stop with Ctrl-C. Logs: {ROOT / '.local' / f"dev-{PORTS['sqs']}"}/
