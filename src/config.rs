@@ -4,18 +4,23 @@
 //! A setting that is missing or invalid does not stop the function: it answers the challenge,
 //! and every POST with 503 so that Nylas retries once the setting is fixed (`handler.rs`).
 
+use crate::secret;
 use crate::signature::{Secret, Verifier};
+use std::time::Duration;
 
 pub const QUEUE_URL: &str = "QUEUE_URL";
 pub const SECRET_ARN: &str = "NYLAS_WEBHOOK_SECRET_ARN";
 pub const SECRET: &str = "NYLAS_WEBHOOK_SECRET";
 pub const PREVIOUS_SECRET: &str = "NYLAS_WEBHOOK_SECRET_PREVIOUS";
+pub const PREVIOUS_SECRET_TTL: &str = "PREVIOUS_SECRET_TTL_SECONDS";
 
 /// What a missing or invalid setting should hold.
 const QUEUE_URL_IS: &str = "the URL of the SQS queue notifications go to (https://...)";
 const SECRET_ARN_IS: &str = "the ARN of the Secrets Manager secret that holds the webhook \
     secret (arn:aws:secretsmanager:...), or set NYLAS_WEBHOOK_SECRET instead to run without \
     Secrets Manager";
+const PREVIOUS_SECRET_TTL_IS: &str = "how many seconds the previous secret verifies after a new \
+    one is stored (a whole number; 1800 when not set)";
 
 /// Why the function is not configured. Each message names the variable and what to put in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,8 +50,9 @@ pub struct Config {
 /// Where the webhook secrets come from (`secret.rs`).
 #[derive(Debug)]
 pub enum SecretSource {
-    /// A Secrets Manager secret, by ARN: the deployed way.
-    Stored(String),
+    /// A Secrets Manager secret, by ARN: the deployed way; and how long its previous version
+    /// verifies after a new one is stored.
+    Stored { arn: String, previous_ttl: Duration },
     /// The current and, while rotating, the previous secret, given in the environment.
     Fixed(Box<Verifier>),
 }
@@ -84,9 +90,13 @@ impl Config {
         })?;
         let secret = read(SECRET, "the webhook secret", any)?;
         let previous = read(PREVIOUS_SECRET, "the secret being rotated out", any)?;
+        let whole_number = |n: &str| n.parse::<u64>().is_ok();
+        let previous_ttl = read(PREVIOUS_SECRET_TTL, PREVIOUS_SECRET_TTL_IS, whole_number)?
+            .and_then(|seconds| seconds.parse().ok())
+            .map_or(secret::PREVIOUS_SECRET_TTL, Duration::from_secs);
         let secrets = match (arn, secret) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
-            (Some(arn), None) => SecretSource::Stored(arn),
+            (Some(arn), None) => SecretSource::Stored { arn, previous_ttl },
             (None, Some(secret)) => SecretSource::Fixed(Box::new(Verifier::new(
                 Secret::new(secret.as_bytes()),
                 previous.map(|p| Secret::new(p.as_bytes())),
@@ -128,7 +138,36 @@ mod tests {
     fn queue_url_and_secret_arn_are_enough() {
         let config = config(&[(QUEUE_URL, URL), (SECRET_ARN, ARN)]).expect("complete");
         assert_eq!(config.queue_url, URL);
-        assert!(matches!(config.secrets, SecretSource::Stored(arn) if arn == ARN));
+        let SecretSource::Stored { arn, previous_ttl } = config.secrets else {
+            panic!("a stored secret");
+        };
+        assert_eq!(
+            (arn.as_str(), previous_ttl),
+            (ARN, secret::PREVIOUS_SECRET_TTL)
+        );
+    }
+
+    #[test]
+    fn previous_secret_ttl_is_read_in_seconds() {
+        let vars = [
+            (QUEUE_URL, URL),
+            (SECRET_ARN, ARN),
+            (PREVIOUS_SECRET_TTL, "0"),
+        ];
+        let SecretSource::Stored { previous_ttl, .. } = config(&vars).expect("complete").secrets
+        else {
+            panic!("a stored secret");
+        };
+        assert_eq!(previous_ttl, Duration::ZERO);
+        let shown = error(&[
+            (QUEUE_URL, URL),
+            (SECRET_ARN, ARN),
+            (PREVIOUS_SECRET_TTL, "1h"),
+        ]);
+        assert!(
+            shown.starts_with("PREVIOUS_SECRET_TTL_SECONDS is not valid"),
+            "{shown}"
+        );
     }
 
     #[test]

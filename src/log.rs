@@ -49,7 +49,7 @@ pub struct Delivery {
     /// Type of the first notification.
     #[serde(rename = "nylas_type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Nylas id of the first notification (v3).
+    /// Id of the first notification (`nylas-id` on its message).
     #[serde(rename = "nylas_id", skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
@@ -61,7 +61,7 @@ impl Delivery {
             notifications: notifications.len(),
             api_version: first.map(|n| n.api_version.as_str()),
             kind: first.and_then(|n| n.kind.clone()),
-            id: first.and_then(|n| n.id.clone()),
+            id: first.map(|n| n.id.clone()),
             retried: 0,
         }
     }
@@ -258,7 +258,7 @@ mod tests {
 
     #[test]
     fn signature_matching_no_secret_is_counted_by_its_reason() {
-        let outcome = Outcome::Rejected(SecretError::Mismatch.into());
+        let outcome = Outcome::Rejected(SecretError::Mismatch { read_again: true }.into());
         let line = line(&outcome, &Delivery::default(), 0);
         assert_eq!(
             (line["reason"].as_str(), line["Rejected"].as_u64()),

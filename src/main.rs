@@ -26,8 +26,9 @@ async fn main() -> ExitCode {
         Ok(config) => {
             let aws = aws_settings().load().await;
             let secrets = match config.secrets {
-                SecretSource::Stored(arn) => {
-                    Secrets::stored(aws_sdk_secretsmanager::Client::new(&aws), arn)
+                SecretSource::Stored { arn, previous_ttl } => {
+                    let client = aws_sdk_secretsmanager::Client::new(&aws);
+                    Secrets::stored(client, arn, previous_ttl)
                 }
                 SecretSource::Fixed(verifier) => Secrets::Fixed(*verifier),
             };

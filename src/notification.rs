@@ -9,12 +9,19 @@
 //!   POST of more than [`MAX_DELTAS`] deltas, gzip too large to inflate) is still a
 //!   notification: it is forwarded whole and marked [`ApiVersion::Unknown`].
 //!
+//! Every notification has an id, stable across Nylas's retries, for consumers to deduplicate
+//! on: the v3 notification `id`, or, where there is none (a v2 delta, anything else), the hex
+//! SHA-256 of the notification's exact bytes. A retried v2 POST resends the same bytes, so a
+//! delta keeps its id; two deltas of one POST differ (Nylas's deltas carry their own object
+//! id and date).
+//!
 //! The few members read for message attributes are read leniently: a member of an unexpected
 //! type reads as absent, never as a reason to lose the notification's other attributes.
 
 use crate::body::Decoded;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 /// Which Nylas payload shape a notification came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,8 +57,8 @@ pub struct Notification<'a> {
     pub api_version: ApiVersion,
     /// The trigger, suffixes included (`message.created.truncated`).
     pub kind: Option<String>,
-    /// The v3 notification id, the deduplication key. v2 deltas have none.
-    pub id: Option<String>,
+    /// The deduplication key (the module doc): the v3 `id`, or the SHA-256 of `bytes`.
+    pub id: String,
     /// The v3 `grant_id` or the v2 `account_id`.
     pub grant_id: Option<String>,
     /// The v3 `webhook_delivery_attempt` (1 to 3).
@@ -65,7 +72,7 @@ impl<'a> Notification<'a> {
             gzip,
             api_version: ApiVersion::Unknown,
             kind: None,
-            id: None,
+            id: id(None, bytes),
             grant_id: None,
             delivery_attempt: None,
         }
@@ -97,7 +104,7 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
             gzip,
             api_version: ApiVersion::V3,
             kind: v3.kind,
-            id: v3.id,
+            id: id(v3.id, body),
             grant_id: v3.data.and_then(Data::grant_id),
             delivery_attempt: v3.webhook_delivery_attempt,
         }],
@@ -107,6 +114,16 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
         }) if deltas.len() <= MAX_DELTAS => deltas.into_iter().map(delta).collect(),
         _ => vec![Notification::unknown(body, gzip)],
     }
+}
+
+/// A notification's id: `v3_id` when it is 1 to 128 printable ASCII characters (what SQS takes
+/// as a FIFO deduplication id), or else the hex SHA-256 of `bytes`.
+fn id(v3_id: Option<String>, bytes: &[u8]) -> String {
+    let usable =
+        |id: &String| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
+    v3_id
+        .filter(usable)
+        .unwrap_or_else(|| hex::encode(Sha256::digest(bytes)))
 }
 
 /// A v2 delta: its bytes, and its `type` and `object_data.account_id` when it is an object
@@ -211,6 +228,10 @@ mod tests {
         vec![Notification::unknown(body, None)]
     }
 
+    fn sha256(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
     fn text<'a>(n: &Notification<'a>) -> &'a str {
         std::str::from_utf8(n.bytes).expect("test bodies are UTF-8")
     }
@@ -229,9 +250,35 @@ mod tests {
     fn v3_attributes_are_read() {
         let n = &split(V3_MESSAGE.as_bytes())[0];
         assert_eq!(n.kind.as_deref(), Some("message.created"));
-        assert_eq!(n.id.as_deref(), Some("Kkx2ZTZ0"));
+        assert_eq!(n.id, "Kkx2ZTZ0");
         assert_eq!(n.grant_id.as_deref(), Some("4c22"));
         assert_eq!(n.delivery_attempt, Some(2));
+    }
+
+    #[test]
+    fn v3_id_that_sqs_could_not_take_is_replaced_by_the_hash() {
+        for id in ["", "with space", "été"] {
+            let body = format!(r#"{{"specversion":"1.0","id":"{id}"}}"#);
+            assert_eq!(
+                split(body.as_bytes())[0].id,
+                sha256(body.as_bytes()),
+                "{id}"
+            );
+        }
+        let longest = "n".repeat(128);
+        let body = format!(r#"{{"specversion":"1.0","id":"{longest}"}}"#);
+        assert_eq!(split(body.as_bytes())[0].id, longest);
+        let body = format!(r#"{{"specversion":"1.0","id":"{longest}n"}}"#);
+        assert_eq!(split(body.as_bytes())[0].id, sha256(body.as_bytes()));
+    }
+
+    #[test]
+    fn v2_delta_retried_keeps_its_id_and_two_deltas_differ() {
+        let body = br#"{"deltas": [{"type": "a", "date": 1}, {"type": "a", "date": 2}]}"#;
+        let first = split(body);
+        let again = split(body);
+        assert_eq!(first[0].id, again[0].id);
+        assert_ne!(first[0].id, first[1].id);
     }
 
     #[test]
@@ -264,7 +311,8 @@ mod tests {
         assert_eq!(found.len(), 1);
         let n = &found[0];
         assert_eq!(n.api_version, ApiVersion::V3);
-        assert_eq!((n.kind.as_deref(), n.id.as_deref()), (None, None));
+        assert_eq!(n.kind, None);
+        assert_eq!(n.id, sha256(body.as_bytes()), "no usable id: the hash");
         assert_eq!((n.grant_id.as_deref(), n.delivery_attempt), (None, None));
     }
 
@@ -273,7 +321,7 @@ mod tests {
         let body =
             r#"{"specversion":"1.0","type":"t","id":"n","data":{"object":{"grant_id":["g"]}}}"#;
         let n = &split(body.as_bytes())[0];
-        assert_eq!((n.kind.as_deref(), n.id.as_deref()), (Some("t"), Some("n")));
+        assert_eq!((n.kind.as_deref(), n.id.as_str()), (Some("t"), "n"));
         assert_eq!(n.grant_id, None);
     }
 
@@ -281,7 +329,7 @@ mod tests {
     fn v3_data_whose_object_is_a_string_reads_as_absent() {
         let body = r#"{"specversion":"1.0","id":"n","data":{"grant_id":"g","object":"text"}}"#;
         let n = &split(body.as_bytes())[0];
-        assert_eq!((n.id.as_deref(), n.grant_id.as_deref()), (Some("n"), None));
+        assert_eq!((n.id.as_str(), n.grant_id.as_deref()), ("n", None));
     }
 
     #[test]
@@ -289,7 +337,7 @@ mod tests {
         let body = r#"{"specversion":"1.0","type":"grant.\u0064eleted","id":"a\"b"}"#;
         let n = &split(body.as_bytes())[0];
         assert_eq!(n.kind.as_deref(), Some("grant.deleted"));
-        assert_eq!(n.id.as_deref(), Some("a\"b"));
+        assert_eq!(n.id, "a\"b");
     }
 
     #[test]
@@ -319,7 +367,8 @@ mod tests {
         assert_eq!(found[0].grant_id.as_deref(), Some("acc1"));
         assert_eq!(found[1].kind.as_deref(), Some("thread.replied"));
         assert_eq!(found[1].grant_id.as_deref(), Some("acc\u{e9}"));
-        assert_eq!(found[1].id, None);
+        assert_eq!(found[0].id, sha256(first.as_bytes()));
+        assert_eq!(found[1].id, sha256(second.as_bytes()));
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Rejection {
             Rejection::Signature(SignatureError::Malformed) => {
                 ("malformed_signature", S::FORBIDDEN)
             }
-            Rejection::Secret(SecretError::Mismatch) => {
+            Rejection::Secret(SecretError::Mismatch { .. }) => {
                 ("signature_mismatch", S::SERVICE_UNAVAILABLE)
             }
             Rejection::Secret(SecretError::Unavailable(_)) => {

@@ -69,7 +69,7 @@ pub mod memory {
     pub struct Stored {
         pub bytes: Vec<u8>,
         pub kind: Option<String>,
-        pub id: Option<String>,
+        pub id: String,
         pub grant_id: Option<String>,
     }
 

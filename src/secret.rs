@@ -1,38 +1,59 @@
 //! Where the webhook secrets come from, and when they are read again.
 //!
-//! Deployed, the secret lives in AWS Secrets Manager (`NYLAS_WEBHOOK_SECRET_ARN`). The
-//! function reads its `AWSCURRENT` and `AWSPREVIOUS` versions when a POST first needs them,
-//! keeps them, and verifies against both: deliveries still signed with a rotated-out secret
-//! verify against `AWSPREVIOUS`. A signature that matches neither may mean that a new secret
-//! was stored (a first deploy, a rotation): both are read again, at most once every
-//! [`REREAD_AFTER`], and the signature checked once more. So a newly stored secret is used
-//! within a minute, with no redeploy, and the deliveries refused meanwhile got a 503 that
-//! Nylas retries (`outcome.rs`).
+//! Deployed, the secret lives in AWS Secrets Manager (`NYLAS_WEBHOOK_SECRET_ARN`), as plain
+//! text or as the console's key/value form `{"webhook_secret": "..."}`. The function reads its
+//! `AWSCURRENT` and `AWSPREVIOUS` versions when a POST first needs them and keeps them:
+//!
+//! - `AWSPREVIOUS` verifies only while `AWSCURRENT` is younger than the previous secret's time
+//!   to live (`PREVIOUS_SECRET_TTL_SECONDS`, 30 minutes by default): long enough for Nylas's
+//!   retries of deliveries signed before a rotation, and no longer, so a key rotated out
+//!   because it leaked (or Nylas's public test key) stops verifying on its own.
+//! - A signature that matches neither may mean that a new secret was stored (a first deploy, a
+//!   rotation): both are read again, at most once every [`REREAD_AFTER`], and the signature
+//!   checked once more. So a newly stored secret is used within a minute, with no redeploy,
+//!   and the deliveries refused meanwhile got a 503 that Nylas retries (`outcome.rs`).
+//! - Secrets read more than [`REFRESH_AFTER`] ago are read again before they verify, so a
+//!   secret revoked or rotated out stops verifying on every warm instance within minutes,
+//!   even if no request mismatches. A failed read keeps what was read before.
 //!
 //! Without Secrets Manager (tests, other hosting), `NYLAS_WEBHOOK_SECRET` and
 //! `NYLAS_WEBHOOK_SECRET_PREVIOUS` give the secrets, and nothing is read again.
 
 use crate::signature::{Secret, Signature, Verifier};
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
+use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::Client;
-use std::time::{Duration, Instant};
+use std::time::{Duration, SystemTime};
 use tokio::sync::Mutex;
+use tokio::time::Instant;
 
 /// Least time between two reads of the secrets.
 pub const REREAD_AFTER: Duration = Duration::from_secs(30);
 
+/// Secrets read longer ago than this are read again before they verify a request.
+pub const REFRESH_AFTER: Duration = Duration::from_secs(300);
+
+/// How long `AWSPREVIOUS` verifies after `AWSCURRENT` was stored, unless configured: Nylas's
+/// last retry of a delivery signed before a rotation comes 20 minutes after it, and the
+/// operator takes some minutes to store the new secret.
+pub const PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(1800);
+
 /// Longest a read may take: it is part of Nylas's 10 s, with the queue's budget after it.
 const READ_BUDGET: Duration = Duration::from_secs(2);
+
+/// The member a secret stored as JSON keeps the webhook secret in: Nylas's own field name.
+const JSON_MEMBER: &str = "webhook_secret";
 
 /// Why a signature did not verify against the secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "X-Nylas-Signature matches no secret the function has, even read again: the secret \
-         stored is not this webhook's (store it: README, \"Store the secret\"), or the request \
-         is not from Nylas"
+        "X-Nylas-Signature matches no secret the function has ({}): the secret stored is not \
+         this webhook's (store it with `make secret`: README, \"Store the webhook secret\"), \
+         or the request is not from Nylas",
+        if *.read_again { "read again just now" } else { "read under 30 s ago, so not read again" }
     )]
-    Mismatch,
+    Mismatch { read_again: bool },
     #[error(
         "no webhook secret could be read ({0}): check that the secret exists and that the \
          function may read it"
@@ -54,22 +75,49 @@ pub enum Secrets {
 pub struct Store {
     client: Client,
     arn: String,
+    previous_ttl: Duration,
     read: Mutex<Read>,
 }
 
 #[derive(Debug, Default)]
 struct Read {
-    verifier: Option<Verifier>,
-    at: Option<Instant>,
+    current: Option<Secret>,
+    /// The previous secret, and until when it verifies.
+    previous: Option<(Secret, Instant)>,
+    /// When the secrets were last read, and when a read was last tried.
+    read_at: Option<Instant>,
+    tried_at: Option<Instant>,
     /// Why the last read failed, for the log line.
     error: String,
 }
 
+impl Read {
+    fn matches(&self, body: &[u8], signature: &Signature) -> bool {
+        let now = Instant::now();
+        let previous = self.previous.as_ref().filter(|(_, until)| now < *until);
+        self.current
+            .iter()
+            .chain(previous.map(|(s, _)| s))
+            .any(|s| s.matches(body, signature))
+    }
+
+    /// Whether a read may be tried now: at most one every [`REREAD_AFTER`].
+    fn may_read(&self) -> bool {
+        self.tried_at.is_none_or(|at| at.elapsed() >= REREAD_AFTER)
+    }
+
+    /// Whether the secrets are too old to verify without reading them again.
+    fn is_stale(&self) -> bool {
+        self.read_at.is_none_or(|at| at.elapsed() >= REFRESH_AFTER)
+    }
+}
+
 impl Secrets {
-    pub fn stored(client: Client, arn: String) -> Self {
+    pub fn stored(client: Client, arn: String, previous_ttl: Duration) -> Self {
         Secrets::Stored(Store {
             client,
             arn,
+            previous_ttl,
             read: Mutex::default(),
         })
     }
@@ -78,21 +126,18 @@ impl Secrets {
     pub async fn verify(&self, body: &[u8], signature: &Signature) -> Result<(), SecretError> {
         let store = match self {
             Secrets::Fixed(verifier) if verifier.matches(body, signature) => return Ok(()),
-            Secrets::Fixed(_) => return Err(SecretError::Mismatch),
+            Secrets::Fixed(_) => return Err(SecretError::Mismatch { read_again: false }),
             Secrets::Stored(store) => store,
         };
         let mut read = store.read.lock().await;
-        let matches = |read: &Read| {
-            read.verifier
-                .as_ref()
-                .is_some_and(|v| v.matches(body, signature))
-        };
-        if !matches(&read) && read.at.is_none_or(|at| at.elapsed() >= REREAD_AFTER) {
+        let mut read_again = false;
+        if read.may_read() && (read.is_stale() || !read.matches(body, signature)) {
             store.read_into(&mut read).await;
+            read_again = true;
         }
-        match &read.verifier {
-            _ if matches(&read) => Ok(()),
-            Some(_) => Err(SecretError::Mismatch),
+        match &read.current {
+            _ if read.matches(body, signature) => Ok(()),
+            Some(_) => Err(SecretError::Mismatch { read_again }),
             None => Err(SecretError::Unavailable(read.error.clone())),
         }
     }
@@ -101,32 +146,48 @@ impl Secrets {
 impl Store {
     /// Reads both versions side by side. A failed read keeps what was read before.
     async fn read_into(&self, read: &mut Read) {
-        read.at = Some(Instant::now());
+        read.tried_at = Some(Instant::now());
         let (current, previous) =
             tokio::join!(self.version("AWSCURRENT"), self.version("AWSPREVIOUS"));
+        let current = current.and_then(|output| {
+            let output = output
+                .ok_or("Secrets Manager has no such secret, or no AWSCURRENT version of it")?;
+            Ok((secret_of(&output)?, output.created_date().copied()))
+        });
         match current {
-            Ok(Some(current)) => {
-                read.verifier = Some(Verifier::new(current, previous.ok().flatten()));
+            Ok((current, created)) => {
+                // AWSCURRENT's age, from the wall clock, becomes a deadline on the monotonic one.
+                let age = created
+                    .and_then(|created| SystemTime::try_from(created).ok())
+                    .map(|created| {
+                        SystemTime::now()
+                            .duration_since(created)
+                            .unwrap_or_default()
+                    });
+                let left = age.map_or(Duration::ZERO, |age| self.previous_ttl.saturating_sub(age));
+                let previous = previous.ok().flatten().and_then(|p| secret_of(&p).ok());
+                read.current = Some(current);
+                read.previous = previous.map(|p| (p, Instant::now() + left));
+                read.read_at = read.tried_at;
             }
-            Ok(None) => read.error = "the secret has no current text value".to_owned(),
             Err(error) => read.error = error,
         }
     }
 
-    /// One version's text, trimmed of surrounding whitespace; `None` when the secret has no
-    /// version at that stage (`AWSPREVIOUS` before any rotation).
-    async fn version(&self, stage: &str) -> Result<Option<Secret>, String> {
+    /// One version; `None` when there is no version at that stage (`AWSPREVIOUS` before any
+    /// rotation).
+    async fn version(&self, stage: &str) -> Result<Option<GetSecretValueOutput>, String> {
         let request = self
             .client
             .get_secret_value()
             .secret_id(&self.arn)
             .version_stage(stage);
         match tokio::time::timeout(READ_BUDGET, request.send()).await {
-            Ok(Ok(output)) => Ok(output
-                .secret_string()
-                .map(|s| Secret::new(s.trim().as_bytes()))),
+            Ok(Ok(output)) => Ok(Some(output)),
             Ok(Err(error))
-                if error.code() == Some("ResourceNotFoundException") && stage != "AWSCURRENT" =>
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
             {
                 Ok(None)
             }
@@ -138,25 +199,133 @@ impl Store {
     }
 }
 
+/// The webhook secret a version holds: its text trimmed of surrounding whitespace, or the
+/// `webhook_secret` member of a JSON object. Never empty: an empty key is no secret.
+fn secret_of(output: &GetSecretValueOutput) -> Result<Secret, String> {
+    let text = output.secret_string().unwrap_or_default().trim();
+    let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text);
+    let value = match &object {
+        Ok(object) => object
+            .get(JSON_MEMBER)
+            .and_then(|v| v.as_str())
+            .map(str::trim),
+        Err(_) => Some(text),
+    };
+    match value {
+        Some(value) if !value.is_empty() => Ok(Secret::new(value.as_bytes())),
+        _ => Err(format!(
+            "the secret holds no webhook secret: store it as plain text, or as JSON \
+             {{\"{JSON_MEMBER}\": \"...\"}}"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::signature::{parse, sign};
+    use aws_sdk_secretsmanager::config::retry::RetryConfig;
     use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
+    use aws_sdk_secretsmanager::primitives::DateTime;
+    use aws_sdk_secretsmanager::types::error::{InternalServiceError, ResourceNotFoundException};
+    use aws_smithy_mocks::{mock, MockResponse, MockResponseInterceptor, Rule, RuleMode};
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex as StdMutex};
 
-    fn signature(secret: &[u8], body: &[u8]) -> Signature {
-        parse(Some(sign(secret, body).as_bytes())).expect("well formed")
+    const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nylas";
+    const BODY: &[u8] = b"{}";
+    const MINUTE: Duration = Duration::from_secs(60);
+
+    fn signed_with(secret: &str) -> Signature {
+        parse(Some(sign(secret.as_bytes(), BODY).as_bytes())).expect("well formed")
+    }
+
+    /// A scripted Secrets Manager: what each stage holds now, changed by the test as it goes.
+    #[derive(Clone, Default)]
+    struct Versions(Arc<StdMutex<HashMap<&'static str, Stage>>>);
+
+    #[derive(Clone)]
+    enum Stage {
+        /// A version's text, stored this long ago (`None`: no `CreatedDate`).
+        Holds(&'static str, Option<Duration>),
+        /// Secrets Manager fails.
+        Fails,
+    }
+
+    impl Versions {
+        fn set(&self, stage: &'static str, version: Option<Stage>) {
+            let mut stages = self.0.lock().expect("no panics");
+            match version {
+                Some(version) => stages.insert(stage, version),
+                None => stages.remove(stage),
+            };
+        }
+
+        fn current(&self, text: &'static str, age: Duration) {
+            self.set("AWSCURRENT", Some(Stage::Holds(text, Some(age))));
+        }
+
+        fn previous(&self, text: &'static str) {
+            self.set("AWSPREVIOUS", Some(Stage::Holds(text, Some(MINUTE * 600))));
+        }
+
+        /// A rule answering `GetSecretValue` from what the stages hold.
+        fn rule(&self) -> Rule {
+            let stages = self.0.clone();
+            mock!(Client::get_secret_value).then_compute_response(move |input| {
+                let stage = input.version_stage().unwrap_or_default();
+                match stages.lock().expect("no panics").get(stage).cloned() {
+                    Some(Stage::Holds(text, age)) => {
+                        let created = age.map(|age| DateTime::from(SystemTime::now() - age));
+                        let output = GetSecretValueOutput::builder()
+                            .secret_string(text)
+                            .set_created_date(created);
+                        MockResponse::Output(output.build())
+                    }
+                    Some(Stage::Fails) => {
+                        MockResponse::Error(GetSecretValueError::InternalServiceError(
+                            InternalServiceError::builder().build(),
+                        ))
+                    }
+                    None => MockResponse::Error(GetSecretValueError::ResourceNotFoundException(
+                        ResourceNotFoundException::builder().build(),
+                    )),
+                }
+            })
+        }
+    }
+
+    /// The function's secrets over `rule`, with the default time to live of the previous one.
+    fn stored(rule: &Rule) -> Secrets {
+        stored_with_ttl(rule, PREVIOUS_SECRET_TTL)
+    }
+
+    fn stored_with_ttl(rule: &Rule, previous_ttl: Duration) -> Secrets {
+        let interceptor = MockResponseInterceptor::new()
+            .rule_mode(RuleMode::MatchAny)
+            .with_rule(rule);
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Secrets::stored(Client::from_conf(config), ARN.to_owned(), previous_ttl)
+    }
+
+    async fn verify(secrets: &Secrets, secret: &str) -> Result<(), SecretError> {
+        secrets.verify(BODY, &signed_with(secret)).await
     }
 
     #[tokio::test]
     async fn secrets_from_the_environment_match_or_mismatch() {
         let secrets = Secrets::Fixed(Verifier::new(Secret::new(b"s"), None));
-        assert_eq!(secrets.verify(b"{}", &signature(b"s", b"{}")).await, Ok(()));
-        let other = signature(b"other", b"{}");
-        assert_eq!(
-            secrets.verify(b"{}", &other).await,
-            Err(SecretError::Mismatch)
-        );
+        assert_eq!(verify(&secrets, "s").await, Ok(()));
+        let mismatch = SecretError::Mismatch { read_again: false };
+        assert_eq!(verify(&secrets, "other").await, Err(mismatch));
     }
 
     #[tokio::test]
@@ -167,12 +336,219 @@ mod tests {
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .endpoint_url("http://127.0.0.1:9")
             .build();
-        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nylas".to_owned();
-        let secrets = Secrets::stored(Client::from_conf(config), arn);
-        let verdict = secrets.verify(b"{}", &signature(b"s", b"{}")).await;
+        let secrets = Secrets::stored(Client::from_conf(config), ARN.to_owned(), MINUTE);
+        let verdict = verify(&secrets, "s").await;
         let Err(SecretError::Unavailable(why)) = verdict else {
             panic!("not unavailable: {verdict:?}");
         };
         assert!(!why.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn current_and_previous_secrets_both_verify_during_a_rotation() {
+        let versions = Versions::default();
+        versions.current("new", MINUTE);
+        versions.previous("old");
+        let rule = versions.rule();
+        let secrets = stored(&rule);
+        assert_eq!(verify(&secrets, "new").await, Ok(()));
+        assert_eq!(verify(&secrets, "old").await, Ok(()));
+        assert_eq!(rule.num_calls(), 2, "both stages read once, side by side");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn previous_secret_stops_verifying_once_the_current_one_is_older_than_the_ttl() {
+        let versions = Versions::default();
+        versions.current("new", PREVIOUS_SECRET_TTL - Duration::from_secs(10));
+        versions.previous("old");
+        let rule = versions.rule();
+        let secrets = stored(&rule);
+        assert_eq!(verify(&secrets, "old").await, Ok(()));
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let mismatch = SecretError::Mismatch { read_again: false };
+        assert_eq!(verify(&secrets, "old").await, Err(mismatch));
+        assert_eq!(verify(&secrets, "new").await, Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn previous_secret_never_verifies_when_the_current_one_is_older_than_the_ttl() {
+        let versions = Versions::default();
+        versions.current("new", MINUTE * 31);
+        versions.previous("mock-webhook-secret");
+        let secrets = stored(&versions.rule());
+        let mismatch = SecretError::Mismatch { read_again: true };
+        assert_eq!(verify(&secrets, "mock-webhook-secret").await, Err(mismatch));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn previous_secret_ttl_is_configurable() {
+        let versions = Versions::default();
+        versions.current("new", MINUTE * 5);
+        versions.previous("old");
+        let rule = versions.rule();
+        let long = stored_with_ttl(&rule, MINUTE * 6);
+        assert_eq!(verify(&long, "old").await, Ok(()));
+        let short = stored_with_ttl(&rule, MINUTE * 4);
+        assert!(verify(&short, "old").await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn previous_secret_never_verifies_when_the_current_one_has_no_date() {
+        let versions = Versions::default();
+        versions.set("AWSCURRENT", Some(Stage::Holds("new", None)));
+        versions.previous("old");
+        let secrets = stored(&versions.rule());
+        assert!(verify(&secrets, "old").await.is_err());
+        assert_eq!(verify(&secrets, "new").await, Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_mismatch_reads_again_at_most_every_30_seconds() {
+        let versions = Versions::default();
+        versions.current("first", MINUTE);
+        let rule = versions.rule();
+        let secrets = stored(&rule);
+        assert_eq!(verify(&secrets, "first").await, Ok(()));
+        versions.current("second", Duration::ZERO);
+        versions.previous("first");
+        tokio::time::advance(REREAD_AFTER - Duration::from_secs(1)).await;
+        let not_read = SecretError::Mismatch { read_again: false };
+        assert_eq!(verify(&secrets, "second").await, Err(not_read));
+        assert_eq!(rule.num_calls(), 2, "not read again within 30 s");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(verify(&secrets, "second").await, Ok(()));
+        assert_eq!(rule.num_calls(), 4);
+        assert_eq!(
+            verify(&secrets, "first").await,
+            Ok(()),
+            "now the previous one"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_match_reads_nothing_until_the_secrets_are_five_minutes_old() {
+        let versions = Versions::default();
+        versions.current("first", MINUTE);
+        let rule = versions.rule();
+        let secrets = stored(&rule);
+        assert_eq!(verify(&secrets, "first").await, Ok(()));
+        tokio::time::advance(REFRESH_AFTER - Duration::from_secs(1)).await;
+        assert_eq!(verify(&secrets, "first").await, Ok(()));
+        assert_eq!(rule.num_calls(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_revoked_secret_stops_verifying_within_five_minutes_without_a_mismatch() {
+        let versions = Versions::default();
+        versions.current("leaked", MINUTE);
+        let rule = versions.rule();
+        let secrets = stored(&rule);
+        assert_eq!(verify(&secrets, "leaked").await, Ok(()));
+        versions.current("replacement", MINUTE * 31);
+        versions.previous("leaked");
+        tokio::time::advance(REFRESH_AFTER).await;
+        let mismatch = SecretError::Mismatch { read_again: true };
+        assert_eq!(verify(&secrets, "leaked").await, Err(mismatch));
+        assert_eq!(verify(&secrets, "replacement").await, Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_read_keeps_the_secrets_read_before() {
+        let versions = Versions::default();
+        versions.current("kept", MINUTE);
+        let rule = versions.rule();
+        let secrets = stored(&rule);
+        assert_eq!(verify(&secrets, "kept").await, Ok(()));
+        versions.set("AWSCURRENT", Some(Stage::Fails));
+        tokio::time::advance(REFRESH_AFTER).await;
+        assert_eq!(verify(&secrets, "kept").await, Ok(()));
+        assert_eq!(rule.num_calls(), 4, "read again, and failed");
+        let not_read = SecretError::Mismatch { read_again: false };
+        assert_eq!(verify(&secrets, "other").await, Err(not_read));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_first_read_is_unavailable_and_tried_again_after_30_seconds() {
+        let versions = Versions::default();
+        versions.set("AWSCURRENT", Some(Stage::Fails));
+        let rule = versions.rule();
+        let secrets = stored(&rule);
+        assert!(matches!(
+            verify(&secrets, "s").await,
+            Err(SecretError::Unavailable(_))
+        ));
+        versions.current("s", MINUTE);
+        assert!(verify(&secrets, "s").await.is_err(), "not read within 30 s");
+        tokio::time::advance(REREAD_AFTER).await;
+        assert_eq!(verify(&secrets, "s").await, Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_secret_with_no_current_version_is_unavailable() {
+        let versions = Versions::default();
+        versions.previous("old");
+        let verdict = verify(&stored(&versions.rule()), "old").await;
+        let Err(SecretError::Unavailable(why)) = verdict else {
+            panic!("not unavailable: {verdict:?}");
+        };
+        assert!(why.contains("no AWSCURRENT version"), "{why}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failing_previous_stage_leaves_the_current_secret_verifying() {
+        let versions = Versions::default();
+        versions.current("new", MINUTE);
+        versions.set("AWSPREVIOUS", Some(Stage::Fails));
+        assert_eq!(verify(&stored(&versions.rule()), "new").await, Ok(()));
+    }
+
+    /// The verdict for a request signed with `signed_with` when the secret holds `stored`.
+    async fn stored_as(stored_text: &'static str, signed: &str) -> Result<(), SecretError> {
+        let versions = Versions::default();
+        versions.current(stored_text, MINUTE);
+        verify(&stored(&versions.rule()), signed).await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_secret_stored_as_json_is_read_from_its_webhook_secret_member() {
+        let json = r#" {"webhook_secret": " s3cret ", "note": 1} "#;
+        assert_eq!(stored_as(json, "s3cret").await, Ok(()));
+        assert!(stored_as(json, json.trim()).await.is_err());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_secret_stored_as_plain_text_is_trimmed() {
+        assert_eq!(stored_as("  plain\n", "plain").await, Ok(()));
+        assert_eq!(stored_as("{not json", "{not json").await, Ok(()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_json_object_without_webhook_secret_or_an_empty_secret_is_unavailable() {
+        for text in [
+            r#"{"secret": "s"}"#,
+            r#"{"webhook_secret": 7}"#,
+            "  ",
+            r#"{"webhook_secret": ""}"#,
+        ] {
+            let verdict = stored_as(text, "s").await;
+            let Err(SecretError::Unavailable(why)) = verdict else {
+                panic!("not unavailable: {verdict:?}");
+            };
+            assert!(
+                why.contains(r#"plain text, or as JSON {"webhook_secret": "..."}"#),
+                "{why}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_mismatch_says_whether_the_secrets_were_read_again() {
+        let read = SecretError::Mismatch { read_again: true }.to_string();
+        let not_read = SecretError::Mismatch { read_again: false }.to_string();
+        assert!(read.contains("(read again just now)"), "{read}");
+        assert!(
+            not_read.contains("(read under 30 s ago, so not read again)"),
+            "{not_read}"
+        );
     }
 }

@@ -5,17 +5,18 @@
 //!
 //! Limits: <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
 
-use crate::notification::{ApiVersion, Notification};
+use crate::notification::Notification;
 use crate::queue::{Delivered, Queue, QueueError};
 use aws_sdk_sqs::error::DisplayErrorContext;
+use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use base64::Engine;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use sha2::{Digest, Sha256};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::future::Future;
 use std::io::Write;
 use std::ops::Range;
@@ -26,7 +27,8 @@ pub const MAX_ENTRIES: usize = 10;
 /// Most bytes in one message, and in one `SendMessageBatch` call, attributes included.
 pub const MAX_BYTES: usize = 1_048_576;
 /// Most `SendMessageBatch` calls of one request in flight at once: a v2 POST of many deltas
-/// answers in time even when each call is slow.
+/// answers in time even when each call is slow. On a FIFO queue, one message group's batches
+/// still go one after another.
 pub const IN_FLIGHT: usize = 8;
 
 /// Message attribute names. Consumers filter and deduplicate on these.
@@ -67,8 +69,8 @@ pub struct Message<'a> {
 pub struct FifoKeys {
     /// The grant (v3) or account (v2): notifications of one mailbox stay in order.
     pub group_id: String,
-    /// The v3 notification id, or the SHA-256 of the notification's bytes: a retried
-    /// delivery within SQS's 5-minute window is stored once.
+    /// The notification's id (`nylas-id`): a retried delivery within SQS's 5-minute window
+    /// is stored once.
     pub deduplication_id: String,
 }
 
@@ -84,7 +86,7 @@ impl<'a> Message<'a> {
         let attributes = [
             (attribute::API_VERSION, Some(n.api_version.as_str().into())),
             (attribute::TYPE, n.kind.as_deref().map(Cow::Borrowed)),
-            (attribute::ID, n.id.as_deref().map(Cow::Borrowed)),
+            (attribute::ID, Some(Cow::Borrowed(n.id.as_str()))),
             (
                 attribute::GRANT_ID,
                 n.grant_id.as_deref().map(Cow::Borrowed),
@@ -143,16 +145,10 @@ fn encode<'a>(
 impl FifoKeys {
     fn of(notification: &Notification<'_>) -> Self {
         let group_id = notification.grant_id.as_deref().filter(|id| is_fifo_id(id));
-        let v3_id = match notification.api_version {
-            ApiVersion::V3 => notification.id.as_deref().filter(|id| is_fifo_id(id)),
-            ApiVersion::V2 | ApiVersion::Unknown => None,
-        };
         Self {
             group_id: group_id.unwrap_or(NO_GRANT_GROUP).to_owned(),
-            deduplication_id: v3_id.map_or_else(
-                || hex::encode(Sha256::digest(notification.bytes)),
-                str::to_owned,
-            ),
+            // Always a valid FIFO id (`notification.rs`).
+            deduplication_id: notification.id.clone(),
         }
     }
 }
@@ -213,9 +209,17 @@ pub struct Refusal {
 
 /// Sends `batch` with `send`, then sends again what SQS refused for a passing reason
 /// (throttling, an internal error), with backoff. Returns how many entries were sent again.
+///
+/// On a FIFO queue SQS enqueues "multiple messages within a single batch ... in the order they
+/// are sent", and reports "the result of sending each message ... individually"
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>).
+/// It does not say that the entries after a refused one are refused too. So the refused
+/// entries are sent again, in their order, before anything later of their group is sent
+/// (`send_all`); an entry SQS stored after one it refused in the same call has passed it,
+/// and no resend can undo that.
 async fn send_with_retries<'m, F, Fut>(
     batch: &[&'m Message<'m>],
-    send: F,
+    send: &F,
 ) -> Result<usize, QueueError>
 where
     F: Fn(Vec<&'m Message<'m>>) -> Fut,
@@ -244,6 +248,62 @@ where
         backoff *= 2;
     }
     Ok(retried)
+}
+
+/// Sends every message with `send`, in batches of [`plan`], up to [`IN_FLIGHT`] calls side
+/// by side, and returns how many entries were sent again. On a FIFO queue the messages of one
+/// group keep their order: the group's batches go one after another, each stored whole before
+/// the next is sent; different groups go side by side.
+async fn send_all<'m, F, Fut>(messages: &[&'m Message<'m>], send: F) -> Result<usize, QueueError>
+where
+    F: Fn(Vec<&'m Message<'m>>) -> Fut,
+    Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
+{
+    // Collected first: a lazy map would hold a closure the compiler cannot prove `Send`.
+    let lanes: Vec<_> = lanes(messages)
+        .into_iter()
+        .map(|lane| send_lane(lane, &send))
+        .collect();
+    stream::iter(lanes)
+        .buffer_unordered(IN_FLIGHT)
+        .try_fold(0, |sum, retried| async move { Ok(sum + retried) })
+        .await
+}
+
+/// Sends a lane's batches one after another.
+async fn send_lane<'m, F, Fut>(lane: Vec<&'m Message<'m>>, send: &F) -> Result<usize, QueueError>
+where
+    F: Fn(Vec<&'m Message<'m>>) -> Fut,
+    Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
+{
+    let sizes: Vec<usize> = lane.iter().map(|m| m.size).collect();
+    let mut retried = 0;
+    for batch in plan(&sizes) {
+        retried += send_with_retries(&lane[batch], send).await?;
+    }
+    Ok(retried)
+}
+
+/// What may go side by side: on a FIFO queue, one lane per message group, in order; on a
+/// standard queue, every batch.
+fn lanes<'a, 'm>(messages: &'a [&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
+    let mut groups: HashMap<&str, usize> = HashMap::new();
+    let mut lanes: Vec<Vec<&Message<'_>>> = Vec::new();
+    for message in messages {
+        let Some(fifo) = &message.fifo else {
+            let sizes: Vec<usize> = messages.iter().map(|m| m.size).collect();
+            return plan(&sizes)
+                .into_iter()
+                .map(|b| messages[b].to_vec())
+                .collect();
+        };
+        let lane = *groups.entry(fifo.group_id.as_str()).or_insert_with(|| {
+            lanes.push(Vec::new());
+            lanes.len() - 1
+        });
+        lanes[lane].push(message);
+    }
+    lanes
 }
 
 /// An SQS queue, by URL. FIFO when the URL says so: SQS requires FIFO queue names to end
@@ -278,31 +338,33 @@ impl SqsQueue {
             .send()
             .await
             .map_err(|error| QueueError::Unavailable(DisplayErrorContext(&error).to_string()))?;
-        // SQS answers 200 even when entries failed. Whatever it did not list as successful is
-        // not in the queue, whether or not it was listed as failed.
-        let refusal = |position: usize| {
-            let id = position.to_string();
-            let failed = output.failed().iter().find(|f| f.id() == id);
-            Refusal {
-                position,
-                sender_fault: failed.is_some_and(|f| f.sender_fault()),
-                code: failed.map_or("NotListed", |f| f.code()).to_owned(),
-            }
-        };
-        let stored = |position: &usize| {
-            let id = position.to_string();
-            output.successful().iter().any(|s| s.id() == id)
-        };
-        Ok((0..batch.len())
-            .filter(|p| !stored(p))
-            .map(refusal)
-            .collect())
+        Ok(refusals(batch.len(), &output))
     }
 }
 
+/// The entries of a batch of `sent` that SQS did not store, in order. SQS answers 200 even
+/// when entries failed: whatever it did not list as successful is not in the queue, whether or
+/// not it was listed as failed.
+fn refusals(sent: usize, output: &SendMessageBatchOutput) -> Vec<Refusal> {
+    let refusal = |position: usize| {
+        let id = position.to_string();
+        let failed = output.failed().iter().find(|f| f.id() == id);
+        Refusal {
+            position,
+            sender_fault: failed.is_some_and(|f| f.sender_fault()),
+            code: failed.map_or("NotListed", |f| f.code()).to_owned(),
+        }
+    };
+    let stored = |position: &usize| {
+        let id = position.to_string();
+        output.successful().iter().any(|s| s.id() == id)
+    };
+    (0..sent).filter(|p| !stored(p)).map(refusal).collect()
+}
+
 impl Queue for SqsQueue {
-    /// Sends every message that fits in SQS, up to [`IN_FLIGHT`] batches side by side, then
-    /// reports the first that does not: only what can never be stored is left out.
+    /// Sends every message that fits in SQS ([`send_all`]), then reports the first that does
+    /// not: only what can never be stored is left out.
     async fn deliver(&self, notifications: &[Notification<'_>]) -> Result<Delivered, QueueError> {
         let messages: Vec<Message<'_>> = notifications
             .iter()
@@ -310,14 +372,7 @@ impl Queue for SqsQueue {
             .collect();
         let too_large = messages.iter().position(|m| m.size > MAX_BYTES);
         let fitting: Vec<&Message<'_>> = messages.iter().filter(|m| m.size <= MAX_BYTES).collect();
-        let sizes: Vec<usize> = fitting.iter().map(|m| m.size).collect();
-        let batches = plan(&sizes)
-            .into_iter()
-            .map(|range| send_with_retries(&fitting[range], |batch| self.send_batch(batch)));
-        let retried = stream::iter(batches)
-            .buffer_unordered(IN_FLIGHT)
-            .try_fold(0, |sum, retried| async move { Ok(sum + retried) })
-            .await?;
+        let retried = send_all(&fitting, |batch| self.send_batch(batch)).await?;
         match too_large {
             Some(index) => Err(QueueError::TooLarge {
                 index,
@@ -392,11 +447,16 @@ mod tests {
     }
 
     #[test]
-    fn unknown_body_is_marked_unknown() {
+    fn unknown_body_is_marked_unknown_and_carries_its_id() {
         let n = notification(b"plain text");
         let m = message(&n);
         assert_eq!(m.body, "plain text");
-        assert_eq!(m.attributes, [(attribute::API_VERSION, "unknown".into())]);
+        let id = n.id.as_str().into();
+        let expected = [
+            (attribute::API_VERSION, "unknown".into()),
+            (attribute::ID, id),
+        ];
+        assert_eq!(m.attributes, expected);
     }
 
     #[test]
@@ -439,25 +499,25 @@ mod tests {
             r#"{{"specversion":"1.0","type":"","id":"a\u0000b","data":{{"grant_id":"{long}"}}}}"#
         );
         let n = notification(body.as_bytes());
-        assert_eq!(
-            message(&n).attributes,
-            [(attribute::API_VERSION, "v3".into())]
-        );
+        let id = n.id.as_str().into();
+        let expected = [(attribute::API_VERSION, "v3".into()), (attribute::ID, id)];
+        assert_eq!(message(&n).attributes, expected);
     }
 
     #[test]
     fn size_counts_the_body_and_each_attribute_name_type_and_value() {
         let n = notification(br#"{"deltas":[{"type":"abc"}]}"#);
         // {"type":"abc"}: 14 bytes; nylas-api-version, String, v2: 17 + 6 + 2;
-        // nylas-type, String, abc: 10 + 6 + 3.
-        assert_eq!(message(&n).size, 14 + 25 + 19);
+        // nylas-type, String, abc: 10 + 6 + 3; nylas-id, String, a SHA-256 in hex: 8 + 6 + 64.
+        assert_eq!(message(&n).size, 14 + 25 + 19 + 78);
     }
 
     #[test]
     fn size_of_an_encoded_body_is_its_encoded_length() {
         let n = notification(b"\x00\x01\x02");
-        // AAEC: 4 bytes; the api version 17 + 6 + 7; nylas-encoding, String, base64: 14 + 6 + 6.
-        assert_eq!(message(&n).size, 4 + 30 + 26);
+        // AAEC: 4 bytes; the api version 17 + 6 + 7; the id 8 + 6 + 64; nylas-encoding,
+        // String, base64: 14 + 6 + 6.
+        assert_eq!(message(&n).size, 4 + 30 + 78 + 26);
     }
 
     fn fifo_keys(body: &[u8]) -> Vec<FifoKeys> {
@@ -488,7 +548,7 @@ mod tests {
         assert_eq!(keys[0].group_id, "a-1");
         assert_eq!(
             keys[0].deduplication_id,
-            hex::encode(Sha256::digest(br#"{"object_data": {"account_id": "a-1"}}"#))
+            split(br#"{"deltas": [{"object_data": {"account_id": "a-1"}}]}"#)[0].id
         );
         assert_eq!(keys[1].group_id, NO_GRANT_GROUP);
         assert_ne!(keys[0].deduplication_id, keys[1].deduplication_id);
@@ -500,10 +560,8 @@ mod tests {
         let body = format!(r#"{{"specversion":"1.0","id":"{long}","data":{{"grant_id":"g 1"}}}}"#);
         let keys = &fifo_keys(body.as_bytes())[0];
         assert_eq!(keys.group_id, NO_GRANT_GROUP);
-        assert_eq!(
-            keys.deduplication_id,
-            hex::encode(Sha256::digest(body.as_bytes()))
-        );
+        assert_eq!(keys.deduplication_id, notification(body.as_bytes()).id);
+        assert_eq!(keys.deduplication_id.len(), 64, "a SHA-256 in hex");
     }
 
     #[test]
@@ -563,7 +621,7 @@ mod tests {
             let notifications = split(body);
             let messages: Vec<Message<'_>> = notifications.iter().map(message).collect();
             let batch: Vec<&Message<'_>> = messages.iter().collect();
-            send_with_retries(&batch, |sent| {
+            send_with_retries(&batch, &|sent: Vec<&Message<'_>>| {
                 self.calls.borrow_mut().push(sent.len());
                 let answer = self.answers.borrow_mut().pop_front();
                 std::future::ready(answer.unwrap_or(Ok(vec![])))
