@@ -410,6 +410,7 @@ fn entry(
 mod tests {
     use super::*;
     use crate::notification::split;
+    use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
     use std::cell::RefCell;
     use std::collections::VecDeque;
 
@@ -678,5 +679,214 @@ mod tests {
         let script = Script::new([Err(down.clone())]);
         assert_eq!(script.run(FOUR).await, Err(down));
         assert_eq!(*script.calls.borrow(), [4]);
+    }
+
+    fn stored_entry(id: &str) -> SendMessageBatchResultEntry {
+        let entry = SendMessageBatchResultEntry::builder()
+            .id(id)
+            .message_id(format!("m-{id}"))
+            .md5_of_message_body("md5");
+        entry.build().expect("every required field")
+    }
+
+    #[test]
+    fn entries_not_listed_as_stored_are_refused_whatever_else_the_reply_says() {
+        let failed = BatchResultErrorEntry::builder()
+            .id("1")
+            .sender_fault(true)
+            .code("InvalidParameterValue")
+            .build()
+            .expect("every required field");
+        let output = SendMessageBatchOutput::builder()
+            .successful(stored_entry("0"))
+            .successful(stored_entry("2"))
+            .failed(failed)
+            .build()
+            .expect("every required field");
+        let refused = |position, sender_fault, code: &str| Refusal {
+            position,
+            sender_fault,
+            code: code.to_owned(),
+        };
+        assert_eq!(
+            refusals(4, &output),
+            [
+                refused(1, true, "InvalidParameterValue"),
+                refused(3, false, "NotListed")
+            ]
+        );
+    }
+
+    /// A v2 body of `count` deltas whose accounts take turns among `accounts`.
+    fn deltas(count: usize, accounts: usize) -> String {
+        let deltas: Vec<String> = (0..count)
+            .map(|i| {
+                format!(
+                    r#"{{"n":{i},"object_data":{{"account_id":"a-{}"}}}}"#,
+                    i % accounts
+                )
+            })
+            .collect();
+        format!(r#"{{"deltas":[{}]}}"#, deltas.join(","))
+    }
+
+    /// What a slow SQS stored, in the order it stored it, and the most calls it had at once.
+    #[derive(Default)]
+    struct Recorded {
+        stored: RefCell<Vec<String>>,
+        in_flight: RefCell<(usize, usize)>,
+    }
+
+    /// Sends `body`'s notifications through `send_all` to an SQS whose every call takes a few
+    /// milliseconds (paused time) and which refuses, for a passing reason, the second half of
+    /// every third full batch, as SQS would after enqueuing a batch's entries in order.
+    async fn through_slow_sqs(body: &str, fifo: bool) -> (Vec<String>, usize) {
+        let notifications = split(body.as_bytes());
+        let messages: Vec<Message<'_>> = notifications
+            .iter()
+            .map(|n| Message::new(n, fifo))
+            .collect();
+        let messages: Vec<&Message<'_>> = messages.iter().collect();
+        let recorded = Recorded::default();
+        let calls = RefCell::new(0u64);
+        let sent = send_all(&messages, |batch| {
+            let (recorded, call) = (&recorded, calls.replace_with(|c| *c + 1));
+            async move {
+                {
+                    let mut in_flight = recorded.in_flight.borrow_mut();
+                    in_flight.0 += 1;
+                    in_flight.1 = in_flight.1.max(in_flight.0);
+                }
+                tokio::time::sleep(Duration::from_millis(1 + call * 7 % 13)).await;
+                recorded.in_flight.borrow_mut().0 -= 1;
+                let kept = if call % 3 == 2 && batch.len() == MAX_ENTRIES {
+                    batch.len() / 2
+                } else {
+                    batch.len()
+                };
+                let ids = batch[..kept]
+                    .iter()
+                    .map(|m| m.fifo.as_ref().map_or("", |f| &f.deduplication_id));
+                recorded.stored.borrow_mut().extend(ids.map(str::to_owned));
+                Ok((kept..batch.len()).map(|p| refused(p, false)).collect())
+            }
+        });
+        sent.await.expect("all stored");
+        let most = recorded.in_flight.borrow().1;
+        (recorded.stored.into_inner(), most)
+    }
+
+    /// `ids` of the notifications of `body` whose group is `group`, in `ids`' order.
+    fn of_group(body: &str, group: &str, ids: &[String]) -> Vec<String> {
+        let notifications = split(body.as_bytes());
+        let in_group: Vec<&str> = notifications
+            .iter()
+            .filter(|n| n.grant_id.as_deref() == Some(group))
+            .map(|n| n.id.as_str())
+            .collect();
+        ids.iter()
+            .filter(|id| in_group.contains(&id.as_str()))
+            .cloned()
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fifo_group_reaches_the_queue_in_order_through_a_slow_and_refusing_sqs() {
+        let body = deltas(200, 1);
+        let (stored, most_at_once) = through_slow_sqs(&body, true).await;
+        let sent: Vec<String> = split(body.as_bytes())
+            .iter()
+            .map(|n| n.id.clone())
+            .collect();
+        assert_eq!(stored, sent);
+        assert_eq!(most_at_once, 1, "one group's batches go one after another");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fifo_groups_interleaved_each_keep_their_order_and_go_side_by_side() {
+        let body = deltas(210, 3);
+        let (stored, most_at_once) = through_slow_sqs(&body, true).await;
+        let sent: Vec<String> = split(body.as_bytes())
+            .iter()
+            .map(|n| n.id.clone())
+            .collect();
+        assert_eq!(stored.len(), 210);
+        for group in ["a-0", "a-1", "a-2"] {
+            assert_eq!(
+                of_group(&body, group, &stored),
+                of_group(&body, group, &sent),
+                "{group}"
+            );
+        }
+        assert_eq!(most_at_once, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn standard_queue_batches_go_side_by_side() {
+        let (_, most_at_once) = through_slow_sqs(&deltas(200, 1), false).await;
+        assert_eq!(most_at_once, IN_FLIGHT);
+    }
+
+    /// An SqsQueue whose `SendMessageBatch` calls `rule` answers.
+    fn mocked(rule: &aws_smithy_mocks::Rule, url: &str) -> SqsQueue {
+        let interceptor = aws_smithy_mocks::MockResponseInterceptor::new().with_rule(rule);
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::for_tests())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .retry_config(aws_sdk_sqs::config::retry::RetryConfig::disabled())
+            .build();
+        SqsQueue::new(Client::from_conf(config), url.to_owned())
+    }
+
+    #[tokio::test]
+    async fn fifo_entries_carry_the_group_and_the_nylas_id_as_deduplication_id() {
+        let entries = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let seen = entries.clone();
+        let rule =
+            aws_smithy_mocks::mock!(Client::send_message_batch).then_compute_output(move |input| {
+                let sent = input.entries();
+                let mut seen = seen.lock().expect("no panics");
+                seen.push(input.queue_url().unwrap_or_default().to_owned());
+                seen.extend(sent.iter().map(|e| {
+                    let attribute = e.message_attributes().and_then(|a| a.get(attribute::ID));
+                    format!(
+                        "{} {} {} {}",
+                        e.id(),
+                        e.message_group_id().unwrap_or("-"),
+                        e.message_deduplication_id().unwrap_or("-"),
+                        attribute.and_then(|a| a.string_value()).unwrap_or("-"),
+                    )
+                }));
+                let stored = sent.iter().map(|e| stored_entry(e.id()));
+                let output = SendMessageBatchOutput::builder()
+                    .set_successful(Some(stored.collect()))
+                    .set_failed(Some(vec![]));
+                output.build().expect("every required field")
+            });
+        let url = "https://sqs.us-east-1.amazonaws.com/1/q.fifo";
+        let body = r#"{"specversion":"1.0","id":"n-1","data":{"object":{"grant_id":"g-1"}}}"#;
+        let delivered = mocked(&rule, url).deliver(&split(body.as_bytes())).await;
+        assert_eq!(delivered, Ok(Delivered { retried: 0 }));
+        assert_eq!(*entries.lock().expect("no panics"), [url, "0 g-1 n-1 n-1"]);
+    }
+
+    #[tokio::test]
+    async fn an_sqs_error_fails_the_delivery_and_says_which() {
+        let rule = aws_smithy_mocks::mock!(Client::send_message_batch).then_error(|| {
+            aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError::QueueDoesNotExist(
+                aws_sdk_sqs::types::error::QueueDoesNotExist::builder()
+                    .message("no such queue")
+                    .build(),
+            )
+        });
+        let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
+        let delivered = queue.deliver(&split(b"{}")).await;
+        let Err(QueueError::Unavailable(why)) = delivered else {
+            panic!("not unavailable: {delivered:?}");
+        };
+        assert!(why.contains("no such queue"), "{why}");
     }
 }
