@@ -5,7 +5,9 @@
 //!
 //! ## One request, start to end
 //!
-//! [`handler`] takes each step in this order; nothing flows back up.
+//! [`event`] first repairs what would make lambda_http panic while building the request (a
+//! hostile query string); then [`handler`] takes each step in this order; nothing flows back
+//! up.
 //!
 //! 1. [`body`]: refuse a body over the size cap before any work.
 //! 2. [`signature`]: verify `X-Nylas-Signature` (HMAC-SHA256, constant time) over the raw
@@ -27,6 +29,7 @@
 
 pub mod body;
 pub mod config;
+pub mod event;
 pub mod handler;
 pub mod log;
 pub mod notification;

@@ -88,7 +88,8 @@ pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
 
 /// One request's line. Level INFO when answered 200, WARN for a request refused with a 4xx,
 /// ERROR for a 503; metrics `Received`, `Challenged`, `Forwarded` (notifications),
-/// `EnqueueRetries`, `ServiceUnavailable` (503s), and `Rejected` by `reason`.
+/// `EnqueueRetries`, `ServiceUnavailable` (503s), `SignatureMismatch` (a signature that
+/// matched no secret, whatever the reason logged), and `Rejected` by `reason`.
 #[derive(Debug, Serialize)]
 pub struct Line<'a> {
     level: &'static str,
@@ -139,6 +140,10 @@ impl<'a> Line<'a> {
                 "ServiceUnavailable",
                 usize::from(status == StatusCode::SERVICE_UNAVAILABLE),
             ),
+            (
+                "SignatureMismatch",
+                usize::from(rejection.is_some_and(|r| r.is_signature_mismatch())),
+            ),
         ];
         let directive = |dimensions: &[&str], names: &[&str]| {
             let metrics: Vec<Value> = names
@@ -170,6 +175,7 @@ impl<'a> Line<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::body::BodyError;
     use crate::queue::QueueError;
     use crate::secret::SecretError;
     use crate::signature::SignatureError;
@@ -220,6 +226,7 @@ mod tests {
             "Forwarded",
             "EnqueueRetries",
             "ServiceUnavailable",
+            "SignatureMismatch",
         ];
         assert_eq!(metric_names(&line), names);
         assert!(
@@ -265,6 +272,25 @@ mod tests {
             (Some("signature_mismatch"), Some(1))
         );
         assert_eq!(line["ServiceUnavailable"], 1);
+        assert_eq!(line["SignatureMismatch"], 1);
+    }
+
+    #[test]
+    fn a_mangled_body_counts_as_a_signature_mismatch_and_nothing_else_does() {
+        let mangled = Outcome::Rejected(BodyError::Mangled.into());
+        assert_eq!(
+            line(&mangled, &Delivery::default(), 0)["SignatureMismatch"],
+            1
+        );
+        let others = [
+            Outcome::Forwarded,
+            Outcome::Rejected(SignatureError::Malformed.into()),
+            Outcome::Rejected(SecretError::Unavailable("down".to_owned()).into()),
+            Outcome::Rejected(BodyError::TooLarge { size: 1 }.into()),
+        ];
+        for outcome in others {
+            assert_eq!(line(&outcome, &delivery(), 0)["SignatureMismatch"], 0);
+        }
     }
 
     #[test]

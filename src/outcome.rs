@@ -48,6 +48,16 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// Whether the signature matched no secret the function has, whatever reason the answer
+    /// gives: a body API Gateway mangled is found only after a mismatch. A stale secret makes
+    /// every POST one; the `SignatureMismatch` alarm counts them.
+    pub fn is_signature_mismatch(&self) -> bool {
+        matches!(
+            self,
+            Rejection::Secret(SecretError::Mismatch { .. }) | Rejection::Body(BodyError::Mangled)
+        )
+    }
+
     /// A short, stable name for logs and metrics, and its status. The name is also the body of
     /// the response.
     pub fn reason(&self) -> (&'static str, StatusCode) {

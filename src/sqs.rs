@@ -286,7 +286,7 @@ where
 
 /// What may go side by side: on a FIFO queue, one lane per message group, in order; on a
 /// standard queue, every batch.
-fn lanes<'a, 'm>(messages: &'a [&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
+fn lanes<'m>(messages: &[&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
     let mut lanes: Vec<Vec<&Message<'_>>> = Vec::new();
     for message in messages {

@@ -133,6 +133,33 @@ class QueueTest(unittest.TestCase):
     queue = RESOURCES["NotificationQueue"]["Properties"]
     dead_letters = RESOURCES["DeadLetterQueue"]["Properties"]
 
+    def test_queues_and_secret_outlive_a_stack_delete_or_replacement(self):
+        secret = ENVIRONMENT[rust_constant("config.rs", "SECRET_ARN")]["Ref"]
+        for name in ("NotificationQueue", "DeadLetterQueue", secret):
+            self.assertEqual(RESOURCES[name].get("DeletionPolicy"), "Retain", name)
+            self.assertEqual(RESOURCES[name].get("UpdateReplacePolicy"), "Retain", name)
+
+    def test_both_queues_refuse_requests_without_tls(self):
+        _, policy = only("AWS::SQS::QueuePolicy")
+        queues = policy["Properties"]["Queues"]
+        self.assertEqual(queues, [{"Ref": "NotificationQueue"}, {"Ref": "DeadLetterQueue"}])
+        (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+        self.assertEqual((statement["Effect"], statement["Principal"], statement["Action"]), ("Deny", "*", "sqs:*"))
+        arns = [{"Fn::GetAtt": [q["Ref"], "Arn"]} for q in queues]
+        self.assertEqual(statement["Resource"], arns)
+        self.assertEqual(statement["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+
+    def test_only_the_notification_queue_may_send_to_the_dead_letter_queue(self):
+        allow = self.dead_letters["RedriveAllowPolicy"]
+        self.assertEqual(allow["redrivePermission"], "byQueue")
+        (arn,) = allow["sourceQueueArns"]
+        condition, fifo, standard = arn["Fn::If"]
+        names = self.queue["QueueName"]["Fn::If"]
+        self.assertEqual(condition, names[0])
+        prefix = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:"
+        self.assertEqual(fifo["Fn::Sub"], prefix + names[1]["Fn::Sub"])
+        self.assertEqual(standard["Fn::Sub"], prefix + names[2]["Fn::Sub"])
+
     def test_both_queues_take_the_largest_message_the_function_sends(self):
         largest = rust_constant("sqs.rs", "MAX_BYTES")
         for queue in (self.queue, self.dead_letters):
@@ -176,21 +203,63 @@ class AlarmTest(unittest.TestCase):
         for name, alarm in self.alarms.items():
             self.assertEqual(alarm["Properties"]["AlarmActions"], [{"Ref": topic_name}], name)
 
+    @staticmethod
+    def metrics(alarm):
+        """(namespace, name) of every metric an alarm reads, by id."""
+        props = alarm["Properties"]
+        if "MetricName" in props:
+            return {"m": (props["Namespace"], props["MetricName"])}
+        stats = {m["Id"]: m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m}
+        return {id: (m["Namespace"], m["MetricName"]) for id, m in stats.items()}
+
+    @staticmethod
+    def expression(alarm):
+        (expression,) = [m["Expression"] for m in alarm["Properties"]["Metrics"] if m.get("ReturnData")]
+        return expression
+
     def test_the_failures_that_lose_notifications_raise_alarms(self):
-        watched = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in self.alarms.values()}
+        watched = {metric for alarm in self.alarms.values() for metric in self.metrics(alarm).values()}
         for metric in [("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/ApiGateway", "5xx")]:
             self.assertIn(metric, watched)
 
     def test_the_function_s_own_metrics_are_watched_as_it_writes_them(self):
         namespace = rust_constant("log.rs", "NAMESPACE")
+        log = (ROOT / "src" / "log.rs").read_text()
         outcome = (ROOT / "src" / "outcome.rs").read_text()
-        own = [a["Properties"] for a in self.alarms.values() if not a["Properties"]["Namespace"].startswith("AWS/")]
-        reasons = [d["Value"] for a in own for d in a["Dimensions"] if d["Name"] == "reason"]
-        self.assertEqual(sorted(reasons), ["notification_too_large", "signature_mismatch"])
-        for alarm in own:
-            self.assertEqual((alarm["Namespace"], alarm["MetricName"]), (namespace, "Rejected"))
-        for reason in reasons:
-            self.assertIn(f'("{reason}",', outcome, f"the function never writes reason {reason}")
+        for name, alarm in self.alarms.items():
+            for space, metric in self.metrics(alarm).values():
+                if not space.startswith("AWS/"):
+                    self.assertEqual(space, namespace, name)
+                    self.assertTrue(f'"{metric}"' in log, f"{name}: the function never writes {metric}")
+        too_large = self.alarms["NotificationTooLargeAlarm"]["Properties"]
+        (reason,) = [d["Value"] for d in too_large["Dimensions"] if d["Name"] == "reason"]
+        self.assertEqual((too_large["MetricName"], reason), ("Rejected", "notification_too_large"))
+        self.assertTrue(f'("{reason}",' in outcome, f"the function never writes reason {reason}")
+
+    def test_the_stale_secret_alarm_counts_mismatches_only_while_nothing_is_forwarded(self):
+        alarm = self.alarms["SignatureMismatchAlarm"]
+        metrics = self.metrics(alarm)
+        self.assertEqual(metrics["mismatches"][1], "SignatureMismatch")
+        self.assertEqual(metrics["forwarded"][1], "Forwarded")
+        self.assertEqual(
+            self.expression(alarm), "IF(FILL(mismatches, 0) > 0 AND FILL(forwarded, 0) == 0, 1, 0)"
+        )
+
+    def test_the_failing_deliveries_alarm_fires_well_before_nylas_marks_the_webhook_failing(self):
+        alarm = self.alarms["FailingDeliveriesAlarm"]
+        props = alarm["Properties"]
+        metrics = self.metrics(alarm)
+        self.assertEqual(
+            {id: m[1] for id, m in metrics.items()}, {"requests": "Count", "client": "4xx", "server": "5xx"}
+        )
+        self.assertEqual(self.expression(alarm), "(FILL(client, 0) + FILL(server, 0)) / requests")
+        self.assertEqual((props["Threshold"], props["ComparisonOperator"]), (0.5, "GreaterThanThreshold"))
+        periods = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}
+        (period,) = periods
+        window = period * props["EvaluationPeriods"]
+        self.assertEqual(props["DatapointsToAlarm"], props["EvaluationPeriods"])
+        # Nylas: 95% non-200 over 15 minutes marks the webhook failing.
+        self.assertLessEqual(window, 5 * 60)
 
     def test_no_alarm_topic_uses_the_aws_managed_sns_key(self):
         # CloudWatch cannot use alias/aws/sns: no alarm would ever be delivered.

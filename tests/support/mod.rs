@@ -510,15 +510,6 @@ impl<'a> Stack<'a> {
         }
     }
 
-    /// Invokes the function with `event` and expects the invocation to fail: what
-    /// `cargo lambda invoke` printed of the error.
-    pub fn invoke_failing(&self, event: &serde_json::Value) -> String {
-        let path = self.event_file(event);
-        let output = self.invoke_output(&path);
-        assert!(!output.status.success(), "the invocation succeeded");
-        String::from_utf8_lossy(&output.stderr).into_owned()
-    }
-
     /// Runs `cargo lambda invoke`, which waits as long as no function asks for the event:
     /// past a minute the function is taken to be gone.
     fn invoke_output(&self, event: &Path) -> std::process::Output {
