@@ -4,9 +4,8 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hmac::{Hmac, Mac};
-use nylas_webhook_sqs::notification::split;
-use nylas_webhook_sqs::signature::{parse, sign, Secret, Verifier};
-use nylas_webhook_sqs::sqs::{plan, Message};
+use nylas_webhook_sqs::core::{parse, plan, split, Message, Secret, Verifier};
+use nylas_webhook_sqs::sign;
 use sha2::Sha256;
 use std::hint::black_box;
 

@@ -7,7 +7,7 @@
 //! match. Only the signature's text changes; the file keeps its layout.
 
 use base64::Engine;
-use nylas_webhook_sqs::signature::sign;
+use nylas_webhook_sqs::sign;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -58,11 +58,16 @@ fn encode(text: &str, query: bool) -> String {
 
 /// Drops a `Host`, a domain name or an `X-Forwarded-Proto` that would not make a URL.
 fn repair_host(headers: &mut HeaderMap, domain_name: &mut Option<String>) {
+    // A domain name whose last label does not start with a letter is read as an IPv4 address
+    // (the WHATWG URL rules lambda_http parses by), so it must be one.
     let is_host = |host: &str| {
         let (name, port) = host.split_once(':').unwrap_or((host, "80"));
         let label =
             |l: &str| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        name.split('.').all(label) && port.parse::<u16>().is_ok()
+        let last = name.rsplit('.').next().unwrap_or_default();
+        let named =
+            last.starts_with(|c: char| c.is_ascii_alphabetic()) && name.split('.').all(label);
+        (named || name.parse::<std::net::Ipv4Addr>().is_ok()) && port.parse::<u16>().is_ok()
     };
     let valid = |name: &str, value: &[u8]| {
         let value = std::str::from_utf8(value).unwrap_or_default();
@@ -143,8 +148,13 @@ mod tests {
         let built = request(event);
         assert_eq!(built.uri().host(), None);
         assert_eq!(challenge(&built).as_deref(), Some("c"));
-        let built = request(v2_event("challenge=c", "api.example.com:443"));
-        assert_eq!(built.uri().host(), Some("api.example.com"));
+        for host in ["a.0", "a.0x1", "1.2.3", "a..b", "host:port"] {
+            assert_eq!(request(v2_event("", host)).uri().host(), None, "{host}");
+        }
+        for host in ["api.example.com:443", "192.0.2.1"] {
+            let built = request(v2_event("challenge=c", host));
+            assert_eq!(built.uri().host(), host.split(':').next(), "{host}");
+        }
     }
 
     #[test]
@@ -165,7 +175,10 @@ mod tests {
     proptest::proptest! {
         #[test]
         fn no_query_path_host_or_scheme_makes_lambda_http_panic(
-            query in ".{0,40}", path in ".{0,20}", host in ".{0,20}", scheme in ".{0,8}",
+            query in ".{0,40}",
+            path in "([a-z0-9:/%?.]{0,8})|(.{0,20})",
+            host in "([a-z0-9x.:\\[\\]-]{0,12})|(.{0,20})",
+            scheme in "(https?:?)|(.{0,8})",
         ) {
             let mut event = v2_event(&query, "api.example.com");
             event["rawPath"] = path.into();

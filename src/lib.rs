@@ -27,14 +27,34 @@
 //! handler. To send notifications somewhere other than SQS, implement [`queue::Queue`] and
 //! build it in `main.rs`: nothing else changes.
 
-pub mod body;
-pub mod config;
-pub mod event;
-pub mod handler;
-pub mod log;
-pub mod notification;
-pub mod outcome;
-pub mod queue;
-pub mod secret;
-pub mod signature;
-pub mod sqs;
+mod body;
+mod config;
+mod event;
+mod handler;
+mod log;
+mod notification;
+mod outcome;
+mod queue;
+mod secret;
+mod signature;
+mod sqs;
+
+// What `main.rs` wires, and what a fork builds on: a queue of its own behind [`Queue`].
+pub use config::{Config, ConfigError, SecretSource};
+pub use event::repair as repair_event;
+pub use handler::Receiver;
+pub use log::init as init_logging;
+pub use notification::{ApiVersion, Notification};
+pub use queue::{Delivered, Queue, QueueError};
+pub use secret::Secrets;
+pub use signature::sign;
+pub use sqs::SqsQueue;
+
+/// The core's steps, for the property tests, the benchmarks and the fuzz target: not an API.
+#[doc(hidden)]
+pub mod core {
+    pub use crate::body::{check_intact, check_size, decode, Decoded};
+    pub use crate::notification::{split, split_decoded};
+    pub use crate::signature::{parse, Secret, SignatureError, Verifier};
+    pub use crate::sqs::{plan, Message, MAX_BYTES, MAX_ENTRIES};
+}

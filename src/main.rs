@@ -6,8 +6,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{lambda_runtime, service_fn, Adapter};
-use nylas_webhook_sqs::config::{Config, SecretSource};
-use nylas_webhook_sqs::{event, handler::Receiver, log, secret::Secrets, sqs::SqsQueue};
+use nylas_webhook_sqs::{
+    init_logging, repair_event, Config, Receiver, SecretSource, Secrets, SqsQueue,
+};
 use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -23,7 +24,7 @@ compile_error!("build with panic = \"unwind\", Cargo's default: see src/main.rs"
 // cross-thread wake-ups a multi-threaded one pays for on every request.
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    log::init();
+    init_logging();
     let receiver = match Config::from_env() {
         Ok(config) => {
             let aws = aws_settings().load().await;
@@ -52,7 +53,7 @@ async fn main() -> ExitCode {
             move |request| async move { Ok::<_, Infallible>(receiver.handle(request).await) },
         );
     // lambda_http::run, with the event repaired before lambda_http reads it.
-    let adapter = Adapter::from(handler).map_request(event::repair);
+    let adapter = Adapter::from(handler).map_request(repair_event);
     match lambda_runtime::run(adapter).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

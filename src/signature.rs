@@ -97,7 +97,7 @@ impl Verifier {
 /// for tests.
 ///
 /// ```
-/// use nylas_webhook_sqs::signature::sign;
+/// use nylas_webhook_sqs::sign;
 ///
 /// // Nylas's published test vector.
 /// let signature = sign(b"myClientSecret", b"test123");

@@ -10,7 +10,7 @@
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
-use nylas_webhook_sqs::signature::sign;
+use nylas_webhook_sqs::sign;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,8 +1,9 @@
 //! Property tests of the core: what must hold for every input, not just the examples.
 
-use nylas_webhook_sqs::notification::{split, ApiVersion};
-use nylas_webhook_sqs::signature::{parse, sign, Secret, SignatureError, Verifier};
-use nylas_webhook_sqs::sqs::{plan, MAX_BYTES, MAX_ENTRIES};
+use nylas_webhook_sqs::core::{
+    parse, plan, split, Secret, SignatureError, Verifier, MAX_BYTES, MAX_ENTRIES,
+};
+use nylas_webhook_sqs::{sign, ApiVersion};
 use proptest::prelude::*;
 
 /// Whether the header `value` is a signature of `body` under `secret`.

@@ -5,10 +5,11 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nylas_webhook_sqs::body::{self, Decoded};
-use nylas_webhook_sqs::notification;
-use nylas_webhook_sqs::signature::{parse, sign, Secret, Verifier};
-use nylas_webhook_sqs::sqs::{plan, Message, MAX_BYTES, MAX_ENTRIES};
+use nylas_webhook_sqs::core::{
+    check_intact, check_size, decode, parse, plan, split_decoded, Decoded, Message, Secret,
+    Verifier, MAX_BYTES, MAX_ENTRIES,
+};
+use nylas_webhook_sqs::sign;
 use std::io::Write;
 
 const SECRET: &[u8] = b"fuzz-secret";
@@ -27,7 +28,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         body.to_vec()
     };
-    if body::check_size(&raw).is_err() {
+    if check_size(&raw).is_err() {
         return;
     }
     let header = if flags & SIGNED != 0 {
@@ -39,11 +40,11 @@ fuzz_target!(|data: &[u8]| {
     let verified = parse(Some(&header)).is_ok_and(|signature| verifier.matches(&raw, &signature));
     assert_eq!(verified, flags & SIGNED != 0, "only the right signature verifies");
     if !verified {
-        let _ = body::check_intact(&raw, Some(b"gzip"));
+        let _ = check_intact(&raw, Some(b"gzip"));
         return;
     }
-    let decoded = body::decode(&raw);
-    let notifications = notification::split_decoded(&decoded);
+    let decoded = decode(&raw);
+    let notifications = split_decoded(&decoded);
     let range = match &decoded {
         Decoded::Inflated { plain, .. } => plain.as_ptr_range(),
         Decoded::Plain(bytes) | Decoded::TooLarge(bytes) => bytes.as_ptr_range(),
