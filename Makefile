@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: help tools dev invoke queue secret test lint template build bench coldstart fuzz sign-events clean
+.PHONY: help tools dev invoke queue secret revoke-previous test lint template build bench coldstart fuzz sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -54,6 +54,12 @@ secret: $(TOOLS)
 	@if [ -n "$(LOCAL)" ]; then $(VENV)/bin/python scripts/dev.py listening sqs; fi
 	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py
+
+## revoke-previous: stop the secret stored before the current one from verifying (STACK=<name>; LOCAL=1 for make dev's)
+revoke-previous: $(TOOLS)
+	@if [ -n "$(LOCAL)" ]; then $(VENV)/bin/python scripts/dev.py listening sqs; fi
+	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
+		$(VENV)/bin/python scripts/secret.py revoke-previous
 
 ## test: formatting, lints, template checks, unit, property, integration, doc and make dev tests
 test: $(TOOLS) lint

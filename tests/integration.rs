@@ -11,11 +11,12 @@ mod support;
 
 use libtest_mimic::{Arguments, Trial};
 use nylas_webhook_sqs::sign;
-use std::process::ExitCode;
+use sha2::{Digest, Sha256};
+use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::time::Duration;
 use support::proxy::{Fault, FaultyProxy};
-use support::{LocalSqs, Received, Stack, SAMPLE_SECRET};
+use support::{tool, LocalSqs, Received, Stack, SAMPLE_SECRET};
 
 type Test = fn(&LocalSqs);
 
@@ -64,6 +65,10 @@ const TESTS: &[(&str, Test)] = tests![
     rotation_in_a_stream_of_nylas_deliveries_loses_nothing,
     binary_event_is_forwarded_base64_encoded,
     hostile_query_strings_get_an_answer_not_a_failed_invocation,
+    public_test_secret_left_as_previous_stops_verifying_after_its_time_to_live,
+    revoked_previous_secret_verifies_nothing,
+    secret_stored_as_json_is_read_from_webhook_secret,
+    fifo_queue_keeps_each_account_s_order,
 ];
 
 fn main() -> ExitCode {
@@ -257,6 +262,8 @@ fn v2_event_puts_one_message_per_delta(sqs: &LocalSqs) {
         );
         assert!(message.body.starts_with("{\"date\": "));
         assert_eq!(attribute(message, "nylas-api-version"), Some("v2"));
+        let id = hex::encode(Sha256::digest(message.body.as_bytes()));
+        assert_eq!(attribute(message, "nylas-id"), Some(id.as_str()));
     }
     assert_eq!(
         attribute(&received[2], "nylas-grant-id"),
@@ -900,4 +907,126 @@ fn hostile_query_strings_get_an_answer_not_a_failed_invocation(sqs: &LocalSqs) {
     assert_eq!(stored.status, 200);
     assert_eq!(stack.received().len(), 1);
     assert!(stack.functions_running());
+}
+
+/// A v3 notification Nylas never sent: what a forger signs with a key it knows.
+const FORGED: &str = r#"{"specversion":"1.0","type":"grant.deleted","source":"/nylas/system","id":"forged","time":1717162394,"data":{"application_id":"a","object":{"grant_id":"g-1"}}}"#;
+
+/// README's trial: Nylas's public test secret stored first, then the real one. The test
+/// secret, now `AWSPREVIOUS`, verifies only for `PREVIOUS_SECRET_TTL_SECONDS` (here 5 s) after
+/// the real one was stored, even on an instance that never reads the secret again.
+fn public_test_secret_left_as_previous_stops_verifying_after_its_time_to_live(sqs: &LocalSqs) {
+    let arn = sqs.create_secret("mock-webhook-secret");
+    sqs.put_secret(&arn, "real-webhook-secret");
+    let stack = Stack::with_env(
+        sqs,
+        &[
+            ("NYLAS_WEBHOOK_SECRET", ""),
+            ("NYLAS_WEBHOOK_SECRET_ARN", &arn),
+            ("PREVIOUS_SECRET_TTL_SECONDS", "5"),
+        ],
+    );
+    let body = event_body("v3-grant-created.json");
+    assert_eq!(
+        post_signed_with(&stack, "mock-webhook-secret", &body).0,
+        200
+    );
+    std::thread::sleep(Duration::from_secs(6));
+    let refused = post_signed_with(&stack, "mock-webhook-secret", FORGED);
+    assert_eq!(refused, (503, "signature_mismatch".to_owned()));
+    assert_eq!(
+        post_signed_with(&stack, "real-webhook-secret", &body).0,
+        200
+    );
+    let ids: Vec<_> = stack
+        .received()
+        .iter()
+        .map(|m| m.attributes["nylas-id"].clone())
+        .collect();
+    assert!(!ids.contains(&"forged".to_owned()), "{ids:?}");
+    assert_eq!(ids.len(), 2);
+}
+
+/// `make revoke-previous`: the secret stored before the current one stops verifying.
+fn revoked_previous_secret_verifies_nothing(sqs: &LocalSqs) {
+    let arn = sqs.create_secret("mock-webhook-secret");
+    sqs.put_secret(&arn, "real-webhook-secret");
+    let revoke = Command::new(tool("python3").expect("the virtualenv's python"))
+        .arg(support::project_dir().join("scripts/secret.py"))
+        .arg("revoke-previous")
+        .env("LOCAL", "1")
+        .env("SECRET_ARN", &arn)
+        .env("SQS_ENDPOINT", &sqs.endpoint)
+        .output()
+        .expect("scripts/secret.py runs");
+    let said = String::from_utf8_lossy(&revoke.stdout);
+    assert!(
+        revoke.status.success(),
+        "{said} {}",
+        String::from_utf8_lossy(&revoke.stderr)
+    );
+    assert!(said.starts_with("revoked version "), "{said}");
+    let stack = Stack::with_secret(sqs, &arn);
+    let refused = post_signed_with(&stack, "mock-webhook-secret", FORGED);
+    assert_eq!(refused, (503, "signature_mismatch".to_owned()));
+    let body = event_body("v3-grant-created.json");
+    assert_eq!(
+        post_signed_with(&stack, "real-webhook-secret", &body).0,
+        200
+    );
+    assert_eq!(stack.received().len(), 1);
+}
+
+/// The Secrets Manager console's key/value form, with Nylas's field name.
+fn secret_stored_as_json_is_read_from_webhook_secret(sqs: &LocalSqs) {
+    let arn = sqs.create_secret(r#"{"webhook_secret": "json-webhook-secret"}"#);
+    let stack = Stack::with_secret(sqs, &arn);
+    let body = event_body("v3-grant-created.json");
+    assert_eq!(
+        post_signed_with(&stack, "json-webhook-secret", &body).0,
+        200
+    );
+    let arn_other = sqs.create_secret(r#"{"secret": "json-webhook-secret"}"#);
+    let other = Stack::with_secret(sqs, &arn_other);
+    let refused = post_signed_with(&other, "json-webhook-secret", &body);
+    assert_eq!(refused, (503, "secret_unavailable".to_owned()));
+    assert!(
+        other.logs().contains(r#"{\"webhook_secret\": \"...\"}"#),
+        "the log names the forms"
+    );
+}
+
+/// A FIFO queue receives each account's deltas in the order they had in the body: 200 of
+/// one account, then 210 of three accounts taking turns.
+fn fifo_queue_keeps_each_account_s_order(sqs: &LocalSqs) {
+    let stack = Stack::forwarding_to(sqs, sqs.create_fifo_queue());
+    for (count, accounts) in [(200, 1), (210, 3)] {
+        let deltas: Vec<String> = (0..count)
+            .map(|i| {
+                format!(
+                    r#"{{"n": {i}, "object_data": {{"account_id": "a-{}"}}}}"#,
+                    i % accounts
+                )
+            })
+            .collect();
+        let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
+        assert_eq!(signed_post(&stack, &body).status, 200);
+        let received = stack.received();
+        assert_eq!(received.len(), count);
+        for account in 0..accounts {
+            let group = format!("a-{account}");
+            let order: Vec<&str> = received
+                .iter()
+                .filter(|m| m.group_id.as_deref() == Some(group.as_str()))
+                .map(|m| m.body.as_str())
+                .collect();
+            let sent: Vec<&str> = deltas
+                .iter()
+                .skip(account)
+                .step_by(accounts)
+                .map(String::as_str)
+                .collect();
+            assert_eq!(order, sent, "{group}");
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 use aws_config::{BehaviorVersion, Region};
 use aws_sdk_sqs::config::{Credentials, SharedCredentialsProvider};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName,
+};
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode, TlsContext, TrustStore};
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
@@ -301,6 +303,22 @@ impl LocalSqs {
             if messages.is_empty() {
                 return received;
             }
+            // Deleted, so that a FIFO group's next messages can be received.
+            let entries = messages.iter().enumerate().map(|(i, message)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(message.receipt_handle().unwrap_or_default())
+                    .build()
+                    .expect("an id and a receipt handle")
+            });
+            let delete = self
+                .client
+                .delete_message_batch()
+                .queue_url(queue_url)
+                .set_entries(Some(entries.collect()));
+            self.runtime
+                .block_on(delete.send())
+                .expect("the local SQS server deletes messages");
             received.extend(messages.iter().map(|message| {
                 Received {
                     body: message.body().unwrap_or_default().to_owned(),
