@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: help tools dev invoke queue secret revoke-previous test lint template build bench coldstart fuzz sign-events clean
+.PHONY: help tools dev invoke queue secret revoke-previous test lint template build bench coldstart fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -109,6 +109,11 @@ fuzz:
 	# cargo-fuzz passes nightly-only flags; RUSTC_BOOTSTRAP lets the stable compiler take them.
 	PATH="$(CURDIR)/.local/bin:$$PATH" RUSTC_BOOTSTRAP=1 cargo fuzz run request -- \
 		-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048
+
+## mutants: cargo-mutants over the code that decides an answer or a store; fails on a missed mutant mutants-excused.txt does not excuse (cargo-mutants from crates.io into .local)
+mutants:
+	@test -x .local/bin/cargo-mutants || cargo install --locked --root .local cargo-mutants
+	$(PYTHON) scripts/mutants.py
 
 ## sign-events: re-sign events/*.json with the sample secret after editing them
 sign-events:

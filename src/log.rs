@@ -300,18 +300,4 @@ mod tests {
         assert_eq!(line["Challenged"], 1);
         assert!(!line.to_string().contains("challenge-value-9d1c"));
     }
-
-    #[test]
-    fn text_from_a_request_is_escaped() {
-        let delivery = Delivery {
-            notifications: 1,
-            kind: Some("a\"b\\c\n\u{1}\u{e9}\u{1F600}".to_owned()),
-            ..Delivery::default()
-        };
-        let text = serde_json::to_string(&Line::new(&Outcome::Forwarded, &delivery, ELAPSED, 0));
-        let text = text.expect("a line is JSON");
-        assert_eq!(text.lines().count(), 1, "{text}");
-        let line: Value = serde_json::from_str(&text).expect("JSON");
-        assert_eq!(line["nylas_type"], "a\"b\\c\n\u{1}\u{e9}\u{1F600}");
-    }
 }

@@ -9,11 +9,8 @@
 //!   POST of more than [`MAX_DELTAS`] deltas, gzip too large to inflate) is still a
 //!   notification: it is forwarded whole and marked [`ApiVersion::Unknown`].
 //!
-//! Every notification has an id, stable across Nylas's retries, for consumers to deduplicate
-//! on: the v3 notification `id`, or, where there is none (a v2 delta, anything else), the hex
-//! SHA-256 of the notification's exact bytes. A retried v2 POST resends the same bytes, so a
-//! delta keeps its id; two deltas of one POST differ (Nylas's deltas carry their own object
-//! id and date).
+//! Every notification has an id to deduplicate on, stable across Nylas's retries: the v3 `id`,
+//! or else the hex SHA-256 of its exact bytes (a retried v2 POST resends the same deltas).
 //!
 //! The few members read for message attributes are read leniently: a member of an unexpected
 //! type reads as absent, never as a reason to lose the notification's other attributes.
@@ -116,8 +113,8 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
     }
 }
 
-/// A notification's id: `v3_id` when it is 1 to 128 printable ASCII characters (what SQS takes
-/// as a FIFO deduplication id), or else the hex SHA-256 of `bytes`.
+/// `v3_id` when it is 1 to 128 printable ASCII characters (what SQS takes as a FIFO
+/// deduplication id), or else the hex SHA-256 of `bytes`.
 fn id(v3_id: Option<String>, bytes: &[u8]) -> String {
     let usable =
         |id: &String| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());

@@ -1,23 +1,16 @@
 //! Where the webhook secrets come from, and when they are read again.
 //!
 //! Deployed, the secret lives in AWS Secrets Manager (`NYLAS_WEBHOOK_SECRET_ARN`), as plain
-//! text or as the console's key/value form `{"webhook_secret": "..."}`. The function reads its
-//! `AWSCURRENT` and `AWSPREVIOUS` versions when a POST first needs them and keeps them:
-//!
-//! - `AWSPREVIOUS` verifies only while `AWSCURRENT` is younger than the previous secret's time
-//!   to live (`PREVIOUS_SECRET_TTL_SECONDS`, 30 minutes by default): long enough for Nylas's
-//!   retries of deliveries signed before a rotation, and no longer, so a key rotated out
-//!   because it leaked (or Nylas's public test key) stops verifying on its own.
-//! - A signature that matches neither may mean that a new secret was stored (a first deploy, a
-//!   rotation): both are read again, at most once every [`REREAD_AFTER`], and the signature
-//!   checked once more. So a newly stored secret is used within a minute, with no redeploy,
-//!   and the deliveries refused meanwhile got a 503 that Nylas retries (`outcome.rs`).
-//! - Secrets read more than [`REFRESH_AFTER`] ago are read again before they verify, so a
-//!   secret revoked or rotated out stops verifying on every warm instance within minutes,
-//!   even if no request mismatches. A failed read keeps what was read before.
-//!
-//! Without Secrets Manager (tests, other hosting), `NYLAS_WEBHOOK_SECRET` and
-//! `NYLAS_WEBHOOK_SECRET_PREVIOUS` give the secrets, and nothing is read again.
+//! text or as `{"webhook_secret": "..."}`. Its `AWSCURRENT` and `AWSPREVIOUS` versions are read
+//! when a POST first needs them, and kept. `AWSPREVIOUS` verifies only while `AWSCURRENT` is
+//! younger than `PREVIOUS_SECRET_TTL_SECONDS`: long enough for Nylas's retries after a
+//! rotation, and no longer, so a leaked key (or Nylas's public test key) stops verifying.
+//! Both are read again, at most once every [`REREAD_AFTER`], when a signature matches
+//! neither (a new secret may have been stored: it is used within a minute, and what was
+//! refused meanwhile got a 503 Nylas retries), and before verifying when they were read more
+//! than [`REFRESH_AFTER`] ago (a revoked secret stops verifying on every warm instance). A
+//! failed read keeps what was read before. `NYLAS_WEBHOOK_SECRET` and
+//! `NYLAS_WEBHOOK_SECRET_PREVIOUS` give fixed secrets instead (tests, other hosting).
 
 use crate::signature::{Secret, Signature, Verifier};
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
@@ -33,15 +26,14 @@ pub const REREAD_AFTER: Duration = Duration::from_secs(30);
 /// Secrets read longer ago than this are read again before they verify a request.
 pub const REFRESH_AFTER: Duration = Duration::from_secs(300);
 
-/// How long `AWSPREVIOUS` verifies after `AWSCURRENT` was stored, unless configured: Nylas's
-/// last retry of a delivery signed before a rotation comes 20 minutes after it, and the
-/// operator takes some minutes to store the new secret.
+/// How long `AWSPREVIOUS` verifies after `AWSCURRENT` was stored, unless configured: Nylas
+/// retries for 20 minutes, and storing the new secret takes some minutes.
 pub const PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(1800);
 
 /// Longest a read may take: it is part of Nylas's 10 s, with the queue's budget after it.
 const READ_BUDGET: Duration = Duration::from_secs(2);
 
-/// The member a secret stored as JSON keeps the webhook secret in: Nylas's own field name.
+/// Where a secret stored as JSON keeps the webhook secret: Nylas's own field name.
 const JSON_MEMBER: &str = "webhook_secret";
 
 /// Why a signature did not verify against the secrets.
@@ -79,36 +71,25 @@ pub struct Store {
     read: Mutex<Read>,
 }
 
+/// What was read: the current secret, the previous one and until when it verifies, when they
+/// were read, when a read was last tried, and why it failed.
 #[derive(Debug, Default)]
 struct Read {
     current: Option<Secret>,
-    /// The previous secret, and until when it verifies.
     previous: Option<(Secret, Instant)>,
-    /// When the secrets were last read, and when a read was last tried.
     read_at: Option<Instant>,
     tried_at: Option<Instant>,
-    /// Why the last read failed, for the log line.
     error: String,
 }
 
 impl Read {
     fn matches(&self, body: &[u8], signature: &Signature) -> bool {
-        let now = Instant::now();
-        let previous = self.previous.as_ref().filter(|(_, until)| now < *until);
-        self.current
-            .iter()
-            .chain(previous.map(|(s, _)| s))
-            .any(|s| s.matches(body, signature))
-    }
-
-    /// Whether a read may be tried now: at most one every [`REREAD_AFTER`].
-    fn may_read(&self) -> bool {
-        self.tried_at.is_none_or(|at| at.elapsed() >= REREAD_AFTER)
-    }
-
-    /// Whether the secrets are too old to verify without reading them again.
-    fn is_stale(&self) -> bool {
-        self.read_at.is_none_or(|at| at.elapsed() >= REFRESH_AFTER)
+        let previous = self
+            .previous
+            .as_ref()
+            .filter(|(_, until)| Instant::now() < *until);
+        let mut secrets = self.current.iter().chain(previous.map(|(s, _)| s));
+        secrets.any(|s| s.matches(body, signature))
     }
 }
 
@@ -131,7 +112,9 @@ impl Secrets {
         };
         let mut read = store.read.lock().await;
         let mut read_again = false;
-        if read.may_read() && (read.is_stale() || !read.matches(body, signature)) {
+        let passed = |at: Option<Instant>, time| at.is_none_or(|at| at.elapsed() >= time);
+        let stale = passed(read.read_at, REFRESH_AFTER);
+        if passed(read.tried_at, REREAD_AFTER) && (stale || !read.matches(body, signature)) {
             store.read_into(&mut read).await;
             read_again = true;
         }
@@ -156,14 +139,9 @@ impl Store {
         });
         match current {
             Ok((current, created)) => {
-                // AWSCURRENT's age, from the wall clock, becomes a deadline on the monotonic one.
-                let age = created
-                    .and_then(|created| SystemTime::try_from(created).ok())
-                    .map(|created| {
-                        SystemTime::now()
-                            .duration_since(created)
-                            .unwrap_or_default()
-                    });
+                // AWSCURRENT's age, on the wall clock, becomes a deadline on the monotonic one.
+                let created = created.and_then(|created| SystemTime::try_from(created).ok());
+                let age = created.map(|created| created.elapsed().unwrap_or_default());
                 let left = age.map_or(Duration::ZERO, |age| self.previous_ttl.saturating_sub(age));
                 let previous = previous.ok().flatten().and_then(|p| secret_of(&p).ok());
                 read.current = Some(current);

@@ -27,8 +27,7 @@ pub const MAX_ENTRIES: usize = 10;
 /// Most bytes in one message, and in one `SendMessageBatch` call, attributes included.
 pub const MAX_BYTES: usize = 1_048_576;
 /// Most `SendMessageBatch` calls of one request in flight at once: a v2 POST of many deltas
-/// answers in time even when each call is slow. On a FIFO queue, one message group's batches
-/// still go one after another.
+/// answers in time even when each call is slow.
 pub const IN_FLIGHT: usize = 8;
 
 /// Message attribute names. Consumers filter and deduplicate on these.
@@ -210,13 +209,10 @@ pub struct Refusal {
 /// Sends `batch` with `send`, then sends again what SQS refused for a passing reason
 /// (throttling, an internal error), with backoff. Returns how many entries were sent again.
 ///
-/// On a FIFO queue SQS enqueues "multiple messages within a single batch ... in the order they
-/// are sent", and reports "the result of sending each message ... individually"
-/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>).
-/// It does not say that the entries after a refused one are refused too. So the refused
-/// entries are sent again, in their order, before anything later of their group is sent
-/// (`send_all`); an entry SQS stored after one it refused in the same call has passed it,
-/// and no resend can undo that.
+/// SQS enqueues a FIFO batch's entries "in the order they are sent" and reports each one's
+/// result "individually" (the link above); it does not say that the entries after a refused
+/// one are refused too. So refused entries go again, in order, before the rest of their group
+/// ([`send_all`]), but one SQS stored after one it refused in the same call has passed it.
 async fn send_with_retries<'m, F, Fut>(
     batch: &[&'m Message<'m>],
     send: &F,
@@ -250,16 +246,15 @@ where
     Ok(retried)
 }
 
-/// Sends every message with `send`, in batches of [`plan`], up to [`IN_FLIGHT`] calls side
-/// by side, and returns how many entries were sent again. On a FIFO queue the messages of one
-/// group keep their order: the group's batches go one after another, each stored whole before
-/// the next is sent; different groups go side by side.
+/// Sends every message in batches of [`plan`], up to [`IN_FLIGHT`] calls side by side; on a
+/// FIFO queue, a group's batches one after another, each stored whole before the next.
+/// Returns how many entries were sent again.
 async fn send_all<'m, F, Fut>(messages: &[&'m Message<'m>], send: F) -> Result<usize, QueueError>
 where
     F: Fn(Vec<&'m Message<'m>>) -> Fut,
     Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
 {
-    // Collected first: a lazy map would hold a closure the compiler cannot prove `Send`.
+    // Collected, as a lazy map holds a closure the compiler cannot prove `Send`.
     let lanes: Vec<_> = lanes(messages)
         .into_iter()
         .map(|lane| send_lane(lane, &send))
@@ -270,7 +265,6 @@ where
         .await
 }
 
-/// Sends a lane's batches one after another.
 async fn send_lane<'m, F, Fut>(lane: Vec<&'m Message<'m>>, send: &F) -> Result<usize, QueueError>
 where
     F: Fn(Vec<&'m Message<'m>>) -> Fut,
@@ -284,8 +278,7 @@ where
     Ok(retried)
 }
 
-/// What may go side by side: on a FIFO queue, one lane per message group, in order; on a
-/// standard queue, every batch.
+/// What may go side by side: a FIFO queue's groups, or a standard queue's batches.
 fn lanes<'m>(messages: &[&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
     let mut lanes: Vec<Vec<&Message<'_>>> = Vec::new();
@@ -342,9 +335,8 @@ impl SqsQueue {
     }
 }
 
-/// The entries of a batch of `sent` that SQS did not store, in order. SQS answers 200 even
-/// when entries failed: whatever it did not list as successful is not in the queue, whether or
-/// not it was listed as failed.
+/// The entries of a batch of `sent` that SQS did not store, in order: SQS answers 200 even when
+/// some failed, and what it did not list as successful is not in the queue.
 fn refusals(sent: usize, output: &SendMessageBatchOutput) -> Vec<Refusal> {
     let refusal = |position: usize| {
         let id = position.to_string();
@@ -363,8 +355,7 @@ fn refusals(sent: usize, output: &SendMessageBatchOutput) -> Vec<Refusal> {
 }
 
 impl Queue for SqsQueue {
-    /// Sends every message that fits in SQS ([`send_all`]), then reports the first that does
-    /// not: only what can never be stored is left out.
+    /// Sends every message that fits in SQS, then reports the first that does not.
     async fn deliver(&self, notifications: &[Notification<'_>]) -> Result<Delivered, QueueError> {
         let messages: Vec<Message<'_>> = notifications
             .iter()
@@ -563,17 +554,6 @@ mod tests {
         assert_eq!(keys.group_id, NO_GRANT_GROUP);
         assert_eq!(keys.deduplication_id, notification(body.as_bytes()).id);
         assert_eq!(keys.deduplication_id.len(), 64, "a SHA-256 in hex");
-    }
-
-    #[test]
-    fn fifo_follows_the_queue_url_suffix() {
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .build();
-        let client = Client::from_conf(config);
-        let url = "https://sqs.us-east-1.amazonaws.com/123456789012/nylas";
-        assert!(!SqsQueue::new(client.clone(), url.to_owned()).fifo);
-        assert!(SqsQueue::new(client, format!("{url}.fifo")).fifo);
     }
 
     #[test]
@@ -842,7 +822,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn fifo_entries_carry_the_group_and_the_nylas_id_as_deduplication_id() {
+    async fn fifo_queue_entries_carry_the_group_and_the_nylas_id_as_deduplication_id() {
         let entries = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
         let seen = entries.clone();
         let rule =
@@ -866,11 +846,15 @@ mod tests {
                     .set_failed(Some(vec![]));
                 output.build().expect("every required field")
             });
-        let url = "https://sqs.us-east-1.amazonaws.com/1/q.fifo";
         let body = r#"{"specversion":"1.0","id":"n-1","data":{"object":{"grant_id":"g-1"}}}"#;
-        let delivered = mocked(&rule, url).deliver(&split(body.as_bytes())).await;
-        assert_eq!(delivered, Ok(Delivered { retried: 0 }));
-        assert_eq!(*entries.lock().expect("no panics"), [url, "0 g-1 n-1 n-1"]);
+        let fifo = "https://sqs.us-east-1.amazonaws.com/1/q.fifo";
+        let standard = "https://sqs.us-east-1.amazonaws.com/1/q";
+        for url in [fifo, standard] {
+            let delivered = mocked(&rule, url).deliver(&split(body.as_bytes())).await;
+            assert_eq!(delivered, Ok(Delivered { retried: 0 }));
+        }
+        let expected = [fifo, "0 g-1 n-1 n-1", standard, "0 - - n-1"];
+        assert_eq!(*entries.lock().expect("no panics"), expected);
     }
 
     #[tokio::test]

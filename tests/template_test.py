@@ -267,5 +267,21 @@ class AlarmTest(unittest.TestCase):
             self.assertNotIn("alias/aws/sns", str(topic["Properties"].get("KmsMasterKeyId")), name)
 
 
+class ReadmeTest(unittest.TestCase):
+    def test_every_readme_section_a_message_cites_exists(self):
+        headings = {
+            line.lstrip("#").strip() for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("#")
+        }
+        sources = [*(ROOT / "src").glob("*.rs"), *(ROOT / "scripts").glob("*.py")]
+        cited = {
+            (path.name, section)
+            for path in sources
+            for section in re.findall(r'README, \\?"([^"\\]+)\\?"', path.read_text())
+        }
+        self.assertTrue(cited, "messages cite README sections")
+        for path, section in sorted(cited):
+            self.assertIn(section, headings, f"{path} cites a README section that does not exist")
+
+
 if __name__ == "__main__":
     summary.run(verbosity=2)
