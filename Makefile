@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: help tools dev invoke queue secret revoke-previous test lint template build bench coldstart fuzz mutants sign-events clean
+.PHONY: help tools dev invoke queue secret revoke-previous deploy test lint template build bench coldstart fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -31,35 +31,53 @@ help:
 ## tools: install cargo-lambda, moto[server], the SAM CLI and cfn-lint-serverless into .venv
 tools: $(TOOLS)
 
+# Each step says what it does: the first install takes a minute or two, from PyPI.
 $(TOOLS): requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+	@echo "tools: creating the virtualenv $(VENV) ..."
+	@$(PYTHON) -m venv $(VENV)
+	@echo "tools: installing cargo-lambda, moto, the SAM CLI and cfn-lint from PyPI (requirements-dev.txt) ..."
+	@$(VENV)/bin/pip install --disable-pip-version-check -r requirements-dev.txt \
+		| grep --line-buffered -E '^(Collecting|Successfully installed)' | sed -u 's/^/  pip: /' \
+		|| { echo "tools: pip could not install requirements-dev.txt (see above)" >&2; exit 1; }
+	@touch $@
+	@echo "tools: done"
 
 ## dev: run the receiver: the function under the Lambda emulator, a local SQS and Secrets Manager (SQS_PORT, INVOKE_PORT, QUEUE)
 dev: $(TOOLS)
 	@$(VENV)/bin/python scripts/dev.py
 
+# The helpers of `make dev` ask whether it runs (standard library only) before they install
+# anything: with nothing running they answer at once.
+
 ## invoke: send a sample API Gateway event to `make dev` (EVENT=events/....json)
-invoke: $(TOOLS)
+invoke:
+	@$(PYTHON) scripts/dev.py listening invoke
+	@$(MAKE) --no-print-directory --quiet tools
 	@$(VENV)/bin/python scripts/dev.py invoke $(EVENT)
 
 ## queue: print, and remove, the messages `make dev` has forwarded
-queue: $(TOOLS)
-	@$(VENV)/bin/python scripts/dev.py listening sqs
+queue:
+	@$(PYTHON) scripts/dev.py listening sqs
+	@$(MAKE) --no-print-directory --quiet tools
 	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py show
 
 ## secret: store the webhook secret, read from the terminal (STACK=<name>; LOCAL=1 for make dev's)
-secret: $(TOOLS)
-	@if [ -n "$(LOCAL)" ]; then $(VENV)/bin/python scripts/dev.py listening sqs; fi
+secret:
+	@if [ -n "$(LOCAL)" ]; then $(PYTHON) scripts/dev.py listening sqs; fi
+	@$(MAKE) --no-print-directory --quiet tools
 	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py
 
 ## revoke-previous: stop the secret stored before the current one from verifying (STACK=<name>; LOCAL=1 for make dev's)
-revoke-previous: $(TOOLS)
-	@if [ -n "$(LOCAL)" ]; then $(VENV)/bin/python scripts/dev.py listening sqs; fi
+revoke-previous:
+	@if [ -n "$(LOCAL)" ]; then $(PYTHON) scripts/dev.py listening sqs; fi
+	@$(MAKE) --no-print-directory --quiet tools
 	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py revoke-previous
+
+## deploy: sam deploy --guided, with the tools from .venv on its PATH (after make build)
+deploy: $(TOOLS)
+	$(SAM) deploy --guided
 
 ## test: formatting, lints, template checks, unit, property, integration, doc and make dev tests
 test: $(TOOLS) lint
@@ -115,9 +133,9 @@ mutants:
 	@test -x .local/bin/cargo-mutants || cargo install --locked --root .local cargo-mutants
 	$(PYTHON) scripts/mutants.py
 
-## sign-events: re-sign events/*.json with the sample secret after editing them
+## sign-events: sign events/*.json again after editing them (SECRET=<secret>, the sample secret by default; ARGS=<event files>)
 sign-events:
-	cargo run --quiet --example sign-event
+	@SECRET=$(SECRET) $(PYTHON) scripts/sign_events.py $(ARGS)
 
 ## clean: remove every build, the tools and the local state
 clean:

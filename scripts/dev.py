@@ -4,7 +4,9 @@ Starts a local AWS (moto: SQS and Secrets Manager) on SQS_PORT, creates the queu
 the webhook secret (holding the sample secret), builds the function, and runs it under the
 Lambda Runtime API emulator (`cargo lambda watch`, which rebuilds it when the code changes) on
 INVOKE_PORT. It refuses to start when a port is taken, and stops everything it started on
-Ctrl-C, SIGTERM or SIGHUP. Its logs go to .local/dev-<SQS_PORT>/.
+Ctrl-C, SIGTERM or SIGHUP (exiting 0). Its logs go to .local/dev-<SQS_PORT>/: moto.log, and
+function.log (the function's log lines, shown in the terminal too). Edits under src/ or to
+Cargo.toml rebuild the function; .cargolambdaignore lists what restarts nothing.
 
     python scripts/dev.py                  run (what `make dev` does)
     python scripts/dev.py invoke EVENT     send a sample event (what `make invoke` does)
@@ -16,12 +18,14 @@ Settings come from the environment: SQS_PORT (4566), INVOKE_PORT (9000), QUEUE
 """
 
 import ctypes
+import json
 import os
 import pathlib
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -30,6 +34,11 @@ DEFAULTS = {"SQS_PORT": "4566", "INVOKE_PORT": "9000", "QUEUE": "nylas-webhooks"
 SETTINGS = {name: os.environ.get(name) or default for name, default in DEFAULTS.items()}
 PORTS = {"sqs": int(SETTINGS["SQS_PORT"]), "invoke": int(SETTINGS["INVOKE_PORT"])}
 FUNCTION = "nylas-webhook-sqs"
+LOGS = ROOT / ".local" / f"dev-{PORTS['sqs']}"
+# cargo lambda watch's line when it stops the function to run a new build.
+RESTARTED = "ForceStop"
+# Longest `make invoke` waits for an answer, a rebuild included.
+INVOKE_WITHIN = 300
 
 
 def with_settings(command):
@@ -90,10 +99,77 @@ def listening(name):
 
 
 def invoke(event):
+    """Sends `event` and prints the answer. An event the emulator takes while the function is
+    rebuilt waits for the build; one the function was handling when the emulator stopped it
+    for a new build is lost with it: with no answer 15 s after a restart, it is sent again,
+    once. Nothing waits longer than INVOKE_WITHIN."""
+    path = pathlib.Path(event)
+    if not path.is_file():
+        names = ", ".join(sorted(p.name for p in (ROOT / "events").glob("*.json")))
+        sys.exit(f"make invoke: no event file {event} (events/ holds {names})")
     listening("invoke")
     command = [str(VENV / "cargo-lambda"), "lambda", "invoke", "--invoke-address", "127.0.0.1",
-               "--invoke-port", str(PORTS["invoke"]), "--data-file", event, FUNCTION]
-    os.execv(command[0], command)
+               "--invoke-port", str(PORTS["invoke"]), "--data-file", str(path), FUNCTION]
+    log = LOGS / "function.log"
+    deadline = time.monotonic() + INVOKE_WITHIN
+    for attempt in (1, 2):
+        mark = log.stat().st_size if log.exists() else 0
+        sent = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        restarted_at = None
+        while sent.poll() is None and time.monotonic() < deadline:
+            if restarted_at is None and restarted_since(log, mark):
+                restarted_at = time.monotonic()
+            if restarted_at is not None and time.monotonic() - restarted_at > 15 and building(log):
+                restarted_at = time.monotonic()
+            if restarted_at is not None and time.monotonic() - restarted_at > 15:
+                break
+            time.sleep(0.1)
+        if sent.poll() is None:
+            sent.kill()
+            sent.wait()
+            if time.monotonic() >= deadline:
+                sys.exit(f"make invoke: no answer within {INVOKE_WITHIN} s: see {log}")
+            if attempt == 2:
+                sys.exit("make invoke: the function was rebuilt twice while it handled the event: send it again")
+            print("make invoke: the function was rebuilt while it handled the event, which was lost "
+                  "with it: sent again")
+            continue
+        output = sent.stdout.read()
+        print(output, end="")
+        print_hint(output)
+        sys.exit(sent.returncode)
+
+
+def restarted_since(log, mark):
+    """Whether cargo lambda watch has started the function again since `mark` (a build, or a
+    stop for one)."""
+    if not log.exists():
+        return False
+    with open(log, errors="replace") as lines:
+        lines.seek(mark)
+        return any(word in lines.read() for word in ("ForceStop", "Compiling ", "Running `"))
+
+
+def building(log):
+    """Whether the last thing cargo lambda watch did is a build that has not started the
+    function yet."""
+    if not log.exists():
+        return False
+    text = log.read_text(errors="replace")
+    return text.rfind("Compiling ") > text.rfind("Running `")
+
+
+def print_hint(output):
+    """What to do about an answer the edit loop often meets."""
+    try:
+        reason = json.loads(output.strip().splitlines()[-1]).get("body")
+    except (ValueError, IndexError, AttributeError):
+        return
+    if reason == "signature_mismatch":
+        print(f"""
+The event's signature matches no secret the function has. If you edited the event, sign it
+again: `make sign-events`. If you stored another secret (`{with_settings('make secret LOCAL=1')}`),
+sign with it: `make sign-events SECRET=<it>`. README, "Sample events".""")
 
 
 def start(command, log):
@@ -137,13 +213,14 @@ def run():
                 f"SQS_PORT=<port> INVOKE_PORT=<port> make dev"
             )
     parent = os.getppid()
-    logs = ROOT / ".local" / f"dev-{PORTS['sqs']}"
+    logs = LOGS
     logs.mkdir(parents=True, exist_ok=True)
     endpoint = f"http://127.0.0.1:{PORTS['sqs']}"
     children = []
 
     def stop_on_signal(number, _frame):
-        raise SystemExit(f"make dev: {signal.Signals(number).name}: everything it started is stopped")
+        print(f"make dev: {signal.Signals(number).name}: everything it started is stopped")
+        raise SystemExit(0)
 
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(number, stop_on_signal)
@@ -167,8 +244,10 @@ def run():
         if subprocess.run(["cargo", "build", "--bin", FUNCTION], cwd=ROOT).returncode != 0:
             raise SystemExit("make dev: the function does not build: see cargo's output above")
         watch = start([str(VENV / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
-                       "--invoke-port", str(PORTS["invoke"]), "--env-file", str(env_file)], None)
+                       "--invoke-port", str(PORTS["invoke"]), "--env-file", str(env_file)],
+                      subprocess.PIPE)
         children.append(watch)
+        threading.Thread(target=tee, args=(watch.stdout, logs / "function.log"), daemon=True).start()
         wait_for(PORTS["invoke"], watch, "cargo lambda watch")
         print(banner(created, endpoint), flush=True)
         while all(child.poll() is None for child in children):
@@ -180,6 +259,16 @@ def run():
         raise SystemExit("make dev: a process it started exited: see its output above")
     finally:
         stop(children)
+
+
+def tee(pipe, path):
+    """Copies the emulator's output, the function's log lines among it, to the terminal and to
+    `path`."""
+    with open(path, "ab") as log:
+        for line in iter(pipe.readline, b""):
+            for out in (sys.stdout.buffer, log):
+                out.write(line)
+                out.flush()
 
 
 def banner(created, endpoint):
@@ -200,7 +289,12 @@ def banner(created, endpoint):
         stores another secret, as after a rotation
     curl '{url}?challenge=hello'
 
-  Stop with Ctrl-C. Logs: {ROOT / '.local' / f"dev-{PORTS['sqs']}"}/
+  Edit and invoke: a change under src/ or to Cargo.toml rebuilds the function (an invoke
+  sent meanwhile waits for the build); edits to events/ restart nothing (after editing one,
+  `make sign-events`).
+
+  Stop with Ctrl-C. The function's log lines: {LOGS / 'function.log'}
+  (moto's: {LOGS / 'moto.log'})
 """
 
 

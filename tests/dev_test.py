@@ -53,12 +53,14 @@ def processes_naming(*words):
     return found
 
 
-def make(*targets, settings, stdin=None):
-    """Runs `make targets` with `settings` in the environment: (exit code, output)."""
+def make(*targets, settings, stdin=None, args=(), timeout=400):
+    """Runs `make targets` with `settings` in the environment: (exit code, output). `args` go
+    to the recipe's script through make's ARGS."""
+    extra = [f"ARGS={' '.join(args)}"] if args else []
     done = subprocess.run(
-        ["make", "--no-print-directory", *targets], cwd=ROOT, input=stdin, text=True,
+        ["make", "--no-print-directory", *targets, *extra], cwd=ROOT, input=stdin, text=True,
         env={**os.environ, **settings}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        timeout=120,
+        timeout=timeout,
     )
     return done.returncode, done.stdout
 
@@ -191,10 +193,16 @@ class DevTest(unittest.TestCase):
             os.killpg(dev.make.pid, sig)
             dev.make.wait(30)
             self.assert_all_stopped(dev)
+            # make dies of the signal, as Ctrl-C stops any command; make dev itself exited 0,
+            # so make reports no failed recipe.
+            self.assertIn("everything it started is stopped", dev.text())
+            self.assertNotRegex(dev.text(), r"make(\[\d+\])?: \*\*\*")
 
-    def test_helpers_with_nothing_running_say_so_in_one_line(self):
+    def test_helpers_with_nothing_running_say_so_in_one_line_before_installing_anything(self):
+        missing = ROOT / ".local" / "no-such-venv"
         settings = {"SQS_PORT": str(free_port()), "INVOKE_PORT": str(free_port())}
-        for targets in (["queue"], ["invoke"], ["secret", "LOCAL=1"]):
+        for targets in (["queue"], ["invoke"], ["secret", "LOCAL=1"], ["revoke-previous", "LOCAL=1"]):
+            targets = [*targets, f"VENV={missing}"]
             code, output = make(*targets, settings=settings)
             self.assertNotEqual(code, 0, targets)
             # make adds a line of its own about the failed recipe ("make: *** [...] Error 1").
@@ -203,6 +211,108 @@ class DevTest(unittest.TestCase):
             self.assertIn("nothing is listening on 127.0.0.1:", ours[0])
             self.assertIn("make dev", ours[0])
             self.assertNotIn("Traceback", output)
+            self.assertFalse(missing.exists(), f"{targets} installed tools first")
+
+    def test_an_event_file_that_does_not_exist_is_named(self):
+        dev = self.start()
+        code, output = make("invoke", "EVENT=events/no-such-event.json", settings=dev.settings)
+        self.assertNotEqual(code, 0)
+        self.assertIn("no event file events/no-such-event.json (events/ holds challenge.json,", output)
+
+    def function_log(self, dev):
+        return ROOT / ".local" / f"dev-{dev.settings['SQS_PORT']}" / "function.log"
+
+    def test_the_function_s_log_lines_are_in_the_file_the_banner_names(self):
+        dev = self.start()
+        log = self.function_log(dev)
+        self.assertIn(f"The function's log lines: {log}", dev.text())
+        code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
+        self.assertEqual(code, 0, output)
+        lines = log.read_text().splitlines()
+        self.assertTrue(any('"outcome":"forwarded"' in line for line in lines), lines)
+        self.assertIn('"outcome":"forwarded"', dev.text(), "and in the terminal")
+
+    def test_editing_events_docs_tests_or_scripts_restarts_nothing(self):
+        dev = self.start()
+        log = self.function_log(dev)
+        # The emulator starts the function at the first invoke.
+        code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
+        self.assertEqual(code, 0, output)
+        started = log.read_text().count("Running `")
+        for path in ("events/v3-grant-created.json", "docs/performance.md", "tests/summary.py",
+                     "scripts/local_aws.py", "README.md"):
+            (ROOT / path).touch()
+        for delay in (0, 0.5, 2):
+            (ROOT / "events" / "v3-message-created.json").touch()
+            time.sleep(delay)
+            code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
+            self.assertEqual(code, 0, output)
+            self.assertIn('"statusCode":200', output)
+        time.sleep(2)
+        self.assertEqual(log.read_text().count("Running `"), started, "the function was restarted")
+
+    def test_an_invoke_sent_while_the_source_changes_is_answered(self):
+        dev = self.start()
+        lib = ROOT / "src" / "lib.rs"
+        original = lib.read_text()
+        self.addCleanup(lib.write_text, original)
+        log = self.function_log(dev)
+        started = log.read_text().count("Running `")
+        for number, delay in enumerate((0, 0.5, 2)):
+            lib.write_text(original + f"// edit {number}\n")
+            time.sleep(delay)
+            code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
+            self.assertEqual(code, 0, output)
+            self.assertIn('"statusCode":200', output)
+        self.assertGreater(log.read_text().count("Running `"), started, "the function was rebuilt")
+
+    def test_an_edited_event_gets_a_hint_naming_make_sign_events(self):
+        dev = self.start()
+        code, output = make("invoke", "EVENT=events/v3-tampered.json", settings=dev.settings)
+        self.assertIn('"body":"signature_mismatch"', output)
+        self.assertIn("`make sign-events`", output)
+        self.assertIn("make secret LOCAL=1", output)
+        readme = (ROOT / "README.md").read_text()
+        self.assertIn("\n## Sample events\n", readme, "the hint's README section exists")
+
+    def test_events_signed_with_another_secret_verify_once_it_is_stored(self):
+        dev = self.start()
+        events = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, events)
+        event = events / "v3-grant-created.json"
+        shutil.copy(ROOT / "events" / "v3-grant-created.json", event)
+        code, output = make("sign-events", "SECRET=rotated-locally", settings={}, stdin=None,
+                            args=[str(event)])
+        self.assertEqual(code, 0, output)
+        self.assertIn(": signed", output)
+        code, output = make("invoke", f"EVENT={event}", settings=dev.settings)
+        self.assertIn('"body":"signature_mismatch"', output)
+        code, output = make("secret", "LOCAL=1", settings=dev.settings, stdin="rotated-locally\n")
+        self.assertEqual(code, 0, output)
+        deadline = time.monotonic() + 60
+        while '"statusCode":200' not in output:
+            self.assertLess(time.monotonic(), deadline, output)
+            time.sleep(2)
+            code, output = make("invoke", f"EVENT={event}", settings=dev.settings)
+
+    def test_make_sign_events_agrees_with_the_signatures_the_function_verifies(self):
+        code, output = make("sign-events", settings={})
+        self.assertEqual(code, 0, output)
+        changed = subprocess.run(["git", "status", "--porcelain", "events/"], cwd=ROOT,
+                                 capture_output=True, text=True).stdout
+        self.assertEqual(changed, "", "the committed events are signed as make sign-events signs")
+        self.assertNotIn("Compiling", output, "nothing is built")
+
+    def test_the_first_install_says_what_each_step_does(self):
+        venv = pathlib.Path(tempfile.mkdtemp()) / "venv"
+        self.addCleanup(shutil.rmtree, venv.parent)
+        code, output = make("tools", f"VENV={venv}", settings={}, timeout=900)
+        self.assertEqual(code, 0, output)
+        steps = [line for line in output.splitlines() if line.startswith("tools: ")]
+        self.assertEqual(len(steps), 3, output)
+        self.assertIn("tools: creating the virtualenv", steps[0])
+        self.assertIn("tools: installing cargo-lambda", steps[1])
+        self.assertRegex(output, r"  pip: Successfully installed .*cargo-lambda")
 
     def test_make_alone_lists_every_target(self):
         code, output = make(settings={})
