@@ -121,12 +121,15 @@ mod tests {
     }
 
     #[test]
-    fn gzip_body_at_the_cap_is_inflated() {
-        let inflated = match decode(&gzip(&vec![b'a'; MAX_INFLATED])) {
+    fn gzip_body_inflating_to_4_mib_is_inflated_and_one_byte_more_is_not() {
+        let four_mib = 4_194_304;
+        let inflated = match decode(&gzip(&vec![b'a'; four_mib])) {
             Decoded::Inflated { plain, .. } => plain.len(),
             other => panic!("not inflated: {:?}", std::mem::discriminant(&other)),
         };
-        assert_eq!(inflated, MAX_INFLATED);
+        assert_eq!(inflated, four_mib);
+        let over = gzip(&vec![b'a'; four_mib + 1]);
+        assert_eq!(decode(&over), Decoded::TooLarge(&over));
     }
 
     #[test]
@@ -137,10 +140,11 @@ mod tests {
     }
 
     #[test]
-    fn raw_body_over_the_cap_is_refused() {
-        assert_eq!(check_size(&vec![0; MAX_RAW]), Ok(()));
-        let over = vec![0; MAX_RAW + 1];
-        let refused = BodyError::TooLarge { size: MAX_RAW + 1 };
+    fn raw_body_over_4_mib_is_refused() {
+        let four_mib = 4_194_304;
+        assert_eq!(check_size(&vec![0; four_mib]), Ok(()));
+        let over = vec![0; four_mib + 1];
+        let refused = BodyError::TooLarge { size: four_mib + 1 };
         assert_eq!(check_size(&over), Err(refused));
     }
 

@@ -103,6 +103,21 @@ mod tests {
     }
 
     #[test]
+    fn rest_api_event_with_a_forwarded_proto_that_is_no_scheme_makes_a_request() {
+        let event = serde_json::json!({
+            "resource": "/webhook", "path": "/webhook", "httpMethod": "POST",
+            "headers": {"Host": "api.example.com", "X-Forwarded-Proto": "evil, https"},
+            "multiValueHeaders": {}, "queryStringParameters": null,
+            "multiValueQueryStringParameters": null, "pathParameters": null,
+            "stageVariables": null, "body": "{}", "isBase64Encoded": false,
+            "requestContext": {"accountId": "1", "resourceId": "r", "stage": "prod",
+                               "requestId": "q", "identity": {}, "resourcePath": "/webhook",
+                               "httpMethod": "POST", "apiId": "api"}
+        });
+        assert_eq!(request(event).uri().scheme_str(), Some("https"));
+    }
+
+    #[test]
     fn valid_query_is_left_as_it_came() {
         let query = "challenge=a%2Fb&x=1:2@3/4?5";
         assert_eq!(encode_query(query), query);

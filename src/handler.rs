@@ -208,12 +208,15 @@ mod tests {
         ] {
             let mut request = signed(V3);
             *request.method_mut() = method;
-            assert_refused(
-                request,
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-            )
-            .await;
+            let response = receiver(MemoryQueue::default()).handle(request).await;
+            assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+            assert_eq!(response.body().as_ref(), b"method_not_allowed");
+            assert_eq!(response.headers()[header::ALLOW], "GET, POST");
+        }
+        let others = [signed(V3), get(&[("challenge", "c")]), get(&[])];
+        for request in others {
+            let response = receiver(MemoryQueue::default()).handle(request).await;
+            assert!(!response.headers().contains_key(header::ALLOW));
         }
     }
 
