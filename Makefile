@@ -118,7 +118,9 @@ bench:
 
 ## coldstart: start-up, CPU per invocation and memory against a hello-world function (and BEFORE=<binary of an earlier build>)
 coldstart: $(TOOLS)
-	cargo build --release --bin nylas-webhook-sqs --example hello
+	@# Built apart: an example brings the dev-dependencies, whose features must not reach the function.
+	cargo build --release --bin nylas-webhook-sqs
+	cargo build --release --example hello
 	$(VENV)/bin/python scripts/coldstart.py target/release/nylas-webhook-sqs target/release/examples/hello $(BEFORE)
 
 ## fuzz: libFuzzer over the core path for FUZZ_SECONDS (cargo-fuzz from crates.io into .local)

@@ -263,7 +263,9 @@ mod tests {
                     }
                     Some(Stage::Fails) => {
                         MockResponse::Error(GetSecretValueError::InternalServiceError(
-                            InternalServiceError::builder().build(),
+                            InternalServiceError::builder()
+                                .message("the service failed")
+                                .build(),
                         ))
                     }
                     None => MockResponse::Error(GetSecretValueError::ResourceNotFoundException(
@@ -451,10 +453,14 @@ mod tests {
         versions.set("AWSCURRENT", Some(Stage::Fails));
         let rule = versions.rule();
         let secrets = stored(&rule);
-        assert!(matches!(
-            verify(&secrets, "s").await,
-            Err(SecretError::Unavailable(_))
-        ));
+        let verdict = verify(&secrets, "s").await;
+        let Err(SecretError::Unavailable(why)) = verdict else {
+            panic!("not unavailable: {verdict:?}");
+        };
+        assert!(
+            why.contains("the service failed"),
+            "the service's own reason: {why}"
+        );
         versions.current("s", MINUTE);
         assert!(verify(&secrets, "s").await.is_err(), "not read within 30 s");
         tokio::time::advance(REREAD_AFTER).await;
