@@ -404,6 +404,7 @@ mod tests {
     use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
     use std::cell::RefCell;
     use std::collections::VecDeque;
+    use std::io::Read;
 
     fn message<'a>(notification: &'a Notification<'a>) -> Message<'a> {
         Message::new(notification, false)
@@ -473,6 +474,26 @@ mod tests {
             let decoded = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
             assert_eq!(decoded.as_deref(), Ok(body));
         }
+    }
+
+    #[test]
+    fn binary_notification_is_base64_while_it_fits_and_gzip_and_base64_past_it() {
+        // Room for the body: 1 MiB less nylas-api-version (17 + 6 + 7), nylas-id (8 + 6 + 64)
+        // and nylas-encoding (14 + 6 + 6): 1,048,442 bytes, the base64 of 786,330 bytes.
+        let largest = vec![0xff; 786_330];
+        let n = notification(&largest);
+        let m = message(&n);
+        assert_eq!(attribute(&m, attribute::ENCODING), Some("base64"));
+        assert_eq!(m.size, 1_048_574);
+        let over = vec![0xff; 786_331];
+        let n = notification(&over);
+        let m = message(&n);
+        assert_eq!(attribute(&m, attribute::ENCODING), Some("gzip+base64"));
+        let gzip = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
+        let mut inflated = Vec::new();
+        let read =
+            flate2::read::GzDecoder::new(&gzip.expect("base64")[..]).read_to_end(&mut inflated);
+        assert_eq!((read.ok(), inflated == over), (Some(over.len()), true));
     }
 
     #[test]
