@@ -465,6 +465,7 @@ mod tests {
         for body in [
             &b"a\x00b"[..],
             b"a\x1bb",
+            b"two controls \x00\x01",
             "a\u{FFFF}b".as_bytes(),
             "\u{FFFE}".as_bytes(),
         ] {
