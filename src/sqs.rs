@@ -655,16 +655,19 @@ mod tests {
         assert_eq!(*script.calls.borrow(), [4, 2]);
     }
 
-    #[tokio::test]
-    async fn entries_refused_every_time_fail_after_the_last_attempt() {
+    #[tokio::test(start_paused = true)]
+    async fn entries_refused_every_time_fail_after_the_last_attempt_and_a_growing_wait() {
         let again = || Ok(vec![refused(0, false)]);
         let script = Script::new([again(), again(), again()]);
         let failed = QueueError::StillRefused {
             failed: 1,
             attempts: 3,
         };
+        let started = tokio::time::Instant::now();
         assert_eq!(script.run(FOUR).await, Err(failed));
         assert_eq!(*script.calls.borrow(), [4, 1, 1]);
+        // 50 ms before the second attempt, 100 ms before the third.
+        assert_eq!(started.elapsed(), Duration::from_millis(150));
     }
 
     #[tokio::test]
