@@ -745,7 +745,7 @@ mod tests {
     /// Sends `body`'s notifications through `send_all` to an SQS whose every call takes a few
     /// milliseconds (paused time) and which refuses, for a passing reason, the second half of
     /// every third full batch, as SQS would after enqueuing a batch's entries in order.
-    async fn through_slow_sqs(body: &str, fifo: bool) -> (Vec<String>, usize) {
+    async fn through_slow_sqs(body: &str, fifo: bool) -> (Vec<String>, usize, usize) {
         let notifications = split(body.as_bytes());
         let messages: Vec<Message<'_>> = notifications
             .iter()
@@ -776,9 +776,9 @@ mod tests {
                 Ok((kept..batch.len()).map(|p| refused(p, false)).collect())
             }
         });
-        sent.await.expect("all stored");
+        let retried = sent.await.expect("all stored");
         let most = recorded.in_flight.borrow().1;
-        (recorded.stored.into_inner(), most)
+        (recorded.stored.into_inner(), most, retried)
     }
 
     /// `ids` of the notifications of `body` whose group is `group`, in `ids`' order.
@@ -798,19 +798,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn fifo_group_reaches_the_queue_in_order_through_a_slow_and_refusing_sqs() {
         let body = deltas(200, 1);
-        let (stored, most_at_once) = through_slow_sqs(&body, true).await;
+        let (stored, most_at_once, retried) = through_slow_sqs(&body, true).await;
         let sent: Vec<String> = split(body.as_bytes())
             .iter()
             .map(|n| n.id.clone())
             .collect();
         assert_eq!(stored, sent);
         assert_eq!(most_at_once, 1, "one group's batches go one after another");
+        // Calls 2, 5, 8, ... are the 3rd, 5th, 7th ... 19th batches: 9 refused halves of 5.
+        assert_eq!(retried, 45);
     }
 
     #[tokio::test(start_paused = true)]
     async fn fifo_groups_interleaved_each_keep_their_order_and_go_side_by_side() {
         let body = deltas(210, 3);
-        let (stored, most_at_once) = through_slow_sqs(&body, true).await;
+        let (stored, most_at_once, _) = through_slow_sqs(&body, true).await;
         let sent: Vec<String> = split(body.as_bytes())
             .iter()
             .map(|n| n.id.clone())
@@ -828,7 +830,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn standard_queue_batches_go_side_by_side() {
-        let (_, most_at_once) = through_slow_sqs(&deltas(200, 1), false).await;
+        let (_, most_at_once, _) = through_slow_sqs(&deltas(200, 1), false).await;
         assert_eq!(most_at_once, IN_FLIGHT);
     }
 
@@ -880,6 +882,46 @@ mod tests {
         }
         let expected = [fifo, "0 g-1 n-1 n-1", standard, "0 - - n-1"];
         assert_eq!(*entries.lock().expect("no panics"), expected);
+    }
+
+    #[tokio::test]
+    async fn a_notification_too_large_even_compressed_is_reported_after_the_others_are_sent() {
+        let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = sent.clone();
+        let rule =
+            aws_smithy_mocks::mock!(Client::send_message_batch).then_compute_output(move |input| {
+                let entries = input.entries();
+                counted.fetch_add(entries.len(), std::sync::atomic::Ordering::SeqCst);
+                let stored = entries.iter().map(|e| stored_entry(e.id()));
+                let output = SendMessageBatchOutput::builder()
+                    .set_successful(Some(stored.collect()))
+                    .set_failed(Some(vec![]));
+                output.build().expect("every required field")
+            });
+        // 1.5 MB of printable noise: gzip leaves it over 1 MiB once base64-encoded.
+        let mut state = 7u64;
+        let noise: String = (0..1_500_000)
+            .map(|_| {
+                state = state
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                char::from(b'!' + ((state >> 33) % 90) as u8)
+            })
+            .collect();
+        let noise = noise.replace(['"', '\\'], "x");
+        let body = format!(r#"{{"deltas":[{{"a":1}},{{"x":"{noise}"}},{{"b":2}}]}}"#);
+        let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
+        let delivered = queue.deliver(&split(body.as_bytes())).await;
+        let Err(QueueError::TooLarge { index, size, limit }) = delivered else {
+            panic!("not too large: {delivered:?}");
+        };
+        assert_eq!((index, limit), (1, MAX_BYTES));
+        assert!(size > MAX_BYTES, "{size}");
+        assert_eq!(
+            sent.load(std::sync::atomic::Ordering::SeqCst),
+            2,
+            "the others are sent"
+        );
     }
 
     #[tokio::test]
