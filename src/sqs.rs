@@ -925,6 +925,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_message_of_exactly_one_mebibyte_is_sent() {
+        let rule =
+            aws_smithy_mocks::mock!(Client::send_message_batch).then_compute_output(|input| {
+                let stored = input.entries().iter().map(|e| stored_entry(e.id()));
+                let output = SendMessageBatchOutput::builder()
+                    .set_successful(Some(stored.collect()))
+                    .set_failed(Some(vec![]));
+                output.build().expect("every required field")
+            });
+        // nylas-api-version, String, unknown: 30 bytes; nylas-id, String, SHA-256: 78.
+        let body = "x".repeat(MAX_BYTES - 30 - 78);
+        let notifications = split(body.as_bytes());
+        assert_eq!(Message::new(&notifications[0], false).size, MAX_BYTES);
+        let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
+        assert_eq!(
+            queue.deliver(&notifications).await,
+            Ok(Delivered { retried: 0 })
+        );
+    }
+
+    #[tokio::test]
     async fn an_sqs_error_fails_the_delivery_and_says_which() {
         let rule = aws_smithy_mocks::mock!(Client::send_message_batch).then_error(|| {
             aws_sdk_sqs::operation::send_message_batch::SendMessageBatchError::QueueDoesNotExist(
