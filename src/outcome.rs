@@ -118,3 +118,81 @@ impl Outcome {
         response
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::SecretError;
+
+    /// README's HTTP contract: every refusal's reason and status. Each failure an operator can
+    /// fix is a 503, which Nylas retries; a 500 or another 4xx would lose the notification.
+    #[test]
+    fn every_refusal_has_the_status_the_readme_states() {
+        let contract = [
+            (Rejection::MissingChallenge, "missing_challenge", 400),
+            (Rejection::MethodNotAllowed, "method_not_allowed", 405),
+            (
+                BodyError::TooLarge { size: 1 }.into(),
+                "body_too_large",
+                413,
+            ),
+            (BodyError::Mangled.into(), "body_mangled", 503),
+            (SignatureError::Missing.into(), "missing_signature", 401),
+            (SignatureError::Malformed.into(), "malformed_signature", 403),
+            (
+                SecretError::Mismatch { read_again: true }.into(),
+                "signature_mismatch",
+                503,
+            ),
+            (
+                SecretError::Unavailable("x".to_owned()).into(),
+                "secret_unavailable",
+                503,
+            ),
+            (
+                Rejection::NotConfigured(ConfigError::TwoSecrets),
+                "not_configured",
+                503,
+            ),
+            (
+                QueueError::Unavailable("x".to_owned()).into(),
+                "queue_failed",
+                503,
+            ),
+            (
+                QueueError::StillRefused {
+                    failed: 1,
+                    attempts: 3,
+                }
+                .into(),
+                "queue_failed",
+                503,
+            ),
+            (
+                QueueError::Refused("x".to_owned()).into(),
+                "queue_refused",
+                503,
+            ),
+            (
+                QueueError::TooLarge {
+                    index: 0,
+                    size: 2,
+                    limit: 1,
+                }
+                .into(),
+                "notification_too_large",
+                413,
+            ),
+            (
+                Rejection::QueueTimedOut(Duration::from_secs(6)),
+                "queue_timed_out",
+                503,
+            ),
+        ];
+        for (rejection, reason, status) in contract {
+            let response = Outcome::Rejected(rejection).into_response();
+            assert_eq!(response.status().as_u16(), status, "{reason}");
+            assert_eq!(response.body().as_ref(), reason.as_bytes());
+        }
+    }
+}
