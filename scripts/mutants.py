@@ -54,6 +54,7 @@ def main():
     env.setdefault("PROPTEST_CASES", "64")
     # The copy cargo-mutants builds shares the project's compiled dependencies.
     env.setdefault("CARGO_TARGET_DIR", str(ROOT / "target"))
+    OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     # Built and run: the unit and property tests (the integration tests need moto and the
     # emulator, and are run by `make test`).
