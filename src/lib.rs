@@ -5,27 +5,20 @@
 //!
 //! ## One request, start to end
 //!
-//! [`event`] first repairs what would make lambda_http panic while building the request (a
-//! hostile query string); then [`handler`] takes each step in this order; nothing flows back
-//! up.
+//! [`event`] repairs what would make lambda_http panic (a hostile query string); then
+//! [`handler`] takes each step in this order, and nothing flows back up:
 //!
 //! 1. [`body`]: refuse a body over the size cap before any work.
-//! 2. [`signature`]: verify `X-Nylas-Signature` (HMAC-SHA256, constant time) over the raw
-//!    bytes, against the secrets [`secret`] keeps: the current and the previous one, from
-//!    Secrets Manager (read when first needed, and again when a signature matches neither).
-//! 3. [`body`]: inflate a gzip delivery under a cap, only once it is verified.
-//! 4. [`notification`]: split the body with serde_json: v3 is the body; v2 is each delta's
-//!    exact bytes; anything else is the body, marked unknown.
-//! 5. [`queue`]: deliver every notification, or fail as a whole. [`sqs`] is the implementation:
-//!    message bodies (text, base64, or gzip and base64 when it would not fit) and attributes,
-//!    FIFO keys, batches of 10 entries and 1 MiB sent side by side, refused entries sent again.
+//! 2. [`signature`]: verify `X-Nylas-Signature` over the raw bytes against the secrets
+//!    [`secret`] keeps (current and previous, from Secrets Manager).
+//! 3. [`body`]: inflate a gzip delivery under a cap, once it is verified.
+//! 4. [`notification`]: split the body: v3 is the body; v2 each delta's exact bytes.
+//! 5. [`queue`]: deliver every notification, or fail as a whole; [`sqs`] implements it.
 //! 6. [`outcome`]: every status and reason, decided in one place.
 //! 7. [`log`]: one JSON line per request, also a CloudWatch metrics record.
 //!
-//! [`config`] reads the environment once (a missing setting leaves the function answering
-//! the challenge and 503 to every POST); `main.rs` builds the AWS clients once and runs the
-//! handler. To send notifications somewhere other than SQS, implement [`queue::Queue`] and
-//! build it in `main.rs`: nothing else changes.
+//! [`config`] reads the environment once; `main.rs` builds the clients and runs the handler.
+//! To send elsewhere than SQS, implement [`Queue`] and build it in `main.rs`.
 
 mod body;
 mod config;
@@ -39,7 +32,7 @@ mod secret;
 mod signature;
 mod sqs;
 
-// What `main.rs` wires, and what a fork builds on: a queue of its own behind [`Queue`].
+// What `main.rs` wires.
 pub use config::{Config, ConfigError, SecretSource};
 pub use event::repair as repair_event;
 pub use handler::Receiver;

@@ -1,10 +1,8 @@
 //! Logs and metrics: one JSON line per request, which is also a CloudWatch embedded metric
 //! format (EMF) record, so CloudWatch turns it into metrics with no API call and no extra
 //! permission (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>).
-//!
-//! A line says what happened (outcome, status, reason), to how many notifications, and
-//! which (type and Nylas id of the first), never what they contained. Secrets never reach
-//! a log: [`crate::signature::Secret`] cannot be printed.
+//! A line says what happened, to how many notifications and which (the first's type and id),
+//! never what they contained; [`crate::signature::Secret`] cannot be printed.
 
 use crate::notification::Notification;
 use crate::outcome::Outcome;
@@ -42,14 +40,11 @@ pub fn init() {
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivery {
     pub notifications: usize,
-    /// Notifications the queue refused once and took on a later attempt.
     pub retried: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api_version: Option<&'static str>,
-    /// Type of the first notification.
     #[serde(rename = "nylas_type", skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Id of the first notification (`nylas-id` on its message).
     #[serde(rename = "nylas_id", skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
 }
@@ -76,9 +71,8 @@ pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
     let Ok(line) = serde_json::to_string(&line) else {
         return;
     };
-    // Unit tests print through the test harness, which shows a test's output only when the
-    // test fails. The function writes straight to stdout: a log that cannot be written must
-    // not fail the request, and `println!` would panic.
+    // The test harness shows a test's output only when it fails. A log that cannot be written
+    // must not fail the request, and `println!` would panic.
     if cfg!(test) {
         println!("{line}");
     } else {

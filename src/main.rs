@@ -13,10 +13,8 @@ use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Duration;
 
-// A panic in a request must unwind: lambda_runtime then fails that invocation alone and the
-// instance keeps serving. With panic = "abort" the instance would die and the next request pay
-// a cold start. (The one panic known in lambda_http, on a hostile query string, is repaired
-// away before it can happen: src/event.rs.)
+// A panic in a request must unwind: lambda_runtime fails that invocation alone, and the
+// instance keeps serving instead of dying.
 #[cfg(panic = "abort")]
 compile_error!("build with panic = \"unwind\", Cargo's default: see src/main.rs");
 
@@ -48,12 +46,9 @@ async fn main() -> ExitCode {
         }
     };
     let receiver = &receiver;
-    let handler =
-        service_fn(
-            move |request| async move { Ok::<_, Infallible>(receiver.handle(request).await) },
-        );
+    let handle = move |request| async move { Ok::<_, Infallible>(receiver.handle(request).await) };
     // lambda_http::run, with the event repaired before lambda_http reads it.
-    let adapter = Adapter::from(handler).map_request(repair_event);
+    let adapter = Adapter::from(service_fn(handle)).map_request(repair_event);
     match lambda_runtime::run(adapter).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -67,8 +62,7 @@ async fn main() -> ExitCode {
 /// Nylas's 10 s.
 fn aws_settings() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
-        // A stalled connection must not eat Nylas's 10 s: the handler's own budget
-        // (handler::QUEUE_BUDGET) is the outer bound.
+        // A stalled connection must not eat Nylas's 10 s (handler::QUEUE_BUDGET bounds all).
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
@@ -76,15 +70,13 @@ fn aws_settings() -> aws_config::ConfigLoader {
                 .operation_timeout(Duration::from_secs(5))
                 .build(),
         )
-        // Three attempts with short backoff: AWS errors are brief, and the SDK's default
-        // first backoff (up to a second) would spend the budget waiting.
+        // The SDK's default first backoff (up to a second) would spend the budget waiting.
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(3)
                 .with_initial_backoff(Duration::from_millis(50))
                 .with_max_backoff(Duration::from_millis(500)),
         )
-        // The timeouts already bound a stalled request; the stall monitor would add a
-        // throughput check to every body.
+        // The timeouts bound a stall; the monitor would add a throughput check to every body.
         .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
 }

@@ -113,14 +113,15 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
     }
 }
 
-/// `v3_id` when it is 1 to 128 printable ASCII characters (what SQS takes as a FIFO
-/// deduplication id), or else the hex SHA-256 of `bytes`.
+/// `v3_id` when it is a usable key, or else the hex SHA-256 of `bytes`.
 fn id(v3_id: Option<String>, bytes: &[u8]) -> String {
-    let usable =
-        |id: &String| (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic());
-    v3_id
-        .filter(usable)
-        .unwrap_or_else(|| hex::encode(Sha256::digest(bytes)))
+    let v3_id = v3_id.filter(|id| is_key(id));
+    v3_id.unwrap_or_else(|| hex::encode(Sha256::digest(bytes)))
+}
+
+/// Whether `id` is 1 to 128 printable ASCII characters: what SQS takes as FIFO ids.
+pub fn is_key(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
 }
 
 /// A v2 delta: its bytes, and its `type` and `object_data.account_id` when it is an object

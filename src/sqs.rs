@@ -1,11 +1,9 @@
 //! The SQS implementation of [`Queue`], and every SQS rule in one place: what a message body
-//! may hold, the message attributes, FIFO keys, `SendMessageBatch`'s 10 entries and 1 MiB,
-//! and which refused entries are worth sending again. A fork that sends elsewhere replaces
-//! this file.
-//!
-//! Limits: <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
+//! may hold, the attributes, FIFO keys, batches of 10 entries and 1 MiB, which refused entries
+//! to send again. A fork that sends elsewhere replaces this file. Limits:
+//! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
 
-use crate::notification::Notification;
+use crate::notification::{is_key, Notification};
 use crate::queue::{Delivered, Queue, QueueError};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
@@ -22,9 +20,8 @@ use std::io::Write;
 use std::ops::Range;
 use std::time::Duration;
 
-/// Most entries in one `SendMessageBatch` call.
+/// Most entries, and bytes (attributes included), in one message or `SendMessageBatch` call.
 pub const MAX_ENTRIES: usize = 10;
-/// Most bytes in one message, and in one `SendMessageBatch` call, attributes included.
 pub const MAX_BYTES: usize = 1_048_576;
 /// Most `SendMessageBatch` calls of one request in flight at once: a v2 POST of many deltas
 /// answers in time even when each call is slow.
@@ -42,11 +39,9 @@ pub mod attribute {
 
 /// The SQS data type of every attribute this function sets.
 const STRING: &str = "String";
-
-/// Longest attribute value copied from a notification; a longer one is left out (the body
-/// still carries it) so attributes never crowd the body out of SQS's 1 MiB.
+/// Longest attribute value copied from a notification (the body still carries a longer one):
+/// attributes never crowd the body out of SQS's 1 MiB.
 const MAX_ATTRIBUTE_VALUE: usize = 256;
-
 /// `MessageGroupId` of notifications that name no grant or account.
 const NO_GRANT_GROUP: &str = "no-grant";
 
@@ -54,9 +49,7 @@ const NO_GRANT_GROUP: &str = "no-grant";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
     pub body: Cow<'a, str>,
-    /// String attributes, as (name, value).
     pub attributes: Vec<(&'static str, Cow<'a, str>)>,
-    /// Set when the queue is FIFO.
     pub fifo: Option<FifoKeys>,
     /// What SQS counts against its 1 MiB: the body and each attribute's name, type and value.
     pub size: usize,
@@ -68,8 +61,7 @@ pub struct Message<'a> {
 pub struct FifoKeys {
     /// The grant (v3) or account (v2): notifications of one mailbox stay in order.
     pub group_id: String,
-    /// The notification's id (`nylas-id`): a retried delivery within SQS's 5-minute window
-    /// is stored once.
+    /// `nylas-id`: a delivery retried within SQS's 5-minute window is stored once.
     pub deduplication_id: String,
 }
 
@@ -99,7 +91,7 @@ impl<'a> Message<'a> {
         let size = |attributes: &[(&str, Cow<'_, str>)]| -> usize {
             let each = attributes
                 .iter()
-                .map(|(name, value)| name.len() + STRING.len() + value.len());
+                .map(|(n, v)| n.len() + STRING.len() + v.len());
             each.sum()
         };
         let room = MAX_BYTES - size(&attributes);
@@ -108,11 +100,15 @@ impl<'a> Message<'a> {
                 <= room
         });
         attributes.extend(encoding.map(|e| (attribute::ENCODING, Cow::Borrowed(e))));
+        let group = n.grant_id.as_deref().filter(|id| is_key(id));
         Self {
             size: body.len() + size(&attributes),
             body,
             attributes,
-            fifo: fifo.then(|| FifoKeys::of(notification)),
+            fifo: fifo.then(|| FifoKeys {
+                group_id: group.unwrap_or(NO_GRANT_GROUP).to_owned(),
+                deduplication_id: n.id.clone(),
+            }),
         }
     }
 }
@@ -141,17 +137,6 @@ fn encode<'a>(
     }
 }
 
-impl FifoKeys {
-    fn of(notification: &Notification<'_>) -> Self {
-        let group_id = notification.grant_id.as_deref().filter(|id| is_fifo_id(id));
-        Self {
-            group_id: group_id.unwrap_or(NO_GRANT_GROUP).to_owned(),
-            // Always a valid FIFO id (`notification.rs`).
-            deduplication_id: notification.id.clone(),
-        }
-    }
-}
-
 /// Whether SQS takes `text` as it is: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
 /// #x10000-#x10FFFF` (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
 /// Valid UTF-8 holds no surrogates, so control bytes, U+FFFE and U+FFFF are left to refuse.
@@ -162,19 +147,13 @@ fn is_sqs_text(text: &str) -> bool {
     !controls && !text.contains('\u{FFFE}') && !text.contains('\u{FFFF}')
 }
 
-/// SQS takes 1 to 128 of the ASCII letters, digits and punctuation as FIFO ids.
-fn is_fifo_id(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
-}
-
 /// SQS refuses empty string attributes, and their values must be text as bodies are.
 fn is_attribute_value(value: &str) -> bool {
     !value.is_empty() && value.len() <= MAX_ATTRIBUTE_VALUE && is_sqs_text(value)
 }
 
-/// Groups messages of the given sizes, in order, into batches of at most [`MAX_ENTRIES`]
-/// and [`MAX_BYTES`], each as full as the limits allow. Every size must be within
-/// [`MAX_BYTES`].
+/// Groups messages of the given sizes (each within [`MAX_BYTES`]), in order, into batches as
+/// full as [`MAX_ENTRIES`] and [`MAX_BYTES`] allow.
 pub fn plan(sizes: &[usize]) -> Vec<Range<usize>> {
     let mut batches = Vec::with_capacity(sizes.len().div_ceil(MAX_ENTRIES));
     let (mut start, mut bytes) = (0, 0);
@@ -191,17 +170,15 @@ pub fn plan(sizes: &[usize]) -> Vec<Range<usize>> {
     batches
 }
 
-/// Attempts at a batch's entries, the first included.
+/// Attempts at a batch's entries, and the wait before the second (doubled for each after).
 const ATTEMPTS: u32 = 3;
-/// Wait before the second attempt; it doubles for each one after.
 const BACKOFF: Duration = Duration::from_millis(50);
 
-/// An entry SQS did not store.
+/// An entry SQS did not store: its position in the batch, whether SQS blames the request
+/// (`SenderFault`: sending it again cannot help), and SQS's code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
-    /// Its position in the batch sent.
     pub position: usize,
-    /// SQS blames the request (`SenderFault`): sending it again cannot help.
     pub sender_fault: bool,
     pub code: String,
 }
