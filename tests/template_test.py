@@ -79,6 +79,11 @@ class FunctionTest(unittest.TestCase):
             variable = rust_constant("config.rs", name)
             self.assertIn(variable, ENVIRONMENT, f"every POST is 503 without {variable}")
 
+    def test_the_previous_secret_s_time_to_live_reaches_the_function_with_the_code_s_default(self):
+        variable = rust_constant("config.rs", "PREVIOUS_SECRET_TTL")
+        parameter = PARAMETERS[ENVIRONMENT[variable]["Ref"]]
+        self.assertEqual(parameter["Default"], rust_constant("secret.rs", "PREVIOUS_SECRET_TTL"))
+
     def test_the_secret_the_function_reads_is_the_one_it_may_read(self):
         secret = ENVIRONMENT[rust_constant("config.rs", "SECRET_ARN")]
         self.assertEqual(RESOURCES[secret["Ref"]]["Type"], "AWS::SecretsManager::Secret")
