@@ -100,6 +100,13 @@ mod tests {
         let built = request(event);
         assert_eq!(built.uri().scheme_str(), Some("https"));
         assert_eq!(challenge(&built).as_deref(), Some("c"));
+        let mut event = v2_event("challenge=c", "api.example.com");
+        event["headers"]["x-forwarded-proto"] = "http".into();
+        assert_eq!(
+            request(event).uri().scheme_str(),
+            Some("http"),
+            "a scheme is kept"
+        );
     }
 
     #[test]

@@ -224,7 +224,8 @@ where
 }
 
 /// Sends every message in batches of [`plan`], up to [`IN_FLIGHT`] calls side by side; on a
-/// FIFO queue, a group's batches one after another, each stored whole before the next.
+/// FIFO queue, a group's batches one after another, each stored whole before the next
+/// ([`lanes`]).
 /// Returns how many entries were sent again.
 async fn send_all<'m, F, Fut>(messages: &[&'m Message<'m>], send: F) -> Result<usize, QueueError>
 where
@@ -255,7 +256,9 @@ where
     Ok(retried)
 }
 
-/// What may go side by side: a FIFO queue's groups, or a standard queue's batches.
+/// What may go side by side: a standard queue's batches; on a FIFO queue, [`IN_FLIGHT`] lanes
+/// that each hold some groups whole (the n-th group to appear goes to lane n mod 8), so that a
+/// POST of many accounts still fills its batches.
 fn lanes<'m>(messages: &[&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
     let mut groups: HashMap<&str, usize> = HashMap::new();
     let mut lanes: Vec<Vec<&Message<'_>>> = Vec::new();
@@ -267,10 +270,13 @@ fn lanes<'m>(messages: &[&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
                 .map(|b| messages[b].to_vec())
                 .collect();
         };
-        let lane = *groups.entry(fifo.group_id.as_str()).or_insert_with(|| {
+        let seen = groups.len();
+        let lane = *groups
+            .entry(fifo.group_id.as_str())
+            .or_insert(seen % IN_FLIGHT);
+        if lane == lanes.len() {
             lanes.push(Vec::new());
-            lanes.len() - 1
-        });
+        }
         lanes[lane].push(message);
     }
     lanes
@@ -803,6 +809,17 @@ mod tests {
             );
         }
         assert_eq!(most_at_once, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fifo_post_of_many_accounts_fills_its_batches_side_by_side() {
+        let body = deltas(80, 80);
+        let (stored, most_at_once, _) = through_slow_sqs(&body, true).await;
+        assert_eq!(stored.len(), 80);
+        assert_eq!(
+            most_at_once, IN_FLIGHT,
+            "8 lanes of 10 accounts: 8 calls at once"
+        );
     }
 
     #[tokio::test(start_paused = true)]
