@@ -669,6 +669,15 @@ mod tests {
         assert_eq!(*script.calls.borrow(), [4]);
     }
 
+    /// SQS's reply when it stored every one of `entries`.
+    fn all_stored(entries: &[SendMessageBatchRequestEntry]) -> SendMessageBatchOutput {
+        let stored = entries.iter().map(|e| stored_entry(e.id()));
+        let output = SendMessageBatchOutput::builder()
+            .set_successful(Some(stored.collect()))
+            .set_failed(Some(vec![]));
+        output.build().expect("every required field")
+    }
+
     fn stored_entry(id: &str) -> SendMessageBatchResultEntry {
         let entry = SendMessageBatchResultEntry::builder()
             .id(id)
@@ -764,6 +773,13 @@ mod tests {
         (recorded.stored.into_inner(), most, retried)
     }
 
+    fn ids_of(body: &str) -> Vec<String> {
+        split(body.as_bytes())
+            .iter()
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
     /// `ids` of the notifications of `body` whose group is `group`, in `ids`' order.
     fn of_group(body: &str, group: &str, ids: &[String]) -> Vec<String> {
         let notifications = split(body.as_bytes());
@@ -782,10 +798,7 @@ mod tests {
     async fn fifo_group_reaches_the_queue_in_order_through_a_slow_and_refusing_sqs() {
         let body = deltas(200, 1);
         let (stored, most_at_once, retried) = through_slow_sqs(&body, true).await;
-        let sent: Vec<String> = split(body.as_bytes())
-            .iter()
-            .map(|n| n.id.clone())
-            .collect();
+        let sent = ids_of(&body);
         assert_eq!(stored, sent);
         assert_eq!(most_at_once, 1, "one group's batches go one after another");
         // Calls 2, 5, 8, ... are the 3rd, 5th, 7th ... 19th batches: 9 refused halves of 5.
@@ -796,10 +809,7 @@ mod tests {
     async fn fifo_groups_interleaved_each_keep_their_order_and_go_side_by_side() {
         let body = deltas(210, 3);
         let (stored, most_at_once, _) = through_slow_sqs(&body, true).await;
-        let sent: Vec<String> = split(body.as_bytes())
-            .iter()
-            .map(|n| n.id.clone())
-            .collect();
+        let sent = ids_of(&body);
         assert_eq!(stored.len(), 210);
         for group in ["a-0", "a-1", "a-2"] {
             assert_eq!(
@@ -861,11 +871,7 @@ mod tests {
                         attribute.and_then(|a| a.string_value()).unwrap_or("-"),
                     )
                 }));
-                let stored = sent.iter().map(|e| stored_entry(e.id()));
-                let output = SendMessageBatchOutput::builder()
-                    .set_successful(Some(stored.collect()))
-                    .set_failed(Some(vec![]));
-                output.build().expect("every required field")
+                all_stored(sent)
             });
         let body = r#"{"specversion":"1.0","id":"n-1","data":{"object":{"grant_id":"g-1"}}}"#;
         let fifo = "https://sqs.us-east-1.amazonaws.com/1/q.fifo";
@@ -886,11 +892,7 @@ mod tests {
             aws_smithy_mocks::mock!(Client::send_message_batch).then_compute_output(move |input| {
                 let entries = input.entries();
                 counted.fetch_add(entries.len(), std::sync::atomic::Ordering::SeqCst);
-                let stored = entries.iter().map(|e| stored_entry(e.id()));
-                let output = SendMessageBatchOutput::builder()
-                    .set_successful(Some(stored.collect()))
-                    .set_failed(Some(vec![]));
-                output.build().expect("every required field")
+                all_stored(entries)
             });
         // 1.5 MB of printable noise: gzip leaves it over 1 MiB once base64-encoded.
         let mut state = 7u64;
@@ -920,14 +922,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_message_of_exactly_one_mebibyte_is_sent() {
-        let rule =
-            aws_smithy_mocks::mock!(Client::send_message_batch).then_compute_output(|input| {
-                let stored = input.entries().iter().map(|e| stored_entry(e.id()));
-                let output = SendMessageBatchOutput::builder()
-                    .set_successful(Some(stored.collect()))
-                    .set_failed(Some(vec![]));
-                output.build().expect("every required field")
-            });
+        let rule = aws_smithy_mocks::mock!(Client::send_message_batch)
+            .then_compute_output(|input| all_stored(input.entries()));
         // nylas-api-version, String, unknown: 30 bytes; nylas-id, String, SHA-256: 78.
         let body = "x".repeat(MAX_BYTES - 30 - 78);
         let notifications = split(body.as_bytes());
