@@ -32,7 +32,7 @@ mod secret;
 mod signature;
 mod sqs;
 
-// What `main.rs` wires.
+// What `main.rs` wires, and what a queue of one's own implements (`Queue`).
 pub use config::{Config, ConfigError, SecretSource};
 pub use event::repair as repair_event;
 pub use handler::Receiver;

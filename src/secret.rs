@@ -111,15 +111,18 @@ impl Secrets {
             Secrets::Stored(store) => store,
         };
         let mut read = store.read.lock().await;
-        let mut read_again = false;
         let passed = |at: Option<Instant>, time| at.is_none_or(|at| at.elapsed() >= time);
-        let stale = passed(read.read_at, REFRESH_AFTER);
-        if passed(read.tried_at, REREAD_AFTER) && (stale || !read.matches(body, signature)) {
+        let may_read = passed(read.tried_at, REREAD_AFTER);
+        // One HMAC per secret, unless a read brings new ones: stale secrets are read first.
+        let mut matched =
+            !(may_read && passed(read.read_at, REFRESH_AFTER)) && read.matches(body, signature);
+        let read_again = !matched && may_read;
+        if read_again {
             store.read_into(&mut read).await;
-            read_again = true;
+            matched = read.matches(body, signature);
         }
         match &read.current {
-            _ if read.matches(body, signature) => Ok(()),
+            _ if matched => Ok(()),
             Some(_) => Err(SecretError::Mismatch { read_again }),
             None => Err(SecretError::Unavailable(read.error.clone())),
         }
