@@ -52,8 +52,9 @@ def main():
     ]
     env = dict(os.environ)
     env.setdefault("PROPTEST_CASES", "64")
-    # The copy cargo-mutants builds shares the project's compiled dependencies.
-    env.setdefault("CARGO_TARGET_DIR", str(ROOT / "target"))
+    # A target of its own: building a mutant writes target/debug/nylas-webhook-sqs, which the
+    # integration tests and `make dev` run.
+    env.setdefault("CARGO_TARGET_DIR", str(OUT / "target"))
     OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     # Built and run: the unit and property tests (the integration tests need moto and the
