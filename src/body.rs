@@ -10,13 +10,13 @@
 use flate2::read::MultiGzDecoder;
 use std::io::Read;
 
-/// Largest raw body accepted. Nylas caps v3 payloads at about 1 MB (it truncates bigger
-/// objects); v2 bodies batch deltas with no documented maximum. Lambda itself refuses events
-/// over 6 MB. 4 MiB leaves a wide margin above Nylas and below Lambda.
-pub const MAX_RAW: usize = 4 * 1024 * 1024;
+/// Largest raw body accepted: Lambda's limit for a whole synchronous event, 6,291,456 bytes,
+/// so every body that reaches the function is taken (README, "Body size"). Nylas caps v3
+/// payloads at about 1 MB; v2 bodies batch deltas with no documented maximum.
+pub const MAX_RAW: usize = 6 * 1024 * 1024;
 
-/// Largest body a gzip delivery is inflated to.
-pub const MAX_INFLATED: usize = 4 * 1024 * 1024;
+/// Largest body a gzip delivery is inflated to: what Lambda could have carried uncompressed.
+pub const MAX_INFLATED: usize = MAX_RAW;
 
 /// The first two bytes of every gzip stream (RFC 1952).
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -121,14 +121,14 @@ mod tests {
     }
 
     #[test]
-    fn gzip_body_inflating_to_4_mib_is_inflated_and_one_byte_more_is_not() {
-        let four_mib = 4_194_304;
-        let inflated = match decode(&gzip(&vec![b'a'; four_mib])) {
+    fn gzip_body_inflating_to_6_mib_is_inflated_and_one_byte_more_is_not() {
+        let six_mib = 6_291_456;
+        let inflated = match decode(&gzip(&vec![b'a'; six_mib])) {
             Decoded::Inflated { plain, .. } => plain.len(),
             other => panic!("not inflated: {:?}", std::mem::discriminant(&other)),
         };
-        assert_eq!(inflated, four_mib);
-        let over = gzip(&vec![b'a'; four_mib + 1]);
+        assert_eq!(inflated, six_mib);
+        let over = gzip(&vec![b'a'; six_mib + 1]);
         assert_eq!(decode(&over), Decoded::TooLarge(&over));
     }
 
@@ -140,11 +140,11 @@ mod tests {
     }
 
     #[test]
-    fn raw_body_over_4_mib_is_refused() {
-        let four_mib = 4_194_304;
-        assert_eq!(check_size(&vec![0; four_mib]), Ok(()));
-        let over = vec![0; four_mib + 1];
-        let refused = BodyError::TooLarge { size: four_mib + 1 };
+    fn raw_body_over_lambda_s_6_mib_is_refused() {
+        let six_mib = 6_291_456;
+        assert_eq!(check_size(&vec![0; six_mib]), Ok(()));
+        let over = vec![0; six_mib + 1];
+        let refused = BodyError::TooLarge { size: six_mib + 1 };
         assert_eq!(check_size(&over), Err(refused));
     }
 

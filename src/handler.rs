@@ -2,15 +2,17 @@
 //!
 //! The order is the contract: an oversized body is refused before any work; the signature is
 //! checked over the raw body before anything reads it; only a verified body is inflated and
-//! split; the answer is 200 only once every notification is in the queue. The handler never
-//! fails: every path ends in an [`Outcome`].
+//! split; while the queue is down a verified POST gets 503 without trying it (the breaker);
+//! the answer is 200 only once every notification is in the queue. The handler never fails:
+//! every path ends in an [`Outcome`].
 
 use crate::body;
+use crate::breaker::Breaker;
 use crate::config::ConfigError;
 use crate::log::{self, Delivery};
 use crate::notification;
 use crate::outcome::{Outcome, Rejection};
-use crate::queue::Queue;
+use crate::queue::{Queue, QueueError};
 use crate::secret::{SecretError, Secrets};
 use crate::signature;
 use lambda_http::http::{header, Method};
@@ -29,6 +31,8 @@ pub const QUEUE_BUDGET: Duration = Duration::from_secs(6);
 pub struct Receiver<Q> {
     /// What a POST needs, or why the function does not have it.
     ready: Result<(Secrets, Q), ConfigError>,
+    /// Open while the queue is down: POSTs are answered 503 at once.
+    breaker: Breaker,
     budget: Duration,
 }
 
@@ -36,6 +40,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
     pub fn new(secrets: Secrets, queue: Q) -> Self {
         Self {
             ready: Ok((secrets, queue)),
+            breaker: Breaker::default(),
             budget: QUEUE_BUDGET,
         }
     }
@@ -45,6 +50,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
     pub fn not_configured(error: ConfigError) -> Self {
         Self {
             ready: Err(error),
+            breaker: Breaker::default(),
             budget: QUEUE_BUDGET,
         }
     }
@@ -84,11 +90,19 @@ impl<Q: Queue + Sync> Receiver<Q> {
         let decoded = body::decode(raw);
         let notifications = notification::split_decoded(&decoded);
         *delivery = Delivery::of(&notifications);
+        self.breaker.admit()?;
         let delivering = queue.deliver(&notifications);
         let delivered = tokio::time::timeout(self.budget, delivering)
             .await
-            .map_err(|_elapsed| Rejection::QueueTimedOut(self.budget))??;
-        delivery.retried = delivered.retried;
+            .map_err(|_elapsed| Rejection::QueueTimedOut(self.budget))
+            .and_then(|result| result.map_err(Rejection::Queue));
+        // A notification SQS can never take says nothing about the queue's health.
+        let too_large = matches!(
+            delivered,
+            Err(Rejection::Queue(QueueError::TooLarge { .. }))
+        );
+        self.breaker.record(delivered.is_ok() || too_large);
+        delivery.retried = delivered?.retried;
         Ok(())
     }
 }
@@ -110,7 +124,6 @@ mod tests {
     use super::*;
     use crate::body::gzip;
     use crate::queue::memory::{MemoryQueue, Reply};
-    use crate::queue::QueueError;
     use crate::signature::{sign, Secret, Verifier};
     use lambda_http::http::StatusCode;
     use std::collections::HashMap;
@@ -408,6 +421,78 @@ mod tests {
         let response = receiver.handle(signed(V3)).await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.body().as_ref(), b"queue_timed_out");
+    }
+
+    /// The receiver's answers to `requests`, one after another, as (status, body).
+    async fn answers(
+        receiver: &Receiver<MemoryQueue>,
+        requests: Vec<Request>,
+    ) -> Vec<(u16, String)> {
+        let mut answers = Vec::new();
+        for request in requests {
+            let response = receiver.handle(request).await;
+            let body = String::from_utf8_lossy(response.body().as_ref()).into_owned();
+            answers.push((response.status().as_u16(), body));
+        }
+        answers
+    }
+
+    fn stored_ids(receiver: &Receiver<MemoryQueue>) -> Vec<String> {
+        let (_, queue) = receiver.ready.as_ref().expect("configured");
+        queue.stored().into_iter().map(|s| s.id).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn while_the_queue_is_down_posts_get_503_without_trying_it_until_a_probe_succeeds() {
+        let down = || Reply::Fail(QueueError::Unavailable("down".to_owned()));
+        let receiver = receiver(MemoryQueue::replying([down(), down()]));
+        let failed = (503, "queue_failed".to_owned());
+        let refused = (503, "queue_down".to_owned());
+        let first = answers(&receiver, vec![signed(V3), signed(V3), signed(V3)]).await;
+        assert_eq!(first, [failed.clone(), refused.clone(), refused.clone()]);
+        tokio::time::advance(crate::breaker::PROBE_EVERY).await;
+        let probe = answers(&receiver, vec![signed(V3), signed(V3)]).await;
+        assert_eq!(probe, [failed, refused], "one probe, which fails");
+        tokio::time::advance(crate::breaker::PROBE_EVERY).await;
+        let back = answers(&receiver, vec![signed(V3), signed(V3)]).await;
+        assert_eq!(back, [(200, String::new()), (200, String::new())]);
+        assert_eq!(stored_ids(&receiver), ["n-1", "n-1"], "stored once per 200");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_queue_that_times_out_opens_the_breaker_too() {
+        let mut receiver = receiver(MemoryQueue::replying([Reply::Hang]));
+        receiver.budget = Duration::from_millis(20);
+        let got = answers(&receiver, vec![signed(V3), signed(V3)]).await;
+        let expected = [(503, "queue_timed_out"), (503, "queue_down")];
+        assert_eq!(got, expected.map(|(s, b)| (s, b.to_owned())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_still_checks_the_signature_first() {
+        let down = Reply::Fail(QueueError::Refused("KMS.DisabledException".to_owned()));
+        let receiver = receiver(MemoryQueue::replying([down]));
+        let unsigned = post(Body::Text(V3.to_owned()), None);
+        let got = answers(&receiver, vec![signed(V3), unsigned, signed(V3)]).await;
+        let expected = [
+            (503, "queue_refused"),
+            (401, "missing_signature"),
+            (503, "queue_down"),
+        ];
+        assert_eq!(got, expected.map(|(s, b)| (s, b.to_owned())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_notification_too_large_for_the_queue_leaves_the_breaker_closed() {
+        let too_large = QueueError::TooLarge {
+            index: 0,
+            size: 2_000_000,
+            limit: 1_048_576,
+        };
+        let receiver = receiver(MemoryQueue::replying([Reply::Fail(too_large)]));
+        let got = answers(&receiver, vec![signed(V3), signed(V3)]).await;
+        let expected = [(413, "notification_too_large"), (200, "")];
+        assert_eq!(got, expected.map(|(s, b)| (s, b.to_owned())));
     }
 
     #[tokio::test]

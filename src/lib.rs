@@ -13,14 +13,16 @@
 //!    [`secret`] keeps (current and previous, from Secrets Manager).
 //! 3. [`body`]: inflate a gzip delivery under a cap, once it is verified.
 //! 4. [`notification`]: split the body: v3 is the body; v2 each delta's exact bytes.
-//! 5. [`queue`]: deliver every notification, or fail as a whole; [`sqs`] implements it.
-//! 6. [`outcome`]: every status and reason, decided in one place.
-//! 7. [`log`]: one JSON line per request, also a CloudWatch metrics record.
+//! 5. [`breaker`]: answer at once while the queue is down, trying it every few seconds.
+//! 6. [`queue`]: deliver every notification, or fail as a whole; [`sqs`] implements it.
+//! 7. [`outcome`]: every status and reason, decided in one place.
+//! 8. [`log`]: one JSON line per request, also a CloudWatch metrics record.
 //!
 //! [`config`] reads the environment once; `main.rs` builds the clients and runs the handler.
 //! To send elsewhere than SQS, implement [`Queue`] and build it in `main.rs`.
 
 mod body;
+mod breaker;
 mod config;
 mod event;
 mod handler;

@@ -16,6 +16,7 @@
 //! type reads as absent, never as a reason to lose the notification's other attributes.
 
 use crate::body::Decoded;
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
@@ -106,9 +107,9 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
             delivery_attempt: v3.webhook_delivery_attempt,
         }],
         Some(Envelope {
-            deltas: Some(deltas),
+            deltas: Some(Deltas::Each(deltas)),
             ..
-        }) if deltas.len() <= MAX_DELTAS => deltas.into_iter().map(delta).collect(),
+        }) => deltas.into_iter().map(delta).collect(),
         _ => vec![Notification::unknown(body, gzip)],
     }
 }
@@ -140,9 +141,9 @@ fn delta(raw: &RawValue) -> Notification<'_> {
 /// refuses it): either value could be the one Nylas meant.
 #[derive(Deserialize)]
 struct Envelope<'a> {
-    specversion: Option<serde::de::IgnoredAny>,
+    specversion: Option<IgnoredAny>,
     #[serde(default, borrow, deserialize_with = "lenient")]
-    deltas: Option<Vec<&'a RawValue>>,
+    deltas: Option<Deltas<'a>>,
     #[serde(default, rename = "type", deserialize_with = "lenient")]
     kind: Option<String>,
     #[serde(default, deserialize_with = "lenient")]
@@ -151,6 +152,38 @@ struct Envelope<'a> {
     webhook_delivery_attempt: Option<u64>,
     #[serde(default, deserialize_with = "lenient_object")]
     data: Option<Data>,
+}
+
+/// A v2 `deltas` array, read without building more than [`MAX_DELTAS`] slices: past that the
+/// rest is only skipped over, so that a body of millions of tiny deltas costs no memory for
+/// them.
+enum Deltas<'a> {
+    Each(Vec<&'a RawValue>),
+    TooMany,
+}
+
+impl<'de> Deserialize<'de> for Deltas<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Counting;
+        impl<'de> Visitor<'de> for Counting {
+            type Value = Deltas<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an array of deltas")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut deltas = Vec::new();
+                while let Some(delta) = seq.next_element()? {
+                    if deltas.len() == MAX_DELTAS {
+                        while seq.next_element::<IgnoredAny>()?.is_some() {}
+                        return Ok(Deltas::TooMany);
+                    }
+                    deltas.push(delta);
+                }
+                Ok(Deltas::Each(deltas))
+            }
+        }
+        deserializer.deserialize_seq(Counting)
+    }
 }
 
 /// v3 `data`: `grant_id` is at `data.object.grant_id`, and for tracking types at
@@ -447,6 +480,24 @@ mod tests {
         assert_eq!(split(body.as_bytes()), whole(body.as_bytes()));
         let at_the_limit = format!(r#"{{"deltas":[{}]}}"#, vec!["{}"; MAX_DELTAS].join(","));
         assert_eq!(split(at_the_limit.as_bytes()).len(), MAX_DELTAS);
+    }
+
+    #[test]
+    fn deltas_past_the_limit_are_skipped_over_but_must_still_be_json() {
+        let many = |last: &str| {
+            let deltas = vec!["1"; 3 * MAX_DELTAS].join(",");
+            format!(r#"{{"deltas":[{deltas},{last}],"n":1}}"#)
+        };
+        let body = many(r#"{"deep":[[{"a":"b"}]]}"#);
+        assert_eq!(split(body.as_bytes()), whole(body.as_bytes()));
+        let broken = many(r#"{"deep":"#);
+        assert_eq!(split(broken.as_bytes()), whole(broken.as_bytes()));
+        let twice = format!(r#"{{"deltas":[1],{}"#, &many("1")[1..]);
+        assert_eq!(
+            split(twice.as_bytes()),
+            whole(twice.as_bytes()),
+            "named twice"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! never be stored, get a 4xx.
 
 use crate::body::BodyError;
+use crate::breaker::Open;
 use crate::config::ConfigError;
 use crate::queue::QueueError;
 use crate::secret::SecretError;
@@ -43,6 +44,8 @@ pub enum Rejection {
     NotConfigured(ConfigError),
     #[error(transparent)]
     Queue(#[from] QueueError),
+    #[error(transparent)]
+    QueueDown(#[from] Open),
     #[error("the queue did not take every notification within {0:?}, so Nylas will retry")]
     QueueTimedOut(Duration),
 }
@@ -84,6 +87,7 @@ impl Rejection {
             Rejection::Queue(QueueError::Refused(_)) => ("queue_refused", S::SERVICE_UNAVAILABLE),
             Rejection::Queue(_) => ("queue_failed", S::SERVICE_UNAVAILABLE),
             Rejection::QueueTimedOut(_) => ("queue_timed_out", S::SERVICE_UNAVAILABLE),
+            Rejection::QueueDown(_) => ("queue_down", S::SERVICE_UNAVAILABLE),
         }
     }
 }
