@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: help tools dev invoke queue secret revoke-previous deploy test lint template build bench coldstart fuzz mutants sign-events clean
+.PHONY: help tools dev invoke queue secret revoke-previous deploy test lint template build bench coldstart load fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -75,9 +75,10 @@ revoke-previous:
 	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py revoke-previous
 
-## deploy: sam deploy --guided, with the tools from .venv on its PATH (after make build)
+## deploy: sam deploy --guided, with the tools from .venv on its PATH (after make build; RANDOM_PATH=1 puts a random segment in the URL)
 deploy: $(TOOLS)
-	$(SAM) deploy --guided
+	$(SAM) deploy --guided $(if $(RANDOM_PATH),--parameter-overrides \
+		WebhookPath=/webhook/$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(16))'))
 
 ## test: formatting, lints, template checks, unit, property, integration, doc and make dev tests
 test: $(TOOLS) lint
@@ -116,12 +117,22 @@ bench:
 	cargo bench --bench core
 	$(PYTHON) scripts/bench_budget.py
 
-## coldstart: start-up, CPU per invocation and memory against a hello-world function (and BEFORE=<binary of an earlier build>)
+# The straightforward receiver (benches/peer): its own workspace, Cargo's default release profile.
+PEER := target/peer/release/peer
+
+## coldstart: start-up, CPU per invocation and memory against a hello-world function (and BEFORE=<binary of an earlier build>, or BEFORE=peer for the straightforward receiver)
 coldstart: $(TOOLS)
 	@# Built apart: an example brings the dev-dependencies, whose features must not reach the function.
 	cargo build --release --bin nylas-webhook-sqs
 	cargo build --release --example hello
-	$(VENV)/bin/python scripts/coldstart.py target/release/nylas-webhook-sqs target/release/examples/hello $(BEFORE)
+	$(if $(filter peer,$(BEFORE)),cargo build --release --manifest-path benches/peer/Cargo.toml --target-dir target/peer)
+	$(VENV)/bin/python scripts/coldstart.py target/release/nylas-webhook-sqs target/release/examples/hello \
+		$(if $(filter peer,$(BEFORE)),$(PEER),$(BEFORE))
+
+## load: the function at RATE POSTs/s for SECONDS with SQS healthy, then down, then back: throughput, p50/p99, CPU, what reached the queue
+load: $(TOOLS)
+	cargo build --release --bin nylas-webhook-sqs
+	$(VENV)/bin/python scripts/load.py target/release/nylas-webhook-sqs
 
 ## fuzz: libFuzzer over the core path for FUZZ_SECONDS (cargo-fuzz from crates.io into .local)
 fuzz:

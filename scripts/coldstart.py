@@ -191,21 +191,28 @@ def new_queue(sqs_port, name):
     ).stdout.strip()
 
 
+def start_moto(port):
+    """moto's server on `port`, once it accepts connections."""
+    moto = subprocess.Popen(
+        [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return moto
+        except OSError:
+            time.sleep(0.1)
+    moto.kill()
+    sys.exit("moto did not start")
+
+
 def main():
     function, hello = sys.argv[1:3]
     baseline = sys.argv[3] if len(sys.argv) > 3 else None
     sqs_port = free_port()
-    moto = subprocess.Popen(
-        [str(ROOT / ".venv/bin/moto_server"), "-H", "127.0.0.1", "-p", str(sqs_port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    moto = start_moto(sqs_port)
     try:
-        for _ in range(300):
-            try:
-                socket.create_connection(("127.0.0.1", sqs_port)).close()
-                break
-            except OSError:
-                time.sleep(0.1)
         created = subprocess.run(
             [str(ROOT / ".venv/bin/python"), str(ROOT / "scripts/local_aws.py"), "create"],
             env={**os.environ, "SQS_ENDPOINT": f"http://127.0.0.1:{sqs_port}", "QUEUE": "coldstart"},

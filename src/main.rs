@@ -58,6 +58,10 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Longest an SQS or Secrets Manager call may take, retries included: the worst answer time
+/// while SQS is down, which template.yaml's throttling rule is sized on.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The AWS clients' settings: aws-config's defaults, with timeouts and retries that fit
 /// Nylas's 10 s.
 fn aws_settings() -> aws_config::ConfigLoader {
@@ -69,7 +73,7 @@ fn aws_settings() -> aws_config::ConfigLoader {
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))
                 .operation_attempt_timeout(Duration::from_secs(1))
-                .operation_timeout(Duration::from_secs(2))
+                .operation_timeout(CALL_TIMEOUT)
                 .build(),
         )
         // The SDK's default first backoff (up to a second) would spend the budget waiting.

@@ -69,6 +69,7 @@ const TESTS: &[(&str, Test)] = tests![
     revoked_previous_secret_verifies_nothing,
     secret_stored_as_json_is_read_from_webhook_secret,
     fifo_queue_keeps_each_account_s_order,
+    sqs_outage_is_answered_at_once_and_nothing_is_lost_or_stored_twice_after_it,
 ];
 
 fn main() -> ExitCode {
@@ -1031,4 +1032,84 @@ fn fifo_queue_keeps_each_account_s_order(sqs: &LocalSqs) {
             assert_eq!(order, sent, "{group}");
         }
     }
+}
+
+/// A v3 body of its own for notification `id`.
+fn v3_body(id: &str) -> String {
+    format!(
+        r#"{{"specversion":"1.0","type":"message.created","id":"{id}","data":{{"object":{{"grant_id":"g-1"}}}}}}"#
+    )
+}
+
+const OUTAGE: Duration = Duration::from_secs(16);
+
+fn sqs_outage_is_answered_at_once_and_nothing_is_lost_or_stored_twice_after_it(sqs: &LocalSqs) {
+    let proxy = FaultyProxy::start(&sqs.endpoint, Fault::DownFor(OUTAGE));
+    let stack = Stack::through(sqs, sqs.create_queue(), &proxy.endpoint, 1);
+    let started = proxy.started;
+    // One sender, one POST after another, for as long as SQS is down and until it stores again.
+    let mut answers = Vec::new();
+    let mut back = None;
+    while back.is_none() && started.elapsed() < OUTAGE + Duration::from_secs(90) {
+        let id = format!("outage-{}", answers.len());
+        let sent = std::time::Instant::now();
+        let reply = signed_post(&stack, &v3_body(&id));
+        let at = sent.duration_since(started);
+        if reply.status == 200 && at >= OUTAGE {
+            back = Some(at - OUTAGE + sent.elapsed());
+        }
+        answers.push((id, reply.status, reply.body, at, sent.elapsed()));
+        // About 40 POSTs a second: enough to see the breaker, few enough to resend below.
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let back = back.expect("stored again within 90 s of SQS's return");
+    let during: Vec<_> = answers.iter().filter(|a| a.3 + a.4 < OUTAGE).collect();
+    let tried = during.iter().filter(|a| a.2 != "queue_down").count();
+    let mut times: Vec<Duration> = during.iter().map(|a| a.4).collect();
+    times.sort();
+    let slow = times
+        .iter()
+        .filter(|t| **t > Duration::from_millis(500))
+        .count();
+    println!(
+        "outage: {} POSTs answered while SQS never answered, {tried} of them tried SQS (the \
+         first and one probe every 5 s), {} answered queue_down; answer time median {:?}, \
+         p90 {:?}, max {:?}; {slow} over 500 ms; stored again {:.1} s after SQS returned",
+        during.len(),
+        during.len() - tried,
+        times[times.len() / 2],
+        times[times.len() * 9 / 10],
+        times[times.len() - 1],
+        back.as_secs_f64()
+    );
+    assert!(
+        during.iter().all(|a| a.1 == 503),
+        "every answer during the outage is 503"
+    );
+    assert!(
+        during.len() > 20,
+        "the breaker answers at once: {}",
+        during.len()
+    );
+    let probes_at_most = 2 + OUTAGE.as_secs() as usize / 5;
+    assert!(
+        (1..=probes_at_most).contains(&tried),
+        "{tried} tries of SQS"
+    );
+    assert!(back <= Duration::from_secs(90));
+    // Nylas sends each 503 again once SQS is back: every notification ends up once in the queue.
+    for (id, status, ..) in &answers {
+        if *status == 503 {
+            assert_eq!(signed_post(&stack, &v3_body(id)).status, 200, "{id}");
+        }
+    }
+    let mut stored: Vec<String> = stack
+        .received()
+        .iter()
+        .map(|m| attribute(m, "nylas-id").expect("an id").to_owned())
+        .collect();
+    stored.sort();
+    let mut sent: Vec<String> = answers.into_iter().map(|a| a.0).collect();
+    sent.sort();
+    assert_eq!(stored, sent, "each notification stored once");
 }

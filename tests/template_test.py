@@ -24,6 +24,7 @@ if ERRORS:
     sys.exit(f"template.yaml does not parse: {ERRORS}")
 RESOURCES = TEMPLATE["Resources"]
 PARAMETERS = TEMPLATE["Parameters"]
+PROPS_TEXT = (ROOT / "template.yaml").read_text()
 
 
 def rust_constant(path, name):
@@ -130,8 +131,19 @@ class ApiTest(unittest.TestCase):
             for e in PROPS["Events"].values()
         )
         url = TEMPLATE["Outputs"]["WebhookUrl"]["Value"]["Fn::Sub"]
-        self.assertEqual(routes, [("GET", "/webhook"), ("POST", "/webhook")])
-        self.assertTrue(url.endswith("/webhook"), url)
+        path = {"Ref": "WebhookPath"}
+        self.assertEqual(routes, [("GET", path), ("POST", path)])
+        self.assertTrue(url.endswith("${WebhookPath}"), url)
+
+    def test_the_path_takes_a_random_segment_and_nothing_that_would_break_the_url(self):
+        pattern = re.compile(PARAMETERS["WebhookPath"]["AllowedPattern"])
+        self.assertRegex(PARAMETERS["WebhookPath"]["Default"], pattern)
+        random = "/webhook/" + "0123456789abcdef" * 2
+        self.assertRegex(random, pattern)
+        for path in ["webhook", "/", "/webhook/", "//webhook", "/a b", "/{proxy+}", "/a?b"]:
+            self.assertIsNone(pattern.fullmatch(path), path)
+        makefile = (ROOT / "Makefile").read_text()
+        self.assertIn("WebhookPath=/webhook/", makefile)
 
 
 class QueueTest(unittest.TestCase):
@@ -191,13 +203,20 @@ class SecretTest(unittest.TestCase):
 
 class CapacityTest(unittest.TestCase):
     def test_the_api_throttles_before_the_function_would(self):
-        # A request holds an instance for at most Timeout seconds. Past the API's limits Nylas
-        # gets 429 (retried); past the function's concurrency it would get 500 (not retried).
+        # While SQS is down a request holds an instance for at most CALL_TIMEOUT (the breaker
+        # answers the rest at once). Past the API's limits Nylas gets 429 (retried); past the
+        # function's concurrency it would get 500 (not retried).
         api = only("AWS::Serverless::HttpApi")[1]["Properties"]["DefaultRouteSettings"]
         default = lambda ref: PARAMETERS[ref["Ref"]]["Default"]
         burst, rate = default(api["ThrottlingBurstLimit"]), default(api["ThrottlingRateLimit"])
         reserved = default(PROPS["ReservedConcurrentExecutions"])
-        self.assertLessEqual(burst + rate * PROPS["Timeout"], reserved)
+        outage_answer = rust_constant("main.rs", "CALL_TIMEOUT")
+        self.assertLessEqual(burst + rate * outage_answer, reserved)
+        self.assertIn(f"ApiRateLimit x {outage_answer} <= ReservedConcurrency", PROPS_TEXT)
+
+    def test_the_defaults_serve_a_hundred_requests_a_second(self):
+        api = only("AWS::Serverless::HttpApi")[1]["Properties"]["DefaultRouteSettings"]
+        self.assertGreaterEqual(PARAMETERS[api["ThrottlingRateLimit"]["Ref"]]["Default"], 100)
 
 
 class AlarmTest(unittest.TestCase):
@@ -231,15 +250,34 @@ class AlarmTest(unittest.TestCase):
         namespace = rust_constant("log.rs", "NAMESPACE")
         log = (ROOT / "src" / "log.rs").read_text()
         outcome = (ROOT / "src" / "outcome.rs").read_text()
+        filtered = {
+            t["MetricName"]
+            for f in resources_of("AWS::Logs::MetricFilter").values()
+            for t in f["Properties"]["MetricTransformations"]
+        }
         for name, alarm in self.alarms.items():
             for space, metric in self.metrics(alarm).values():
                 if not space.startswith("AWS/"):
                     self.assertEqual(space, namespace, name)
-                    self.assertTrue(f'"{metric}"' in log, f"{name}: the function never writes {metric}")
-        too_large = self.alarms["NotificationTooLargeAlarm"]["Properties"]
-        (reason,) = [d["Value"] for d in too_large["Dimensions"] if d["Name"] == "reason"]
-        self.assertEqual((too_large["MetricName"], reason), ("Rejected", "notification_too_large"))
-        self.assertTrue(f'("{reason}",' in outcome, f"the function never writes reason {reason}")
+                    written = f'"{metric}"' in log or metric in filtered
+                    self.assertTrue(written, f"{name}: nothing writes {metric}")
+        too_large = self.alarms["TooLargeAlarm"]["Properties"]["Metrics"]
+        reasons = [
+            (m["MetricStat"]["Metric"]["MetricName"], m["MetricStat"]["Metric"]["Dimensions"][0]["Value"])
+            for m in too_large if "MetricStat" in m
+        ]
+        self.assertEqual(reasons, [("Rejected", "body_too_large"), ("Rejected", "notification_too_large")])
+        for _, reason in reasons:
+            self.assertTrue(f'("{reason}",' in outcome, f"the function never writes reason {reason}")
+
+    def test_throttling_and_floods_are_seen(self):
+        (throttled,) = resources_of("AWS::Logs::MetricFilter").values()
+        self.assertEqual(throttled["Properties"]["LogGroupName"], {"Ref": "ApiAccessLogGroup"})
+        self.assertIn('$.status = "429"', throttled["Properties"]["FilterPattern"])
+        access_log = only("AWS::Serverless::HttpApi")[1]["Properties"]["AccessLogSettings"]["Format"]
+        self.assertIn('"status":"$context.status"', access_log)
+        self.assertEqual(self.metrics(self.alarms["ThrottledAlarm"]), {"m": ("NylasWebhookSqs", "Throttled")})
+        self.assertEqual(self.metrics(self.alarms["ClientErrorsAlarm"]), {"m": ("AWS/ApiGateway", "4xx")})
 
     def test_the_stale_secret_alarm_counts_mismatches_only_while_nothing_is_forwarded(self):
         alarm = self.alarms["SignatureMismatchAlarm"]

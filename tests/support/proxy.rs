@@ -29,11 +29,16 @@ pub enum Fault {
     SenderFaultFirstEntry,
     /// Holds every SendMessageBatch this long, then passes it on.
     Delay(Duration),
+    /// Reads every request and never answers it, for this long after the proxy starts (an
+    /// outage); passes requests on after that.
+    DownFor(Duration),
 }
 
 /// The proxy; it stops accepting when dropped.
 pub struct FaultyProxy {
     pub endpoint: String,
+    /// When it started: `Fault::DownFor` counts from here.
+    pub started: Instant,
     batches: Arc<AtomicUsize>,
     stopped: Arc<AtomicBool>,
 }
@@ -59,6 +64,7 @@ impl FaultyProxy {
         });
         Self {
             endpoint,
+            started,
             batches,
             stopped,
         }
@@ -164,11 +170,15 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
                 Fault::FailFirstEntryAlways | Fault::SenderFaultFirstEntry => true,
                 Fault::FailFirstEntryOnce => batch_number == 0,
                 Fault::Flaky => batch_number % 3 == 2,
-                Fault::Hang | Fault::ServerError | Fault::Delay(_) => false,
+                Fault::Hang | Fault::ServerError | Fault::Delay(_) | Fault::DownFor(_) => false,
             };
         let response = match fault {
             Fault::Hang => {
                 std::thread::sleep(Duration::from_secs(60));
+                return;
+            }
+            Fault::DownFor(outage) if started.elapsed() < outage => {
+                std::thread::sleep(outage.saturating_sub(started.elapsed()));
                 return;
             }
             Fault::ServerError => server_error(),
