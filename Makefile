@@ -126,10 +126,10 @@ coldstart: $(TOOLS)
 	cargo build --release --bin nylas-webhook-sqs
 	cargo build --release --example hello
 	$(if $(filter peer,$(BEFORE)),cargo build --release --manifest-path benches/peer/Cargo.toml --target-dir target/peer)
-	$(VENV)/bin/python scripts/coldstart.py target/release/nylas-webhook-sqs target/release/examples/hello \
-		$(if $(filter peer,$(BEFORE)),$(PEER),$(BEFORE))
+	$(if $(filter peer,$(BEFORE)),PEER=1 ENV_SECRET=1) $(VENV)/bin/python scripts/coldstart.py \
+		target/release/nylas-webhook-sqs target/release/examples/hello $(if $(filter peer,$(BEFORE)),$(PEER),$(BEFORE))
 
-## load: the function at RATE POSTs/s for SECONDS with SQS healthy, then down, then back: throughput, p50/p99, CPU, what reached the queue
+## load: the function at RATE POSTs/s for DURATION seconds with SQS healthy, then down, then back: throughput, p50/p99, CPU, what reached the queue
 load: $(TOOLS)
 	cargo build --release --bin nylas-webhook-sqs
 	$(VENV)/bin/python scripts/load.py target/release/nylas-webhook-sqs

@@ -8,14 +8,15 @@ proxy that keeps connections open (as SQS does) and that this script can take do
 down it reads each request and never answers, the worst outage for the function (every call
 runs into its timeout).
 
-Phases: `healthy` and `down` for SECONDS each, then `back` for RECOVERY seconds. For each it
+Phases: `healthy` and `down` for DURATION seconds each, then `back` for RECOVERY seconds. For each it
 prints throughput, p50/p99/max answer time (from the moment the POST is handed to the
 instances to its answer: a wait for a busy instance counts), the statuses, and CPU per
 notification (all processes' CPU over the phase, per notification answered). Then what
-reached the queue: every id answered 200 must be in it (lost), and how many are there twice.
+reached the queue (each entry moto reported stored, read on the wire, and the queues' count as
+a check): every id answered 200 must be in it (lost), and how many are there twice.
 Then, for `back`, how long after SQS returned each instance stored again.
 
-Usage: python scripts/load.py FUNCTION  (RATE=100 SECONDS=60 RECOVERY=30 INSTANCES=4).
+Usage: python scripts/load.py FUNCTION  (RATE=100 DURATION=60 RECOVERY=30 INSTANCES=4).
 Needs the project's .venv (moto, boto3). Exits 1 when a notification answered 200 is not in
 the queue, when an answer is neither 200 nor 503, or when an instance does not store again
 within 90 s of SQS's return.
@@ -40,7 +41,7 @@ import boto3
 from coldstart import ROOT, KeepAlive, cpu_ns, free_port, new_queue, start_moto
 
 RATE = float(os.environ.get("RATE", "100"))
-SECONDS = float(os.environ.get("SECONDS", "60"))
+SECONDS = float(os.environ.get("DURATION", "60"))
 RECOVERY = float(os.environ.get("RECOVERY", "30"))
 INSTANCES = int(os.environ.get("INSTANCES", "4"))
 SECRET = b"nylas-sample-secret"
@@ -93,9 +94,34 @@ class Api(BaseHTTPRequestHandler):
 
 
 class Sqs(KeepAlive):
-    """moto behind a switch: while `down`, a request is read and never answered."""
+    """moto behind a switch, in a process of its own (`load.py --proxy PORT MOTO_PORT`, so
+    that it does not share this one's interpreter lock): while down, a request is read and
+    never answered. It notes the `nylas-id` of every entry moto reports stored: what reached
+    the queue. `GET /__down`, `/__up` and `/__stored` drive it."""
 
     down = threading.Event()
+    stored = []
+
+    def passed(self, request, response):
+        try:
+            entries = {e["Id"]: e for e in json.loads(request)["Entries"]}
+            successful = json.loads(response).get("Successful", [])
+            ids = [entries[s["Id"]]["MessageAttributes"]["nylas-id"]["StringValue"] for s in successful]
+        except (ValueError, KeyError, TypeError) as error:
+            print(f"proxy: an answer not understood ({type(error).__name__})", file=sys.stderr)
+            return
+        Sqs.stored += ids  # one list append, atomic under the interpreter lock
+
+    def do_GET(self):
+        if self.path == "/__down":
+            Sqs.down.set()
+        elif self.path == "/__up":
+            Sqs.down.clear()
+        payload = json.dumps(Sqs.stored if self.path == "/__stored" else "ok").encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def do_POST(self):
         if Sqs.down.is_set():
@@ -105,6 +131,22 @@ class Sqs(KeepAlive):
             self.close_connection = True
             return
         super().do_POST()
+
+
+def serve_proxy(port, moto_port):
+    KeepAlive.upstream = ("127.0.0.1", moto_port)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Sqs)
+    server.daemon_threads = True
+    server.serve_forever()
+
+
+def proxy(port, path):
+    """Asks the proxy process for `path`; its JSON answer."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", path)
+    answer = json.loads(connection.getresponse().read())
+    connection.close()
+    return answer
 
 
 def event_for(serial):
@@ -123,13 +165,13 @@ def event_for(serial):
     return notification_id, json.dumps(event).encode()
 
 
-def send(serial_start, seconds):
+def send(events, serial_start, seconds):
     """Hands RATE POSTs a second to the instances for `seconds`; returns the next serial."""
     started = time.perf_counter()
     serial = serial_start
     while (due := started + (serial - serial_start) / RATE) < started + seconds:
         time.sleep(max(0.0, due - time.perf_counter()))
-        notification_id, event = event_for(serial)
+        notification_id, event = events[serial]
         State.backlog.put((f"req-{serial}", notification_id, event, time.perf_counter()))
         serial += 1
     return serial
@@ -139,34 +181,43 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(len(values) * p))] if values else float("nan")
 
 
-def drain(urls):
-    """Every message body in the queues, read with boto3 (each read once: long visibility)."""
-    sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{State.sqs_port}", region_name="us-east-1",
+def count(moto_port, urls):
+    """How many messages the queues hold, as SQS says."""
+    sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
                        aws_access_key_id="test", aws_secret_access_key="test")
-    ids = []
-    for url in urls:
-        while True:
-            got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=600,
-                                      MessageAttributeNames=["nylas-id"]).get("Messages", [])
-            if not got:
-                break
-            ids += [m["MessageAttributes"]["nylas-id"]["StringValue"] for m in got]
-    return ids
+    attribute = "ApproximateNumberOfMessages"
+    return sum(int(sqs.get_queue_attributes(QueueUrl=u, AttributeNames=[attribute])["Attributes"][attribute])
+               for u in urls)
 
 
 def main():
+    if sys.argv[1] == "--proxy":
+        return serve_proxy(int(sys.argv[2]), int(sys.argv[3]))
     function = sys.argv[1]
-    State.sqs_port = free_port()
-    moto = start_moto(State.sqs_port)
+    # Every POST made before the clock starts: building them would slow the sender.
+    events = [event_for(serial) for serial in range(int(RATE * (2 * SECONDS + RECOVERY)) + 1)]
+    # Two moto servers, each with its own switchable proxy, each serving half the instances:
+    # one moto process cannot take 100 calls a second on this machine.
+    sqs = []  # (moto port, proxy port)
     processes = []
     try:
-        KeepAlive.upstream = ("127.0.0.1", State.sqs_port)
-        proxy = ThreadingHTTPServer(("127.0.0.1", 0), Sqs)
-        proxy.daemon_threads = True
-        threading.Thread(target=proxy.serve_forever, daemon=True).start()
-        # A queue per instance: moto slows as a queue fills.
-        urls = [new_queue(State.sqs_port, f"load-{i}") for i in range(INSTANCES)]
-        for instance, url in enumerate(urls):
+        for _ in range(2):
+            moto_port, proxy_port = free_port(), free_port()
+            processes.append(start_moto(moto_port))
+            processes.append(subprocess.Popen([sys.executable, __file__, "--proxy", str(proxy_port), str(moto_port)]))
+            sqs.append((moto_port, proxy_port))
+        for _, proxy_port in sqs:
+            for _ in range(100):
+                try:
+                    proxy(proxy_port, "/__ping")
+                    break
+                except OSError:
+                    time.sleep(0.1)
+        handlers, functions, urls = [], [], []
+        for instance in range(INSTANCES):
+            moto_port, proxy_port = sqs[instance % 2]
+            # A queue per instance: moto slows as a queue fills.
+            urls.append(new_queue(moto_port, f"load-{instance}"))
             handler = type(f"Api{instance}", (Api,), {"instance": instance, "in_flight": {}})
             handlers.append(handler)
             server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -176,40 +227,48 @@ def main():
                 "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
                 "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-                "QUEUE_URL": url, "NYLAS_WEBHOOK_SECRET": SECRET.decode(),
+                "QUEUE_URL": urls[-1], "NYLAS_WEBHOOK_SECRET": SECRET.decode(),
                 "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
                 "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxy.server_address[1]}",
+                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxy_port}",
                 "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
             }
-            processes.append(subprocess.Popen([function], env=env, stdout=subprocess.DEVNULL))
-        handlers = []
+            functions.append(subprocess.Popen([function], env=env, stdout=subprocess.DEVNULL))
+        processes += functions
         cpu = {}
         serial = 0
         back_at = None
         for phase, seconds in zip(PHASES, (SECONDS, SECONDS, RECOVERY)):
             State.phase = phase
-            if phase == "down":
-                Sqs.down.set()
-            if phase == "back":
-                Sqs.down.clear()
-                back_at = time.perf_counter()
-            before = sum(cpu_ns(p.pid) for p in processes)
-            serial = send(serial, seconds)
-            # The phase's last POSTs are answered before the next phase starts.
+            if phase in ("down", "back"):
+                for _, proxy_port in sqs:
+                    proxy(proxy_port, "/__down" if phase == "down" else "/__up")
+                if phase == "down":
+                    State.down_at = time.perf_counter()
+                else:
+                    back_at = time.perf_counter()
+            before = sum(cpu_ns(p.pid) for p in functions)
+            serial = send(events, serial, seconds)
+            # The phase's POSTs are answered before the next phase starts (at most 30 s).
             deadline = time.perf_counter() + 30
             while (not State.backlog.empty() or any(h.in_flight for h in handlers)) and time.perf_counter() < deadline:
                 time.sleep(0.05)
-            cpu[phase] = sum(cpu_ns(p.pid) for p in processes) - before
-        stored = drain(urls)
+            cpu[phase] = sum(cpu_ns(p.pid) for p in functions) - before
+        # What is still waiting is never handed over; what is in flight is answered first.
+        while not State.backlog.empty():
+            State.backlog.get_nowait()
+        deadline = time.perf_counter() + 15
+        while any(h.in_flight for h in handlers) and time.perf_counter() < deadline:
+            time.sleep(0.05)
+        stored = [i for _, proxy_port in sqs for i in proxy(proxy_port, "/__stored")]
+        in_queues = sum(count(sqs[i % 2][0], [url]) for i, url in enumerate(urls))
     finally:
         for p in processes:
             p.kill()
-        moto.kill()
-    report(cpu, stored, back_at, serial)
+    report(cpu, stored, in_queues, back_at, serial)
 
 
-def report(cpu, stored, back_at, sent):
+def report(cpu, stored, in_queues, back_at, sent):
     answers = list(State.answers)
     failures = []
     print(f"{INSTANCES} instances, {RATE:g} POSTs/s of one v3 notification each; "
@@ -226,9 +285,14 @@ def report(cpu, stored, back_at, sent):
         print(f"{phase:<8} {len(mine):>9} {len(mine) / span:>7.1f} {percentile(times, 0.5) * 1000:>6.1f} ms "
               f"{percentile(times, 0.99) * 1000:>6.1f} ms {(times[-1] if times else 0) * 1000:>6.0f} ms "
               f"{per_cpu:>8.0f} µs  " + ", ".join(f"{k}: {v}" for k, v in sorted(statuses.items(), key=str)))
-        if phase == "down" and times:
-            print(f"         down: mean answer {statistics.mean(times) * 1000:.1f} ms; "
-                  f"{sum(t > 0.1 for t in times)} answers over 100 ms (each instance's first failure and its probes)")
+        if phase == "down" and times and SECONDS > 5:
+            # Steady state: once every instance has had its first failure (2 s) and the
+            # POSTs that waited for it are answered.
+            steady = sorted(a[4] for a in mine if a[5] - State.down_at > 5)
+            print(f"         steady state (after the first 5 s): {len(steady)} answers, mean "
+                  f"{statistics.mean(steady) * 1000:.1f} ms, p50 {percentile(steady, 0.5) * 1000:.1f} ms, "
+                  f"p99 {percentile(steady, 0.99) * 1000:.1f} ms, {sum(t > 0.5 for t in steady)} over 500 ms "
+                  f"(probes, one per instance every 5 s, and the POSTs that waited behind one)")
         odd = {k: v for k, v in statuses.items() if k not in (200, 503)}
         if odd:
             failures.append(f"{phase}: answers other than 200 or 503: {odd}")
@@ -236,8 +300,11 @@ def report(cpu, stored, back_at, sent):
     in_queue = set(stored)
     lost = [i for i in ok_ids if i not in in_queue]
     duplicates = len(stored) - len(in_queue)
-    print(f"queue: {len(stored)} messages, {len(in_queue)} distinct; {len(ok_ids)} answered 200; "
-          f"{len(lost)} lost; {duplicates} stored twice; {sent - len(answers)} unanswered")
+    print(f"queue: {len(stored)} messages stored ({in_queues} in the queues, as SQS counts them), "
+          f"{len(in_queue)} distinct; {len(ok_ids)} answered 200; {len(lost)} lost; "
+          f"{duplicates} stored twice; {sent - len(answers)} unanswered")
+    if in_queues != len(stored):
+        failures.append(f"the queues hold {in_queues} messages, the proxy saw {len(stored)} stored")
     if lost:
         failures.append(f"{len(lost)} notifications answered 200 are not in the queue")
     firsts = {}
