@@ -40,6 +40,18 @@ EVENT = json.loads(pathlib.Path(os.environ.get("EVENT", ROOT / "events" / "v3-me
 EVENT_BYTES = json.dumps(EVENT).encode()
 
 
+def hand_over(handler, request_id, event):
+    """Answers a function's `GET .../invocation/next` with `event`, as Lambda does."""
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
+    handler.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 10_000))
+    handler.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:f")
+    handler.send_header("Content-Length", str(len(event)))
+    handler.end_headers()
+    handler.wfile.write(event)
+
+
 class RuntimeApi(BaseHTTPRequestHandler):
     """The two calls a function makes: next (hands out the event) and response."""
 
@@ -66,14 +78,7 @@ class RuntimeApi(BaseHTTPRequestHandler):
             state["remaining"] -= 1
             state["serial"] += 1
             request_id = f"req-{state['serial']}"
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
-        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 10_000))
-        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:f")
-        self.send_header("Content-Length", str(len(EVENT_BYTES)))
-        self.end_headers()
-        self.wfile.write(EVENT_BYTES)
+        hand_over(self, request_id, EVENT_BYTES)
 
     def do_POST(self):
         state = RuntimeApi.state

@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 
-from coldstart import ROOT, KeepAlive, cpu_ns, free_port, new_queue, start_moto
+from coldstart import ROOT, KeepAlive, cpu_ns, free_port, hand_over, new_queue, start_moto
 
 RATE = float(os.environ.get("RATE", "100"))
 SECONDS = float(os.environ.get("DURATION", "60"))
@@ -70,14 +70,7 @@ class Api(BaseHTTPRequestHandler):
     def do_GET(self):
         request_id, notification_id, event, handed = State.backlog.get()
         type(self).in_flight[request_id] = (notification_id, handed, State.phase)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Lambda-Runtime-Aws-Request-Id", request_id)
-        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 10_000))
-        self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:us-east-1:123456789012:function:f")
-        self.send_header("Content-Length", str(len(event)))
-        self.end_headers()
-        self.wfile.write(event)
+        hand_over(self, request_id, event)
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

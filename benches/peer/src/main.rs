@@ -69,7 +69,11 @@ async fn handler(state: &State, event: Request) -> Result<Response<Body>, Error>
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    tracing_subscriber::fmt().json().with_target(false).without_time().init();
+    tracing_subscriber::fmt()
+        .json()
+        .with_target(false)
+        .without_time()
+        .init();
     let config = aws_config::load_from_env().await;
     let state = State {
         sqs: aws_sdk_sqs::Client::new(&config),
