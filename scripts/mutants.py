@@ -21,7 +21,7 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FILES = ["outcome", "signature", "secret", "sqs", "body", "notification", "handler", "event"]
+FILES = ["outcome", "signature", "secret", "sqs", "body", "notification", "handler", "event", "breaker"]
 OUT = ROOT / "target" / "mutants"
 EXCUSED = ROOT / "mutants-excused.txt"
 

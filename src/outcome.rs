@@ -192,6 +192,14 @@ mod tests {
                 "queue_timed_out",
                 503,
             ),
+            (
+                crate::breaker::Open {
+                    since: Duration::from_secs(1),
+                }
+                .into(),
+                "queue_down",
+                503,
+            ),
         ];
         for (rejection, reason, status) in contract {
             let response = Outcome::Rejected(rejection).into_response();

@@ -70,6 +70,7 @@ const TESTS: &[(&str, Test)] = tests![
     secret_stored_as_json_is_read_from_webhook_secret,
     fifo_queue_keeps_each_account_s_order,
     sqs_outage_is_answered_at_once_and_nothing_is_lost_or_stored_twice_after_it,
+    six_mebibyte_v2_body_of_many_deltas_is_stored_whole_and_exact,
 ];
 
 fn main() -> ExitCode {
@@ -1112,4 +1113,44 @@ fn sqs_outage_is_answered_at_once_and_nothing_is_lost_or_stored_twice_after_it(s
     let mut sent: Vec<String> = answers.into_iter().map(|a| a.0).collect();
     sent.sort();
     assert_eq!(stored, sent, "each notification stored once");
+}
+
+fn six_mebibyte_v2_body_of_many_deltas_is_stored_whole_and_exact(sqs: &LocalSqs) {
+    let stack = Stack::start(sqs);
+    let delta = |i: usize| {
+        format!(
+            r#"{{"date": {i}, "object": "message", "type": "message.created", "object_data": {{"account_id": "acc-{}", "id": "m-{i}", "namespace_id": "ns-{}", "attributes": {{"thread_id": "t-{}", "received_date": {}}}}}}}"#,
+            i % 50,
+            i % 50,
+            i / 3,
+            1_700_000_000 + i
+        )
+    };
+    let mut deltas = Vec::new();
+    let mut size = 0;
+    // Up to about 6,000,000 bytes: a text body Lambda can carry, with room for the event.
+    while size < 6_000_000 {
+        deltas.push(delta(deltas.len()));
+        size += deltas.last().map_or(0, |d| d.len() + 2);
+    }
+    let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
+    assert!(
+        body.len() > 5_900_000 && deltas.len() > 1_000,
+        "{}",
+        body.len()
+    );
+    let reply = signed_post(&stack, &body);
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let received = stack.received();
+    assert_eq!(
+        received.len(),
+        1,
+        "past 1,000 deltas the POST is one message"
+    );
+    assert_eq!(
+        attribute(&received[0], "nylas-encoding"),
+        Some("gzip+base64")
+    );
+    let stored = inflate(&decode_base64(&received[0].body));
+    assert!(stored == body.as_bytes(), "the exact bytes");
 }
