@@ -126,14 +126,18 @@ class FunctionTest(unittest.TestCase):
 
 class ApiTest(unittest.TestCase):
     def test_nylas_reaches_both_methods_at_the_url_the_stack_outputs(self):
-        routes = sorted(
-            (e["Properties"]["Method"], e["Properties"]["Path"])
-            for e in PROPS["Events"].values()
-        )
+        routes = sorted(r["Properties"]["RouteKey"]["Fn::Sub"] for r in resources_of("AWS::ApiGatewayV2::Route").values())
+        self.assertEqual(routes, ["GET ${WebhookPath}", "POST ${WebhookPath}"])
+        (integration_name, integration), = resources_of("AWS::ApiGatewayV2::Integration").items()
+        for route in resources_of("AWS::ApiGatewayV2::Route").values():
+            self.assertEqual(route["Properties"]["Target"], {"Fn::Sub": f"integrations/${{{integration_name}}}"})
+        self.assertEqual(integration["Properties"]["IntegrationUri"], {"Fn::GetAtt": [FUNCTION_NAME, "Arn"]})
+        self.assertEqual(integration["Properties"]["PayloadFormatVersion"], "2.0")
         url = TEMPLATE["Outputs"]["WebhookUrl"]["Value"]["Fn::Sub"]
-        path = {"Ref": "WebhookPath"}
-        self.assertEqual(routes, [("GET", path), ("POST", path)])
         self.assertTrue(url.endswith("${WebhookPath}"), url)
+        (permission,) = resources_of("AWS::Lambda::Permission").values()
+        self.assertEqual(permission["Properties"]["Principal"], "apigateway.amazonaws.com")
+        self.assertTrue(permission["Properties"]["SourceArn"]["Fn::Sub"].endswith("${WebhookApi}/*/*${WebhookPath}"))
 
     def test_the_path_takes_a_random_segment_and_nothing_that_would_break_the_url(self):
         pattern = re.compile(PARAMETERS["WebhookPath"]["AllowedPattern"])
@@ -206,7 +210,7 @@ class CapacityTest(unittest.TestCase):
         # While SQS is down a request holds an instance for at most CALL_TIMEOUT (the breaker
         # answers the rest at once). Past the API's limits Nylas gets 429 (retried); past the
         # function's concurrency it would get 500 (not retried).
-        api = only("AWS::Serverless::HttpApi")[1]["Properties"]["DefaultRouteSettings"]
+        api = only("AWS::ApiGatewayV2::Stage")[1]["Properties"]["DefaultRouteSettings"]
         default = lambda ref: PARAMETERS[ref["Ref"]]["Default"]
         burst, rate = default(api["ThrottlingBurstLimit"]), default(api["ThrottlingRateLimit"])
         reserved = default(PROPS["ReservedConcurrentExecutions"])
@@ -215,7 +219,7 @@ class CapacityTest(unittest.TestCase):
         self.assertIn(f"ApiRateLimit x {outage_answer} <= ReservedConcurrency", PROPS_TEXT)
 
     def test_the_defaults_serve_a_hundred_requests_a_second(self):
-        api = only("AWS::Serverless::HttpApi")[1]["Properties"]["DefaultRouteSettings"]
+        api = only("AWS::ApiGatewayV2::Stage")[1]["Properties"]["DefaultRouteSettings"]
         self.assertGreaterEqual(PARAMETERS[api["ThrottlingRateLimit"]["Ref"]]["Default"], 100)
 
 
@@ -274,7 +278,7 @@ class AlarmTest(unittest.TestCase):
         (throttled,) = resources_of("AWS::Logs::MetricFilter").values()
         self.assertEqual(throttled["Properties"]["LogGroupName"], {"Ref": "ApiAccessLogGroup"})
         self.assertIn('$.status = "429"', throttled["Properties"]["FilterPattern"])
-        access_log = only("AWS::Serverless::HttpApi")[1]["Properties"]["AccessLogSettings"]["Format"]
+        access_log = only("AWS::ApiGatewayV2::Stage")[1]["Properties"]["AccessLogSettings"]["Format"]
         self.assertIn('"status":"$context.status"', access_log)
         self.assertEqual(self.metrics(self.alarms["ThrottledAlarm"]), {"m": ("NylasWebhookSqs", "Throttled")})
         self.assertEqual(self.metrics(self.alarms["ClientErrorsAlarm"]), {"m": ("AWS/ApiGateway", "4xx")})
