@@ -132,6 +132,27 @@ class KeepAlive(BaseHTTPRequestHandler):
         """Sees each request and moto's answer; for subclasses."""
 
 
+def serve(handler):
+    """An HTTP server of `handler` on a free loopback port, in the background."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def lambda_env(runtime_port, aws_port, settings):
+    """A function's environment as Lambda gives it, its AWS calls going to `aws_port`."""
+    return {
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime_port}",
+        "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
+        **settings,
+        "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws_port}",
+    }
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -230,23 +251,10 @@ def main():
             capture_output=True, text=True, check=True,
         ).stdout
         settings = dict(line.split("=", 1) for line in created.split())
-        api_port = free_port()
-        server = ThreadingHTTPServer(("127.0.0.1", api_port), RuntimeApi)
-        server.daemon_threads = True
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = serve(RuntimeApi)
         KeepAlive.upstream = ("127.0.0.1", sqs_port)
-        sqs_proxy = ThreadingHTTPServer(("127.0.0.1", 0), KeepAlive)
-        sqs_proxy.daemon_threads = True
-        threading.Thread(target=sqs_proxy.serve_forever, daemon=True).start()
-        env = {
-            "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{api_port}",
-            "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-            **settings,
-            "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-            "AWS_EC2_METADATA_DISABLED": "true",
-            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{sqs_proxy.server_address[1]}",
-        }
+        sqs_proxy = serve(KeepAlive)
+        env = lambda_env(server.server_address[1], sqs_proxy.server_address[1], settings)
         bundle = os.environ.get("CERT_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
         if bundle:
             env["SSL_CERT_FILE"] = bundle

@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 
-from coldstart import ROOT, KeepAlive, cpu_ns, free_port, hand_over, new_queue, start_moto
+from coldstart import ROOT, KeepAlive, cpu_ns, free_port, hand_over, lambda_env, new_queue, serve, start_moto
 
 RATE = float(os.environ.get("RATE", "100"))
 SECONDS = float(os.environ.get("DURATION", "60"))
@@ -213,19 +213,10 @@ def main():
             urls.append(new_queue(moto_port, f"load-{instance}"))
             handler = type(f"Api{instance}", (Api,), {"instance": instance, "in_flight": {}})
             handlers.append(handler)
-            server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-            server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True).start()
-            env = {
-                "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
-                "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
-                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
-                "QUEUE_URL": urls[-1], "NYLAS_WEBHOOK_SECRET": SECRET.decode(),
-                "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                "AWS_EC2_METADATA_DISABLED": "true",
-                "AWS_ENDPOINT_URL": f"http://127.0.0.1:{proxy_port}",
-                "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt",
-            }
+            server = serve(handler)
+            settings = {"QUEUE_URL": urls[-1], "NYLAS_WEBHOOK_SECRET": SECRET.decode(),
+                        "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
+            env = lambda_env(server.server_address[1], proxy_port, settings)
             functions.append(subprocess.Popen([function], env=env, stdout=subprocess.DEVNULL))
         processes += functions
         cpu = {}
