@@ -69,6 +69,21 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
 
+    /// A breaker whose queue has just failed.
+    fn opened() -> Breaker {
+        let breaker = Breaker::default();
+        breaker.record(false);
+        breaker
+    }
+
+    /// A breaker that has just let its first probe through.
+    async fn probing() -> Breaker {
+        let breaker = opened();
+        tokio::time::advance(PROBE_EVERY).await;
+        assert_eq!(breaker.admit(), Ok(()), "the probe");
+        breaker
+    }
+
     #[tokio::test(start_paused = true)]
     async fn closed_breaker_admits_every_delivery() {
         let breaker = Breaker::default();
@@ -80,8 +95,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failure_opens_it_until_the_probe_time() {
-        let breaker = Breaker::default();
-        breaker.record(false);
+        let breaker = opened();
         tokio::time::advance(PROBE_EVERY - MS).await;
         assert_eq!(
             breaker.admit(),
@@ -96,10 +110,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_probe_that_succeeds_closes_it() {
-        let breaker = Breaker::default();
-        breaker.record(false);
-        tokio::time::advance(PROBE_EVERY).await;
-        assert_eq!(breaker.admit(), Ok(()));
+        let breaker = probing().await;
         breaker.record(true);
         assert_eq!(breaker.admit(), Ok(()));
         assert_eq!(breaker.admit(), Ok(()));
@@ -107,10 +118,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_probe_that_fails_keeps_it_open_and_counts_from_the_first_failure() {
-        let breaker = Breaker::default();
-        breaker.record(false);
-        tokio::time::advance(PROBE_EVERY).await;
-        assert_eq!(breaker.admit(), Ok(()));
+        let breaker = probing().await;
         tokio::time::advance(2 * MS).await;
         breaker.record(false);
         tokio::time::advance(PROBE_EVERY - MS).await;
@@ -122,10 +130,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_probe_that_never_reports_lets_another_through_later() {
-        let breaker = Breaker::default();
-        breaker.record(false);
-        tokio::time::advance(PROBE_EVERY).await;
-        assert_eq!(breaker.admit(), Ok(()));
+        let breaker = probing().await;
         tokio::time::advance(PROBE_EVERY - MS).await;
         assert!(breaker.admit().is_err());
         tokio::time::advance(MS).await;
