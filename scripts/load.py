@@ -27,7 +27,6 @@ import hmac
 import http.client
 import json
 import os
-import pathlib
 import queue
 import statistics
 import subprocess
