@@ -84,15 +84,15 @@ deploy: $(TOOLS)
 test: $(TOOLS) lint
 	@mkdir -p target && : > target/test.log
 	$(MAKE) --no-print-directory template
-	NYLAS_INTEGRATION=1 cargo test --all-targets 2>&1 | tee -a target/test.log
-	cargo test --doc 2>&1 | tee -a target/test.log
+	NYLAS_INTEGRATION=1 cargo test --workspace --all-targets 2>&1 | tee -a target/test.log
+	cargo test --workspace --doc 2>&1 | tee -a target/test.log
 	$(VENV)/bin/python tests/dev_test.py 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
 ## lint: cargo fmt --check and clippy, warnings as errors
 lint:
-	cargo fmt --check
-	cargo clippy --all-targets -- -D warnings
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
 
 ## template: AWS's linters and the consistency tests on template.yaml
 template: $(TOOLS)

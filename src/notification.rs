@@ -16,29 +16,10 @@
 //! type reads as absent, never as a reason to lose the notification's other attributes.
 
 use crate::body::Decoded;
+pub use nylas_sqs_contract::ApiVersion;
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
-
-/// Which Nylas payload shape a notification came in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApiVersion {
-    V3,
-    V2,
-    /// Signed by Nylas, but neither a v3 notification nor a v2 `deltas` envelope.
-    Unknown,
-}
-
-impl ApiVersion {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApiVersion::V3 => "v3",
-            ApiVersion::V2 => "v2",
-            ApiVersion::Unknown => "unknown",
-        }
-    }
-}
 
 /// Most v2 deltas forwarded one message each. A POST that carries more is forwarded whole, as
 /// one notification, so that memory and the time to send stay bounded.
@@ -114,15 +95,9 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
     }
 }
 
-/// `v3_id` when it is a usable key, or else the hex SHA-256 of `bytes`.
+/// `v3_id` when it is a usable key, or else the hex SHA-256 of `bytes` (the contract's rule).
 fn id(v3_id: Option<String>, bytes: &[u8]) -> String {
-    let v3_id = v3_id.filter(|id| is_key(id));
-    v3_id.unwrap_or_else(|| hex::encode(Sha256::digest(bytes)))
-}
-
-/// Whether `id` is 1 to 128 printable ASCII characters: what SQS takes as FIFO ids.
-pub fn is_key(id: &str) -> bool {
-    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+    nylas_sqs_contract::id(v3_id.as_deref(), bytes)
 }
 
 /// A v2 delta: its bytes, and its `type` and `object_data.account_id` when it is an object
@@ -253,6 +228,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     /// What `split` gives for a body it forwards whole, marked unknown.
     fn whole(body: &[u8]) -> Vec<Notification<'_>> {

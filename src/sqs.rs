@@ -3,20 +3,17 @@
 //! to send again. A fork that sends elsewhere replaces this file. Limits:
 //! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
 
-use crate::notification::{is_key, Notification};
+use crate::notification::Notification;
 use crate::queue::{Delivered, Queue, QueueError};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
-use base64::Engine;
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use futures_util::{stream, StreamExt, TryStreamExt};
+use nylas_sqs_contract::{attribute, encode, is_attribute_value, FifoKeys, STRING};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
-use std::io::Write;
 use std::ops::Range;
 use std::time::Duration;
 
@@ -27,24 +24,6 @@ pub const MAX_BYTES: usize = 1_048_576;
 /// answers in time even when each call is slow.
 pub const IN_FLIGHT: usize = 8;
 
-/// Message attribute names. Consumers filter and deduplicate on these.
-pub mod attribute {
-    pub const API_VERSION: &str = "nylas-api-version";
-    pub const TYPE: &str = "nylas-type";
-    pub const ID: &str = "nylas-id";
-    pub const GRANT_ID: &str = "nylas-grant-id";
-    pub const DELIVERY_ATTEMPT: &str = "nylas-delivery-attempt";
-    pub const ENCODING: &str = "nylas-encoding";
-}
-
-/// The SQS data type of every attribute this function sets.
-const STRING: &str = "String";
-/// Longest attribute value copied from a notification (the body still carries a longer one):
-/// attributes never crowd the body out of SQS's 1 MiB.
-const MAX_ATTRIBUTE_VALUE: usize = 256;
-/// `MessageGroupId` of notifications that name no grant or account.
-const NO_GRANT_GROUP: &str = "no-grant";
-
 /// One SQS message, ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Message<'a> {
@@ -53,16 +32,6 @@ pub struct Message<'a> {
     pub fifo: Option<FifoKeys>,
     /// What SQS counts against its 1 MiB: the body and each attribute's name, type and value.
     pub size: usize,
-}
-
-/// What a FIFO queue needs on every message
-/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-exactly-once-processing.html>).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FifoKeys {
-    /// The grant (v3) or account (v2): notifications of one mailbox stay in order.
-    pub group_id: String,
-    /// `nylas-id`: a delivery retried within SQS's 5-minute window is stored once.
-    pub deduplication_id: String,
 }
 
 impl<'a> Message<'a> {
@@ -95,61 +64,20 @@ impl<'a> Message<'a> {
             each.sum()
         };
         let room = MAX_BYTES - size(&attributes);
-        let (body, encoding) = encode(n, |body, encoding| {
-            body + encoding.map_or(0, |e| attribute::ENCODING.len() + STRING.len() + e.len())
+        let (body, encoding) = encode(n.bytes, n.gzip, |body, encoding| {
+            let attribute = encoding.attribute();
+            body + attribute.map_or(0, |e| attribute::ENCODING.len() + STRING.len() + e.len())
                 <= room
         });
+        let encoding = encoding.attribute();
         attributes.extend(encoding.map(|e| (attribute::ENCODING, Cow::Borrowed(e))));
-        let group = n.grant_id.as_deref().filter(|id| is_key(id));
         Self {
             size: body.len() + size(&attributes),
             body,
             attributes,
-            fifo: fifo.then(|| FifoKeys {
-                group_id: group.unwrap_or(NO_GRANT_GROUP).to_owned(),
-                deduplication_id: n.id.clone(),
-            }),
+            fifo: fifo.then(|| FifoKeys::new(&n.id, n.grant_id.as_deref())),
         }
     }
-}
-
-/// A message body for `n` and its `nylas-encoding`, the first that `fits` (a body length and
-/// an encoding) of: the text, base64, and gzip and base64.
-fn encode<'a>(
-    n: &Notification<'a>,
-    fits: impl Fn(usize, Option<&str>) -> bool,
-) -> (Cow<'a, str>, Option<&'static str>) {
-    let text = std::str::from_utf8(n.bytes).ok().filter(|t| is_sqs_text(t));
-    if let Some(text) = text.filter(|t| fits(t.len(), None)) {
-        return (Cow::Borrowed(text), None);
-    }
-    let base64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
-    let plain_fits = fits(n.bytes.len().div_ceil(3) * 4, Some("base64"));
-    match n.gzip {
-        None if plain_fits => (Cow::Owned(base64(n.bytes)), Some("base64")),
-        Some(gzip) => (Cow::Owned(base64(gzip)), Some("gzip+base64")),
-        None => {
-            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
-            let gzip = encoder.write_all(n.bytes).and_then(|()| encoder.finish());
-            let gzip = gzip.expect("writing to a Vec cannot fail");
-            (Cow::Owned(base64(&gzip)), Some("gzip+base64"))
-        }
-    }
-}
-
-/// Whether SQS takes `text` as it is: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
-/// #x10000-#x10FFFF` (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
-/// Valid UTF-8 holds no surrogates, so control bytes, U+FFFE and U+FFFF are left to refuse.
-fn is_sqs_text(text: &str) -> bool {
-    // A fold, not `any`: with no early exit the compiler checks many bytes at once.
-    let control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
-    let controls = text.bytes().fold(false, |found, b| found | control(b));
-    !controls && !text.contains('\u{FFFE}') && !text.contains('\u{FFFF}')
-}
-
-/// SQS refuses empty string attributes, and their values must be text as bodies are.
-fn is_attribute_value(value: &str) -> bool {
-    !value.is_empty() && value.len() <= MAX_ATTRIBUTE_VALUE && is_sqs_text(value)
 }
 
 /// Groups messages of the given sizes (each within [`MAX_BYTES`]), in order, into batches as
@@ -385,6 +313,8 @@ mod tests {
     use super::*;
     use crate::notification::split;
     use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
+    use base64::Engine;
+    use nylas_sqs_contract::{MAX_ATTRIBUTE_VALUE, NO_GRANT_GROUP};
     use std::cell::RefCell;
     use std::collections::VecDeque;
     use std::io::Read;
@@ -563,7 +493,7 @@ mod tests {
 
     #[test]
     fn no_messages_plan_no_batch() {
-        assert_eq!(plan(&[]), vec![]);
+        assert_eq!(plan(&[]), Vec::<Range<usize>>::new());
     }
 
     #[test]

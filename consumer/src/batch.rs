@@ -1,0 +1,355 @@
+//! One SQS batch, start to end: each message decoded, taken in the idempotency table, handed to
+//! the team's handler, recorded, and logged; what must be tried again reported back as a
+//! partial batch response (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>).
+
+use crate::idempotency::{Begin, Idempotency};
+use crate::log;
+use crate::notification::{decode_message, Notification};
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures_util::{stream, FutureExt, StreamExt};
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// Most messages (standard queue) or FIFO groups processed side by side in one invocation.
+pub const CONCURRENCY: usize = 10;
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The handler ran and succeeded.
+    Processed,
+    /// Processed before: acknowledged without running the handler.
+    Duplicate,
+    /// Another attempt holds the notification now: returned, to be tried again.
+    InProgress,
+    /// An earlier message of its FIFO group was returned: returned too, not run, so that the
+    /// group's order holds.
+    Behind,
+    /// Not decodable, the handler failed, or the idempotency table did not answer: returned.
+    Failed(String),
+}
+
+impl Outcome {
+    /// Whether SQS must deliver the message again.
+    pub fn returns(&self) -> bool {
+        !matches!(self, Outcome::Processed | Outcome::Duplicate)
+    }
+}
+
+/// What became of each message of a batch, in the batch's order.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    pub outcomes: Vec<(String, Outcome)>,
+}
+
+impl Report {
+    /// The partial batch response: the messages to deliver again.
+    pub fn response(&self) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        for (message_id, _) in self.outcomes.iter().filter(|(_, o)| o.returns()) {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = message_id.clone();
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    /// How many messages had an outcome `like` this one.
+    pub fn count(&self, like: fn(&Outcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|(_, o)| like(o)).count()
+    }
+}
+
+/// The team's handler with what it needs around it: the idempotency table (or none, for a
+/// handler that is idempotent on its own) and a clock.
+pub struct Consumer<H> {
+    handler: H,
+    idempotency: Option<Idempotency>,
+    clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
+}
+
+impl<H, F, E> Consumer<H>
+where
+    H: Fn(Notification) -> F,
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    /// A consumer that runs `handler` once per notification, as `idempotency` records them;
+    /// with `None`, once per delivery of a message.
+    pub fn new(handler: H, idempotency: Option<Idempotency>) -> Self {
+        Self {
+            handler,
+            idempotency,
+            clock: Arc::new(SystemTime::now),
+        }
+    }
+
+    /// Reads the time from `clock`, for tests that move it on.
+    pub fn with_clock(mut self, clock: impl Fn() -> SystemTime + Send + Sync + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Processes `batch` within `remaining`, the invocation's time left: a FIFO group's
+    /// messages one after another, stopping at the first that must be tried again; other
+    /// messages and groups side by side.
+    pub async fn handle(&self, batch: &SqsEvent, remaining: Duration) -> Report {
+        let until = (self.clock)() + remaining;
+        let outcomes = stream::iter(groups(&batch.records))
+            .map(|group| self.group(group, until))
+            .buffer_unordered(CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
+        let mut outcomes: Vec<(usize, Outcome)> = outcomes.into_iter().flatten().collect();
+        outcomes.sort_by_key(|(position, _)| *position);
+        let outcomes = outcomes
+            .into_iter()
+            .map(|(position, outcome)| (message_id(&batch.records[position]).to_owned(), outcome));
+        Report {
+            outcomes: outcomes.collect(),
+        }
+    }
+
+    async fn group(
+        &self,
+        group: Vec<(usize, &SqsMessage)>,
+        until: SystemTime,
+    ) -> Vec<(usize, Outcome)> {
+        let mut outcomes = Vec::with_capacity(group.len());
+        let mut returned = false;
+        for (position, message) in group {
+            let outcome = if returned {
+                log::message(message, None, &Outcome::Behind, Duration::ZERO);
+                Outcome::Behind
+            } else {
+                self.one(message, until).await
+            };
+            returned = outcome.returns();
+            outcomes.push((position, outcome));
+        }
+        outcomes
+    }
+
+    async fn one(&self, message: &SqsMessage, until: SystemTime) -> Outcome {
+        let started = Instant::now();
+        let notification = decode_message(message);
+        let outcome = match &notification {
+            Err(error) => Outcome::Failed(error.to_string()),
+            Ok(notification) => self.once(notification.clone(), until).await,
+        };
+        log::message(
+            message,
+            notification.ok().as_ref(),
+            &outcome,
+            started.elapsed(),
+        );
+        outcome
+    }
+
+    /// Runs the handler on `notification` unless the idempotency table says not to.
+    async fn once(&self, notification: Notification, until: SystemTime) -> Outcome {
+        let id = notification.id.clone();
+        if let Some(store) = &self.idempotency {
+            match store.begin(&id, (self.clock)(), until).await {
+                Ok(Begin::Run) => {}
+                Ok(Begin::Completed) => return Outcome::Duplicate,
+                Ok(Begin::InProgress) => return Outcome::InProgress,
+                Err(error) => return Outcome::Failed(error.to_string()),
+            }
+        }
+        // A panicking handler fails its message, not the batch.
+        let ran = AssertUnwindSafe(async { (self.handler)(notification).await })
+            .catch_unwind()
+            .await;
+        let failed = match ran {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(format!("the handler failed: {error}")),
+            Err(_) => Some("the handler panicked".to_owned()),
+        };
+        let Some(store) = &self.idempotency else {
+            return failed.map_or(Outcome::Processed, Outcome::Failed);
+        };
+        match failed {
+            // Not recorded: a later delivery runs it again after the in-progress record
+            // expires. Returning the message would make that certain.
+            None => match store.complete(&id, (self.clock)()).await {
+                Ok(()) => Outcome::Processed,
+                Err(error) => {
+                    log::unrecorded(&id, &error);
+                    Outcome::Processed
+                }
+            },
+            // Not released: the in-progress record holds the retry off until it expires.
+            Some(failed) => match store.release(&id).await {
+                Ok(()) => Outcome::Failed(failed),
+                Err(error) => Outcome::Failed(format!("{failed}; {error}")),
+            },
+        }
+    }
+}
+
+fn message_id(message: &SqsMessage) -> &str {
+    message.message_id.as_deref().unwrap_or_default()
+}
+
+/// The batch's messages, by position, in the groups that run side by side: a FIFO group's
+/// messages in order; on a standard queue, each message alone.
+fn groups(messages: &[SqsMessage]) -> Vec<Vec<(usize, &SqsMessage)>> {
+    let mut groups: Vec<Vec<(usize, &SqsMessage)>> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (position, message) in messages.iter().enumerate() {
+        let Some(group) = message.attributes.get("MessageGroupId") else {
+            groups.push(vec![(position, message)]);
+            continue;
+        };
+        let at = *index.entry(group).or_insert(groups.len());
+        if at == groups.len() {
+            groups.push(Vec::new());
+        }
+        groups[at].push((position, message));
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nylas_sqs_contract::attribute;
+    use serde_json::json;
+    use std::sync::Mutex;
+
+    /// A v3 message of the receiver's for notification `id`, in FIFO `group` if any.
+    pub fn message(id: &str, group: Option<&str>) -> serde_json::Value {
+        let body = json!({"specversion": "1.0", "type": "message.created", "id": id, "time": 1,
+            "data": {"object": {}}})
+        .to_string();
+        let text = |v: &str| json!({"stringValue": v, "dataType": "String"});
+        let mut attributes = json!({});
+        if let Some(group) = group {
+            attributes = json!({ "MessageGroupId": group });
+        }
+        json!({
+            "messageId": format!("m-{id}"),
+            "body": body,
+            "attributes": attributes,
+            "messageAttributes": {
+                attribute::ID: text(id),
+                attribute::API_VERSION: text("v3"),
+                attribute::TYPE: text("message.created"),
+            },
+        })
+    }
+
+    fn batch(messages: Vec<serde_json::Value>) -> SqsEvent {
+        serde_json::from_value(json!({ "Records": messages })).unwrap()
+    }
+
+    /// A handler that records the ids it sees and fails those listed.
+    fn recording<'a>(
+        seen: &'a Mutex<Vec<String>>,
+        failing: &'static [&'static str],
+    ) -> impl Fn(Notification) -> std::future::Ready<Result<(), String>> + 'a {
+        move |n: Notification| {
+            seen.lock().unwrap().push(n.id.clone());
+            let failed = failing.contains(&n.id.as_str());
+            std::future::ready(if failed {
+                Err("refused".to_owned())
+            } else {
+                Ok(())
+            })
+        }
+    }
+
+    fn returned(report: &Report) -> Vec<String> {
+        let response = report.response();
+        response
+            .batch_item_failures
+            .into_iter()
+            .map(|f| f.item_identifier)
+            .collect()
+    }
+
+    const TIME: Duration = Duration::from_secs(30);
+
+    #[tokio::test]
+    async fn only_the_message_whose_handler_failed_is_returned() {
+        let seen = Mutex::new(Vec::new());
+        let consumer = Consumer::new(recording(&seen, &["n-3"]), None);
+        let messages = (0..10).map(|i| message(&format!("n-{i}"), None)).collect();
+        let report = consumer.handle(&batch(messages), TIME).await;
+        assert_eq!(returned(&report), ["m-n-3"]);
+        assert_eq!(seen.lock().unwrap().len(), 10);
+        assert_eq!(report.count(|o| *o == Outcome::Processed), 9);
+        let failed = &report.outcomes[3].1;
+        assert_eq!(
+            failed,
+            &Outcome::Failed("the handler failed: refused".to_owned())
+        );
+    }
+
+    #[tokio::test]
+    async fn a_fifo_failure_returns_its_groups_later_messages_only() {
+        let seen = Mutex::new(Vec::new());
+        let consumer = Consumer::new(recording(&seen, &["a-2"]), None);
+        let ids = [
+            ("a-1", "A"),
+            ("b-1", "B"),
+            ("a-2", "A"),
+            ("b-2", "B"),
+            ("a-3", "A"),
+        ];
+        let messages = ids.iter().map(|(id, g)| message(id, Some(g))).collect();
+        let report = consumer.handle(&batch(messages), TIME).await;
+        assert_eq!(returned(&report), ["m-a-2", "m-a-3"]);
+        let seen = seen.lock().unwrap();
+        assert!(
+            !seen.contains(&"a-3".to_owned()),
+            "behind a failure: not run"
+        );
+        assert_eq!(seen.len(), 4);
+        assert_eq!(report.outcomes[4].1, Outcome::Behind);
+    }
+
+    #[tokio::test]
+    async fn undecodable_messages_are_returned_and_the_rest_run() {
+        let seen = Mutex::new(Vec::new());
+        let consumer = Consumer::new(recording(&seen, &[]), None);
+        let mut stranger = message("n-2", None);
+        stranger["messageAttributes"] = json!({});
+        let report = consumer
+            .handle(&batch(vec![message("n-1", None), stranger]), TIME)
+            .await;
+        assert_eq!(returned(&report), ["m-n-2"]);
+        assert!(matches!(&report.outcomes[1].1, Outcome::Failed(e) if e.contains("nylas-id")));
+        assert_eq!(*seen.lock().unwrap(), ["n-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_fails_its_message_not_the_batch() {
+        let consumer = Consumer::new(
+            |n: Notification| async move {
+                assert_ne!(n.id, "n-2", "a bug in the team's code");
+                Ok::<(), String>(())
+            },
+            None,
+        );
+        let messages = vec![message("n-1", None), message("n-2", None)];
+        let report = consumer.handle(&batch(messages), TIME).await;
+        assert_eq!(returned(&report), ["m-n-2"]);
+        assert_eq!(
+            report.outcomes[1].1,
+            Outcome::Failed("the handler panicked".to_owned())
+        );
+    }
+
+    #[test]
+    fn outcomes_that_return_the_message() {
+        assert!(!Outcome::Processed.returns() && !Outcome::Duplicate.returns());
+        assert!(Outcome::InProgress.returns() && Outcome::Behind.returns());
+        assert!(Outcome::Failed(String::new()).returns());
+    }
+}

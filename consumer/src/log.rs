@@ -1,0 +1,144 @@
+//! One JSON line per message, which is also a CloudWatch embedded metric format (EMF) record,
+//! as the receiver writes per request: the outcome, `nylas-id` and type, never the content.
+//! Metrics `Processed`, `Duplicate`, `Failed` and `Returned` (in progress elsewhere, or behind a
+//! FIFO group's failure).
+
+use crate::batch::Outcome;
+use crate::notification::Notification;
+use aws_lambda_events::event::sqs::SqsMessage;
+use nylas_sqs_contract::attribute;
+use serde_json::{json, Value};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The CloudWatch namespace, the receiver's: the template's alarms use it.
+pub const NAMESPACE: &str = "NylasWebhookSqs";
+
+/// The line for one message; `notification` when it decoded.
+pub fn line(
+    message: &SqsMessage,
+    notification: Option<&Notification>,
+    outcome: &Outcome,
+    elapsed: Duration,
+) -> Value {
+    let (label, metric, level) = match outcome {
+        Outcome::Processed => ("processed", "Processed", "INFO"),
+        Outcome::Duplicate => ("duplicate", "Duplicate", "INFO"),
+        Outcome::InProgress => ("in_progress", "Returned", "WARN"),
+        Outcome::Behind => ("behind_failure", "Returned", "WARN"),
+        Outcome::Failed(_) => ("failed", "Failed", "ERROR"),
+    };
+    let attribute = |name: &str| {
+        let value = message.message_attributes.get(name);
+        value.and_then(|a| a.string_value.clone())
+    };
+    let id = notification
+        .map(|n| n.id.clone())
+        .or_else(|| attribute(attribute::ID));
+    let kind = notification.and_then(|n| n.kind.as_ref().map(|k| k.to_string()));
+    let kind = kind.or_else(|| attribute(attribute::TYPE));
+    let timestamp = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let metrics = json!({"Namespace": NAMESPACE, "Dimensions": [[]],
+        "Metrics": [{"Name": metric, "Unit": "Count"}]});
+    let mut line = json!({
+        "level": level,
+        "message": match outcome { Outcome::Failed(why) => why.as_str(), _ => label },
+        "outcome": label,
+        "nylas_id": id,
+        "nylas_type": kind,
+        "message_id": message.message_id,
+        "receive_count": message.attributes.get("ApproximateReceiveCount"),
+        "duration_ms": elapsed.as_micros() as f64 / 1000.0,
+        "_aws": {"Timestamp": timestamp.as_millis() as u64, "CloudWatchMetrics": [metrics]},
+    });
+    line[metric] = json!(1);
+    line
+}
+
+/// Writes the line for one message to standard output, where Lambda sends it to CloudWatch.
+pub fn message(
+    message: &SqsMessage,
+    notification: Option<&Notification>,
+    outcome: &Outcome,
+    elapsed: Duration,
+) {
+    write(&line(message, notification, outcome, elapsed));
+}
+
+/// A notification processed whose completion the table did not take: a later delivery may
+/// run it again once its in-progress record expires.
+pub fn unrecorded(id: &str, error: &dyn std::fmt::Display) {
+    write(
+        &json!({"level": "WARN", "message": format!("processed but not recorded as completed: {error}"),
+        "outcome": "unrecorded", "nylas_id": id}),
+    );
+}
+
+fn write(line: &Value) {
+    // The test harness shows a test's output only when it fails. A log that cannot be written
+    // must not fail the message, and `println!` would panic.
+    if cfg!(test) {
+        println!("{line}");
+    } else {
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> SqsMessage {
+        let text = |v: &str| json!({"stringValue": v, "dataType": "String"});
+        serde_json::from_value(json!({
+            "messageId": "m-1",
+            "body": "secret content",
+            "attributes": {"ApproximateReceiveCount": "2"},
+            "messageAttributes": {attribute::ID: text("n-1"), attribute::TYPE: text("message.created")},
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn each_outcome_is_a_metric_and_a_level() {
+        let cases = [
+            (Outcome::Processed, "Processed", "INFO", "processed"),
+            (Outcome::Duplicate, "Duplicate", "INFO", "duplicate"),
+            (Outcome::InProgress, "Returned", "WARN", "in_progress"),
+            (Outcome::Behind, "Returned", "WARN", "behind_failure"),
+            (Outcome::Failed("bad".into()), "Failed", "ERROR", "failed"),
+        ];
+        for (outcome, metric, level, label) in cases {
+            let line = line(&message(), None, &outcome, Duration::from_millis(2));
+            assert_eq!(line[metric], 1, "{line}");
+            assert_eq!(
+                (line["level"].as_str(), line["outcome"].as_str()),
+                (Some(level), Some(label))
+            );
+            let declared = &line["_aws"]["CloudWatchMetrics"][0];
+            assert_eq!(declared["Metrics"][0]["Name"], metric);
+            assert_eq!(declared["Namespace"], NAMESPACE);
+        }
+    }
+
+    #[test]
+    fn a_line_names_the_notification_never_its_content() {
+        let line = line(
+            &message(),
+            None,
+            &Outcome::Failed("not JSON".into()),
+            Duration::ZERO,
+        );
+        assert_eq!(
+            (line["nylas_id"].as_str(), line["nylas_type"].as_str()),
+            (Some("n-1"), Some("message.created"))
+        );
+        assert_eq!(
+            (line["message"].as_str(), line["receive_count"].as_str()),
+            (Some("not JSON"), Some("2"))
+        );
+        assert!(!line.to_string().contains("secret content"));
+    }
+}

@@ -1,0 +1,340 @@
+//! # The message contract
+//!
+//! What one SQS message of `nylas-webhook-sqs` holds, defined once for both ends of the queue:
+//! the receiver writes messages with this crate and the consumer reads them with it.
+//!
+//! - The body is one notification, exactly the bytes Nylas sent: as text when SQS takes it,
+//!   else [`Encoding::Base64`], else [`Encoding::GzipBase64`] ([`encode`], [`decode`]).
+//! - The [`attribute`]s say what the notification is without reading the body.
+//! - [`id`] is the deduplication key, stable across Nylas's retries: the v3 `id`, or the hex
+//!   SHA-256 of the exact bytes (v2 has no id; a retried v2 POST resends the same deltas).
+//! - [`FifoKeys`]: on a FIFO queue, one group per grant (or account), deduplicated on [`id`].
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use flate2::bufread::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use sha2::{Digest, Sha256};
+use std::borrow::Cow;
+use std::io::{Read, Write};
+
+/// Message attribute names. Consumers filter and deduplicate on these.
+pub mod attribute {
+    /// `v3`, `v2` or `unknown` ([`super::ApiVersion`]).
+    pub const API_VERSION: &str = "nylas-api-version";
+    /// The trigger, suffixes included (`message.created.truncated`); absent when unknown.
+    pub const TYPE: &str = "nylas-type";
+    /// The deduplication key, [`super::id`].
+    pub const ID: &str = "nylas-id";
+    /// The v3 `grant_id` or the v2 `account_id`.
+    pub const GRANT_ID: &str = "nylas-grant-id";
+    /// The v3 `webhook_delivery_attempt` (1 to 3).
+    pub const DELIVERY_ATTEMPT: &str = "nylas-delivery-attempt";
+    /// `base64` or `gzip+base64` ([`super::Encoding`]); absent when the body is the text.
+    pub const ENCODING: &str = "nylas-encoding";
+}
+
+/// The SQS data type of every attribute.
+pub const STRING: &str = "String";
+/// Longest attribute value copied from a notification (the body still carries a longer one):
+/// attributes never crowd the body out of SQS's 1 MiB.
+pub const MAX_ATTRIBUTE_VALUE: usize = 256;
+/// `MessageGroupId` of notifications that name no grant or account.
+pub const NO_GRANT_GROUP: &str = "no-grant";
+/// Most bytes a `gzip+base64` body inflates to when decoded: the most Lambda carries.
+pub const MAX_INFLATED: usize = 6 * 1024 * 1024;
+
+/// Which Nylas payload shape a notification came in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    V3,
+    V2,
+    /// Signed by Nylas, but neither a v3 notification nor a v2 `deltas` envelope.
+    Unknown,
+}
+
+impl ApiVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V3 => "v3",
+            ApiVersion::V2 => "v2",
+            ApiVersion::Unknown => "unknown",
+        }
+    }
+
+    /// The version an [`attribute::API_VERSION`] value names.
+    pub fn parse(value: &str) -> Option<Self> {
+        [ApiVersion::V3, ApiVersion::V2, ApiVersion::Unknown]
+            .into_iter()
+            .find(|v| v.as_str() == value)
+    }
+}
+
+/// The deduplication key of a notification: `v3_id` when it is a usable key ([`is_key`]), or
+/// else the hex SHA-256 of its exact `bytes`.
+pub fn id(v3_id: Option<&str>, bytes: &[u8]) -> String {
+    match v3_id.filter(|id| is_key(id)) {
+        Some(id) => id.to_owned(),
+        None => hex::encode(Sha256::digest(bytes)),
+    }
+}
+
+/// Whether `id` is 1 to 128 printable ASCII characters: what SQS takes as FIFO ids.
+pub fn is_key(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// What a FIFO queue needs on every message
+/// (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/FIFO-queues-exactly-once-processing.html>).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FifoKeys {
+    /// The grant (v3) or account (v2): notifications of one mailbox stay in order.
+    pub group_id: String,
+    /// [`id`]: a delivery retried within SQS's 5-minute window is stored once.
+    pub deduplication_id: String,
+}
+
+impl FifoKeys {
+    pub fn new(id: &str, grant_id: Option<&str>) -> Self {
+        let group = grant_id.filter(|g| is_key(g)).unwrap_or(NO_GRANT_GROUP);
+        Self {
+            group_id: group.to_owned(),
+            deduplication_id: id.to_owned(),
+        }
+    }
+}
+
+/// How a message body holds the notification's bytes ([`attribute::ENCODING`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// The body is the notification's text.
+    Text,
+    Base64,
+    /// Nylas's own gzip when it sent one, else the receiver's.
+    GzipBase64,
+}
+
+impl Encoding {
+    /// The [`attribute::ENCODING`] value, none for [`Encoding::Text`].
+    pub fn attribute(self) -> Option<&'static str> {
+        match self {
+            Encoding::Text => None,
+            Encoding::Base64 => Some("base64"),
+            Encoding::GzipBase64 => Some("gzip+base64"),
+        }
+    }
+
+    /// The encoding an [`attribute::ENCODING`] value (or its absence) names.
+    pub fn parse(attribute: Option<&str>) -> Result<Self, DecodeError> {
+        match attribute {
+            None => Ok(Encoding::Text),
+            Some("base64") => Ok(Encoding::Base64),
+            Some("gzip+base64") => Ok(Encoding::GzipBase64),
+            Some(_) => Err(DecodeError::UnknownEncoding),
+        }
+    }
+}
+
+/// The body for a notification's `bytes` and its encoding: the first that `fits` (a body length
+/// and the encoding) of the text, base64, and gzip and base64 (`gzip`, Nylas's own, when it
+/// sent one). Only the last is returned without asking `fits`.
+pub fn encode<'a>(
+    bytes: &'a [u8],
+    gzip: Option<&'a [u8]>,
+    fits: impl Fn(usize, Encoding) -> bool,
+) -> (Cow<'a, str>, Encoding) {
+    let text = std::str::from_utf8(bytes).ok().filter(|t| is_sqs_text(t));
+    if let Some(text) = text.filter(|t| fits(t.len(), Encoding::Text)) {
+        return (Cow::Borrowed(text), Encoding::Text);
+    }
+    let plain_fits = fits(bytes.len().div_ceil(3) * 4, Encoding::Base64);
+    let body = match gzip {
+        None if plain_fits => return (Cow::Owned(STANDARD.encode(bytes)), Encoding::Base64),
+        Some(gzip) => STANDARD.encode(gzip),
+        None => {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            let gzip = encoder.write_all(bytes).and_then(|()| encoder.finish());
+            STANDARD.encode(gzip.expect("writing to a Vec cannot fail"))
+        }
+    };
+    (Cow::Owned(body), Encoding::GzipBase64)
+}
+
+/// Why a message body could not be decoded. Says what is wrong, never what the body held.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("the nylas-encoding attribute names an encoding this contract does not know")]
+    UnknownEncoding,
+    #[error("the body is not canonical base64")]
+    NotBase64,
+    #[error("the body is not a complete gzip stream")]
+    NotGzip,
+    #[error("the body inflates to more than {MAX_INFLATED} bytes")]
+    TooLarge,
+}
+
+/// The exact bytes of the notification in a message `body` written with `encoding`: base64
+/// checked strictly (canonical padding and trailing bits), gzip inflated whole, with its
+/// checksum and length checked, and nothing after it.
+pub fn decode(body: &str, encoding: Encoding) -> Result<Cow<'_, [u8]>, DecodeError> {
+    let base64 = || STANDARD.decode(body).map_err(|_| DecodeError::NotBase64);
+    match encoding {
+        Encoding::Text => Ok(Cow::Borrowed(body.as_bytes())),
+        Encoding::Base64 => Ok(Cow::Owned(base64()?)),
+        Encoding::GzipBase64 => {
+            let gzip = base64()?;
+            let mut decoder = GzDecoder::new(gzip.as_slice());
+            let mut plain = Vec::new();
+            let cap = MAX_INFLATED as u64 + 1;
+            (&mut decoder)
+                .take(cap)
+                .read_to_end(&mut plain)
+                .map_err(|_| DecodeError::NotGzip)?;
+            if plain.len() > MAX_INFLATED {
+                return Err(DecodeError::TooLarge);
+            }
+            // A second member or trailing bytes: not what either end writes.
+            if !decoder.into_inner().is_empty() {
+                return Err(DecodeError::NotGzip);
+            }
+            Ok(Cow::Owned(plain))
+        }
+    }
+}
+
+/// Whether SQS takes `text` as it is: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+/// #x10000-#x10FFFF` (<https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessage.html>).
+/// Valid UTF-8 holds no surrogates, so control bytes, U+FFFE and U+FFFF are left to refuse.
+pub fn is_sqs_text(text: &str) -> bool {
+    // A fold, not `any`: with no early exit the compiler checks many bytes at once.
+    let control = |b: u8| (b < 0x20) & (b != b'\t') & (b != b'\n') & (b != b'\r');
+    let controls = text.bytes().fold(false, |found, b| found | control(b));
+    !controls && !text.contains('\u{FFFE}') && !text.contains('\u{FFFF}')
+}
+
+/// SQS refuses empty string attributes, and their values must be text as bodies are.
+pub fn is_attribute_value(value: &str) -> bool {
+    !value.is_empty() && value.len() <= MAX_ATTRIBUTE_VALUE && is_sqs_text(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(bytes: &[u8], gzip: Option<&[u8]>, room: usize) -> (Vec<u8>, Encoding) {
+        let (body, encoding) = encode(bytes, gzip, |len, _| len <= room);
+        let attribute = encoding.attribute();
+        let decoded = decode(&body, Encoding::parse(attribute).unwrap()).unwrap();
+        (decoded.into_owned(), encoding)
+    }
+
+    #[test]
+    fn every_encoding_gives_back_the_exact_bytes() {
+        let text = br#"{"deltas": [{"type": "message.created"}]}"#;
+        assert_eq!(
+            round_trip(text, None, 1000),
+            (text.to_vec(), Encoding::Text)
+        );
+        let binary = b"\x00\x01\xff text with a control byte";
+        let expected = (binary.to_vec(), Encoding::Base64);
+        assert_eq!(round_trip(binary, None, 1000), expected);
+        let large = "a".repeat(3000);
+        let expected = (large.as_bytes().to_vec(), Encoding::GzipBase64);
+        assert_eq!(round_trip(large.as_bytes(), None, 100), expected);
+    }
+
+    #[test]
+    fn nylas_gzip_is_kept_and_inflates_to_the_bytes() {
+        let plain = b"\x01 not text".repeat(50);
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        encoder.write_all(&plain).unwrap();
+        let gzip = encoder.finish().unwrap();
+        let (body, encoding) = encode(&plain, Some(&gzip), |len, _| len <= 10);
+        assert_eq!(encoding, Encoding::GzipBase64);
+        assert_eq!(STANDARD.decode(body.as_bytes()).unwrap(), gzip);
+        assert_eq!(decode(&body, encoding).unwrap(), plain.as_slice());
+    }
+
+    #[test]
+    fn a_body_that_is_not_what_its_encoding_says_is_refused() {
+        assert_eq!(
+            decode("a?==", Encoding::Base64),
+            Err(DecodeError::NotBase64)
+        );
+        // Trailing bits set: another encoder's spelling of the same bytes.
+        assert_eq!(
+            decode("QR==", Encoding::Base64),
+            Err(DecodeError::NotBase64)
+        );
+        let not_gzip = STANDARD.encode("plain");
+        let refused = decode(&not_gzip, Encoding::GzipBase64);
+        assert_eq!(refused, Err(DecodeError::NotGzip));
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+        encoder.write_all(b"{}").unwrap();
+        let mut gzip = encoder.finish().unwrap();
+        let truncated = STANDARD.encode(&gzip[..gzip.len() - 1]);
+        let refused = decode(&truncated, Encoding::GzipBase64);
+        assert_eq!(refused, Err(DecodeError::NotGzip));
+        gzip.push(0);
+        let trailing = STANDARD.encode(&gzip);
+        let refused = decode(&trailing, Encoding::GzipBase64);
+        assert_eq!(refused, Err(DecodeError::NotGzip));
+    }
+
+    #[test]
+    fn gzip_that_inflates_past_the_cap_is_refused() {
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        encoder.write_all(&vec![b'a'; MAX_INFLATED + 1]).unwrap();
+        let body = STANDARD.encode(encoder.finish().unwrap());
+        let refused = decode(&body, Encoding::GzipBase64);
+        assert_eq!(refused, Err(DecodeError::TooLarge));
+        let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
+        encoder.write_all(&vec![b'a'; MAX_INFLATED]).unwrap();
+        let body = STANDARD.encode(encoder.finish().unwrap());
+        assert_eq!(
+            decode(&body, Encoding::GzipBase64).unwrap().len(),
+            MAX_INFLATED
+        );
+    }
+
+    #[test]
+    fn unknown_encodings_are_named_as_such() {
+        for value in ["gzip", "BASE64", ""] {
+            assert_eq!(
+                Encoding::parse(Some(value)),
+                Err(DecodeError::UnknownEncoding)
+            );
+        }
+        assert_eq!(Encoding::parse(None), Ok(Encoding::Text));
+    }
+
+    #[test]
+    fn the_id_is_the_v3_id_or_the_hash_of_the_bytes() {
+        assert_eq!(id(Some("n-1"), b"{}"), "n-1");
+        let hash = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+        assert_eq!(id(None, b"{}"), hash);
+        assert_eq!(id(Some("has space"), b"{}"), hash);
+        assert_eq!(id(Some(&"x".repeat(129)), b"{}"), hash);
+        assert!(is_key(&"x".repeat(128)) && !is_key(""));
+    }
+
+    #[test]
+    fn fifo_keys_group_by_grant_and_deduplicate_on_the_id() {
+        let keys = FifoKeys::new("n-1", Some("grant-1"));
+        assert_eq!(
+            (keys.group_id.as_str(), keys.deduplication_id.as_str()),
+            ("grant-1", "n-1")
+        );
+        assert_eq!(FifoKeys::new("n-1", None).group_id, NO_GRANT_GROUP);
+        assert_eq!(FifoKeys::new("n-1", Some("a b")).group_id, NO_GRANT_GROUP);
+    }
+
+    #[test]
+    fn api_versions_read_back_what_they_write() {
+        for v in [ApiVersion::V3, ApiVersion::V2, ApiVersion::Unknown] {
+            assert_eq!(ApiVersion::parse(v.as_str()), Some(v));
+        }
+        assert_eq!(ApiVersion::parse("v4"), None);
+    }
+}
