@@ -56,6 +56,11 @@ impl Idempotency {
         }
     }
 
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// Remember completed notifications for `ttl` instead of [`DEFAULT_TTL`].
     pub fn with_ttl(mut self, ttl: Duration) -> Self {
         self.ttl = ttl;

@@ -31,12 +31,12 @@ pub mod idempotency;
 pub mod log;
 pub mod notification;
 
+pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 pub use batch::{Consumer, Outcome, Report};
 pub use idempotency::Idempotency;
 pub use notification::{Delta, Envelope, MessageError, Notification, Type};
 pub use nylas_sqs_contract::ApiVersion;
 
-use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{service_fn, Error, LambdaEvent};
 use std::fmt::Display;
 use std::future::Future;

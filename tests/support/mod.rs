@@ -147,12 +147,27 @@ pub struct Received {
     pub group_id: Option<String>,
 }
 
+/// What an AWS client of the local server needs: its endpoint, a region, test credentials.
+pub fn sdk_config(endpoint: &str) -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            "test", "test", None, None, "tests",
+        )))
+        .endpoint_url(endpoint)
+        .build()
+}
+
 /// The local SQS-compatible server, shared by every test; each test makes its own queue.
 pub struct LocalSqs {
     _server: Service,
     pub endpoint: String,
     client: aws_sdk_sqs::Client,
     secrets: aws_sdk_secretsmanager::Client,
+    /// For clients of other services of the same server (tests/consumer.rs: DynamoDB).
+    #[allow(dead_code)]
+    pub config: aws_config::SdkConfig,
     runtime: tokio::runtime::Runtime,
     queues: AtomicUsize,
 }
@@ -195,13 +210,7 @@ impl LocalSqs {
         server.wait_for_port(port, Duration::from_secs(60))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = format!("{scheme}://127.0.0.1:{port}");
-        let mut config = aws_config::SdkConfig::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .region(Region::new(REGION))
-            .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-                "test", "test", None, None, "tests",
-            )))
-            .endpoint_url(&endpoint);
+        let mut config = sdk_config(&endpoint).into_builder();
         if let Some((certificate, _)) = tls {
             let pem = std::fs::read(certificate).map_err(|e| format!("{certificate:?}: {e}"))?;
             let trust = TrustStore::empty().with_pem_certificate(pem);
@@ -222,6 +231,7 @@ impl LocalSqs {
             endpoint,
             client: aws_sdk_sqs::Client::new(&config),
             secrets: aws_sdk_secretsmanager::Client::new(&config),
+            config,
             runtime,
             queues: AtomicUsize::new(0),
         })

@@ -1,0 +1,676 @@
+//! The consumer (`consumer/`) against a real SQS-compatible server and DynamoDB (moto), with
+//! Lambda's SQS event source played by [`EventSource`]: receive a batch, hand it to the
+//! consumer, delete what it processed, make what it returned visible again.
+//!
+//! Run as the integration tests are (`make test`; `CI=true` fails when a tool is missing). The
+//! end-to-end test also runs the receiver under the Lambda emulator.
+
+// Shared with tests/integration.rs; these tests use part of it.
+#[allow(dead_code)]
+mod support;
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use libtest_mimic::{Arguments, Trial};
+use nylas_webhook_consumer::{Consumer, Idempotency, Notification, Outcome, Report, SqsEvent};
+use nylas_webhook_sqs::core::{split, Message};
+use nylas_webhook_sqs::sign;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use support::{LocalSqs, Stack, SAMPLE_SECRET};
+
+type Test = fn(&LocalSqs);
+
+macro_rules! tests {
+    ($($test:ident),* $(,)?) => {
+        &[$((stringify!($test), $test as Test)),*]
+    };
+}
+
+const TESTS: &[(&str, Test)] = tests![
+    a_notification_delivered_again_after_it_completed_is_handled_once,
+    a_notification_delivered_again_25_minutes_later_is_handled_once,
+    two_deliveries_at_the_same_time_run_the_handler_once,
+    one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it,
+    a_killed_attempt_is_processed_after_its_in_progress_record_expires,
+    fifo_failure_returns_its_groups_later_messages_and_none_of_another_group,
+    receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent,
+    bad_messages_are_logged_failures_that_reach_the_dead_letter_queue,
+    without_idempotency_each_delivery_runs_the_handler,
+];
+
+/// The invocation's time left, as Lambda's context gives it: the in-progress records' life.
+const REMAINING: Duration = Duration::from_secs(60);
+/// What the crash test's child process is told to do.
+const CHILD: &str = "CONSUMER_TEST_CHILD";
+
+fn main() -> ExitCode {
+    if let Ok(event) = std::env::var(CHILD) {
+        crashing_child(&event);
+    }
+    let args = Arguments::from_args();
+    let wanted = |name: &str, value: &str| std::env::var(name).is_ok_and(|v| v == value);
+    if !args.list && !wanted("NYLAS_INTEGRATION", "1") && !wanted("CI", "true") {
+        println!("consumer tests not run: they need moto and cargo-lambda. `make test` runs them.");
+        return ExitCode::SUCCESS;
+    }
+    let sqs = if args.list {
+        None
+    } else {
+        match LocalSqs::start() {
+            Ok(sqs) => Some(Arc::new(sqs)),
+            Err(error) => {
+                eprintln!("consumer tests cannot start: {error}");
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let trials = TESTS
+        .iter()
+        .map(|&(name, test)| {
+            let sqs = sqs.clone();
+            Trial::test(name, move || {
+                test(sqs.as_ref().expect("started"));
+                Ok(())
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+}
+
+/// A DynamoDB table of its own for one test, shaped as `template.yaml` makes it.
+fn table(sqs: &LocalSqs) -> Idempotency {
+    static TABLES: AtomicUsize = AtomicUsize::new(0);
+    let name = format!("idempotency-{}", TABLES.fetch_add(1, Ordering::Relaxed));
+    let client = aws_sdk_dynamodb::Client::new(&sqs.config);
+    let create = client
+        .create_table()
+        .table_name(&name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder()
+                .attribute_name("id")
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .expect("a definition"),
+        )
+        .key_schema(
+            KeySchemaElement::builder()
+                .attribute_name("id")
+                .key_type(KeyType::Hash)
+                .build()
+                .expect("a key"),
+        );
+    runtime()
+        .block_on(create.send())
+        .expect("moto creates tables");
+    Idempotency::new(client, name)
+}
+
+/// Lambda's SQS event source, played against one queue.
+struct EventSource {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+impl EventSource {
+    fn new(sqs: &LocalSqs, queue_url: String) -> Self {
+        let client = aws_sdk_sqs::Client::new(&sqs.config);
+        Self { client, queue_url }
+    }
+
+    /// Sends `body` as the receiver would: its notifications, one message each.
+    async fn send_as_receiver(&self, body: &[u8]) {
+        let fifo = self.queue_url.ends_with(".fifo");
+        for notification in split(body) {
+            let message = Message::new(&notification, fifo);
+            let mut send = self
+                .client
+                .send_message()
+                .queue_url(&self.queue_url)
+                .message_body(message.body.as_ref());
+            for (name, value) in &message.attributes {
+                let value = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(value.as_ref())
+                    .build()
+                    .expect("an attribute");
+                send = send.message_attributes(*name, value);
+            }
+            if let Some(keys) = &message.fifo {
+                send = send
+                    .message_group_id(&keys.group_id)
+                    .message_deduplication_id(&keys.deduplication_id);
+            }
+            send.send().await.expect("moto stores the message");
+        }
+    }
+
+    /// Sends a message that did not come from the receiver.
+    async fn send_raw(&self, body: &str, attributes: &[(&str, &str)]) {
+        let mut send = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body);
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(*value)
+                .build()
+                .expect("an attribute");
+            send = send.message_attributes(*name, value);
+        }
+        send.send().await.expect("moto stores the message");
+    }
+
+    /// Receives a batch of up to 10 messages, as Lambda hands it to the function.
+    async fn poll(&self) -> SqsEvent {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::All)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .expect("moto answers ReceiveMessage");
+        let records = received.messages().iter().map(|m| {
+            let attributes: serde_json::Map<_, _> = m
+                .attributes()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| (k.as_str().to_owned(), json!(v)))
+                .collect();
+            let message_attributes: serde_json::Map<_, _> = m
+                .message_attributes()
+                .into_iter()
+                .flatten()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        json!({"stringValue": v.string_value(), "dataType": v.data_type()}),
+                    )
+                })
+                .collect();
+            json!({
+                "messageId": m.message_id(),
+                "receiptHandle": m.receipt_handle(),
+                "body": m.body(),
+                "attributes": attributes,
+                "messageAttributes": message_attributes,
+                "eventSource": "aws:sqs",
+            })
+        });
+        let event = json!({ "Records": records.collect::<Vec<_>>() });
+        serde_json::from_value(event).expect("an SQS event")
+    }
+
+    /// What Lambda does with the function's answer: deletes what it processed, and makes what
+    /// it returned visible again at once (a real queue waits out the visibility timeout).
+    async fn settle(&self, batch: &SqsEvent, report: &Report) {
+        for (message, (_, outcome)) in batch.records.iter().zip(&report.outcomes) {
+            let handle = message.receipt_handle.clone().unwrap_or_default();
+            if outcome.returns() {
+                let visible = self
+                    .client
+                    .change_message_visibility()
+                    .queue_url(&self.queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(0);
+                visible.send().await.expect("moto changes visibility");
+            } else {
+                let delete = self.client.delete_message().queue_url(&self.queue_url);
+                delete
+                    .receipt_handle(handle)
+                    .send()
+                    .await
+                    .expect("moto deletes");
+            }
+        }
+    }
+
+    /// Polls, handles and settles until the queue holds nothing visible; every report.
+    async fn drain<H, F>(&self, consumer: &Consumer<H>) -> Vec<Report>
+    where
+        H: Fn(Notification) -> F,
+        F: std::future::Future<Output = Result<(), String>>,
+    {
+        let mut reports = Vec::new();
+        for _ in 0..20 {
+            let batch = self.poll().await;
+            if batch.records.is_empty() {
+                return reports;
+            }
+            let report = consumer.handle(&batch, REMAINING).await;
+            self.settle(&batch, &report).await;
+            reports.push(report);
+        }
+        panic!("the queue did not drain in 20 batches");
+    }
+}
+
+/// A handler that records each notification it runs, and fails those `failing` says.
+#[derive(Clone, Default)]
+struct Recorder {
+    seen: Arc<Mutex<Vec<Notification>>>,
+    failing: Arc<Mutex<Vec<String>>>,
+}
+
+impl Recorder {
+    fn handler(&self) -> impl Fn(Notification) -> std::future::Ready<Result<(), String>> {
+        let recorder = self.clone();
+        move |n: Notification| {
+            let failed = recorder.failing.lock().unwrap().contains(&n.id);
+            recorder.seen.lock().unwrap().push(n);
+            std::future::ready(if failed {
+                Err("refused".to_owned())
+            } else {
+                Ok(())
+            })
+        }
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|n| n.id.clone())
+            .collect()
+    }
+
+    fn fail(&self, ids: &[&str]) {
+        *self.failing.lock().unwrap() = ids.iter().map(|s| s.to_string()).collect();
+    }
+}
+
+fn v3(id: &str, grant: &str, attempt: u32) -> Vec<u8> {
+    json!({"specversion": "1.0", "type": "message.created", "source": "/google/emails/realtime",
+        "id": id, "time": 1_700_000_000, "webhook_delivery_attempt": attempt,
+        "data": {"application_id": "app", "object": {"id": "m", "grant_id": grant}}})
+    .to_string()
+    .into_bytes()
+}
+
+fn count(reports: &[Report], like: fn(&Outcome) -> bool) -> usize {
+    reports.iter().map(|r| r.count(like)).sum()
+}
+
+/// A clock a test moves on.
+fn movable_clock() -> (
+    Arc<AtomicU64>,
+    impl Fn() -> SystemTime + Send + Sync + 'static,
+) {
+    let offset = Arc::new(AtomicU64::new(0));
+    let read = Arc::clone(&offset);
+    let clock = move || SystemTime::now() + Duration::from_secs(read.load(Ordering::Relaxed));
+    (offset, clock)
+}
+
+fn delivered_twice_is_handled_once(sqs: &LocalSqs, later: Duration) {
+    let source = EventSource::new(sqs, sqs.create_queue());
+    let recorder = Recorder::default();
+    let (offset, clock) = movable_clock();
+    let consumer = Consumer::new(recorder.handler(), Some(table(sqs))).with_clock(clock);
+    runtime().block_on(async {
+        // Nylas's retry of the same notification: the same id, another attempt number.
+        source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
+        let first = source.drain(&consumer).await;
+        offset.store(later.as_secs(), Ordering::Relaxed);
+        source.send_as_receiver(&v3("n-1", "g-1", 2)).await;
+        let second = source.drain(&consumer).await;
+        assert_eq!(recorder.ids(), ["n-1"]);
+        assert_eq!(count(&first, |o| *o == Outcome::Processed), 1);
+        assert_eq!(count(&second, |o| *o == Outcome::Duplicate), 1);
+        assert_eq!(
+            count(&second, Outcome::returns),
+            0,
+            "acknowledged, not returned"
+        );
+    });
+}
+
+fn a_notification_delivered_again_after_it_completed_is_handled_once(sqs: &LocalSqs) {
+    delivered_twice_is_handled_once(sqs, Duration::ZERO);
+}
+
+fn a_notification_delivered_again_25_minutes_later_is_handled_once(sqs: &LocalSqs) {
+    // Past FIFO's 5-minute deduplication and Nylas's 10-to-20-minute retry window.
+    delivered_twice_is_handled_once(sqs, Duration::from_secs(25 * 60));
+}
+
+fn two_deliveries_at_the_same_time_run_the_handler_once(sqs: &LocalSqs) {
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&runs);
+    let handler = move |_: Notification| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            Ok::<(), String>(())
+        }
+    };
+    let consumer = Consumer::new(handler, Some(table(sqs)));
+    let source = EventSource::new(sqs, sqs.create_queue());
+    runtime().block_on(async {
+        source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
+        source.send_as_receiver(&v3("n-1", "g-1", 2)).await;
+        let (one, two) = (source.poll().await, source.poll().await);
+        let both = if one.records.len() == 2 {
+            vec![one]
+        } else {
+            vec![one, two]
+        };
+        // Two instances at once: the batches side by side.
+        let reports =
+            futures_util::future::join_all(both.iter().map(|b| consumer.handle(b, REMAINING)))
+                .await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
+        assert_eq!(count(&reports, |o| *o == Outcome::Processed), 1);
+        assert_eq!(
+            count(&reports, |o| *o == Outcome::InProgress),
+            1,
+            "{reports:?}"
+        );
+        for (batch, report) in both.iter().zip(&reports) {
+            source.settle(batch, report).await;
+        }
+        // The one returned comes back, finds the notification completed, and is dropped.
+        let again = source.drain(&consumer).await;
+        assert_eq!(count(&again, |o| *o == Outcome::Duplicate), 1);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    });
+}
+
+fn one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it(sqs: &LocalSqs) {
+    let source = EventSource::new(sqs, sqs.create_queue());
+    let recorder = Recorder::default();
+    recorder.fail(&["n-6"]);
+    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    runtime().block_on(async {
+        for i in 0..10 {
+            source
+                .send_as_receiver(&v3(&format!("n-{i}"), "g-1", 1))
+                .await;
+        }
+        let batch = source.poll().await;
+        assert_eq!(batch.records.len(), 10, "one batch of ten");
+        let report = consumer.handle(&batch, REMAINING).await;
+        let returned = report.response().batch_item_failures;
+        assert_eq!(returned.len(), 1);
+        let failed = batch
+            .records
+            .iter()
+            .position(|m| Some(returned[0].item_identifier.as_str()) == m.message_id.as_deref());
+        let failed = &batch.records[failed.expect("a message of the batch")];
+        let id = &failed.message_attributes["nylas-id"].string_value;
+        assert_eq!(id.as_deref(), Some("n-6"));
+        // Every message delivered again (SQS delivers at least once): only n-6 runs, now
+        // succeeding; the nine are acknowledged as duplicates.
+        recorder.fail(&[]);
+        let again = consumer.handle(&batch, REMAINING).await;
+        assert_eq!(again.count(|o| *o == Outcome::Duplicate), 9);
+        assert_eq!(again.count(|o| *o == Outcome::Processed), 1);
+        assert_eq!(recorder.ids().len(), 11);
+        assert_eq!(recorder.ids().iter().filter(|id| *id == "n-6").count(), 2);
+    });
+}
+
+/// The crash test's child: handles the batch in `event` with a handler that says it started
+/// and then never returns, until the parent kills the process.
+fn crashing_child(event: &str) -> ! {
+    let endpoint = std::env::var("CONSUMER_TEST_ENDPOINT").expect("the endpoint");
+    let table = std::env::var("CONSUMER_TEST_TABLE").expect("the table");
+    let client = aws_sdk_dynamodb::Client::new(&support::sdk_config(&endpoint));
+    let handler = |_: Notification| async {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "handler started")
+            .and_then(|()| out.flush())
+            .expect("stdout");
+        drop(out);
+        std::future::pending::<Result<(), String>>().await
+    };
+    let consumer = Consumer::new(handler, Some(Idempotency::new(client, table)));
+    let batch: SqsEvent = serde_json::from_str(event).expect("an SQS event");
+    runtime().block_on(consumer.handle(&batch, REMAINING));
+    unreachable!("the handler never returns");
+}
+
+fn a_killed_attempt_is_processed_after_its_in_progress_record_expires(sqs: &LocalSqs) {
+    let source = EventSource::new(sqs, sqs.create_queue());
+    let store = table(sqs);
+    let table_name = store.table().to_owned();
+    runtime().block_on(async {
+        source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
+        let batch = source.poll().await;
+        let event = serde_json::to_string(&batch).expect("an event");
+        let mut child = Command::new(std::env::current_exe().expect("this test binary"))
+            .env(CHILD, event)
+            .env("CONSUMER_TEST_ENDPOINT", &sqs.endpoint)
+            .env("CONSUMER_TEST_TABLE", table_name)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the child starts");
+        let mut lines = BufReader::new(child.stdout.take().expect("its stdout")).lines();
+        let started = lines.find(|l| l.as_ref().is_ok_and(|l| l == "handler started"));
+        assert!(started.is_some(), "the child's handler started");
+        child.kill().expect("the child is killed");
+        child.wait().expect("the child is gone");
+
+        let recorder = Recorder::default();
+        let (offset, clock) = movable_clock();
+        let consumer = Consumer::new(recorder.handler(), Some(store)).with_clock(clock);
+        let report = consumer.handle(&batch, REMAINING).await;
+        assert_eq!(
+            report.outcomes[0].1,
+            Outcome::InProgress,
+            "before the expiry"
+        );
+        assert!(recorder.ids().is_empty());
+        offset.store(REMAINING.as_secs() + 1, Ordering::Relaxed);
+        let report = consumer.handle(&batch, REMAINING).await;
+        assert_eq!(report.outcomes[0].1, Outcome::Processed, "after it");
+        assert_eq!(recorder.ids(), ["n-1"]);
+    });
+}
+
+fn fifo_failure_returns_its_groups_later_messages_and_none_of_another_group(sqs: &LocalSqs) {
+    let source = EventSource::new(sqs, sqs.create_fifo_queue());
+    let recorder = Recorder::default();
+    recorder.fail(&["a-2"]);
+    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    runtime().block_on(async {
+        for (id, grant) in [
+            ("a-1", "A"),
+            ("b-1", "B"),
+            ("a-2", "A"),
+            ("b-2", "B"),
+            ("a-3", "A"),
+        ] {
+            source.send_as_receiver(&v3(id, grant, 1)).await;
+        }
+        let batch = source.poll().await;
+        assert_eq!(batch.records.len(), 5);
+        let report = consumer.handle(&batch, REMAINING).await;
+        let returned: Vec<_> = batch
+            .records
+            .iter()
+            .zip(&report.outcomes)
+            .filter(|(_, (_, o))| o.returns())
+            .map(|(m, _)| {
+                m.message_attributes["nylas-id"]
+                    .string_value
+                    .clone()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(returned, ["a-2", "a-3"]);
+        let mut ran = recorder.ids();
+        ran.sort();
+        assert_eq!(ran, ["a-1", "a-2", "b-1", "b-2"], "a-3 not run behind a-2");
+        source.settle(&batch, &report).await;
+        recorder.fail(&[]);
+        source.drain(&consumer).await;
+        let ids = recorder.ids();
+        let a: Vec<_> = ids.iter().filter(|id| id.starts_with("a-")).collect();
+        assert_eq!(
+            a,
+            ["a-1", "a-2", "a-2", "a-3"],
+            "group A in order, a-2 tried twice"
+        );
+        assert_eq!(ids.iter().filter(|id| id.starts_with("b-")).count(), 2);
+    });
+}
+
+fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &LocalSqs) {
+    let queue_url = sqs.create_queue();
+    let stack = Stack::forwarding_to(sqs, queue_url.clone());
+    let text = v3("n-text", "g-1", 1);
+    // Not SQS text: a control byte (base64).
+    let binary = format!("{{\"note\":\"\u{1}\",\"n\":{}}}", "1".repeat(10)).into_bytes();
+    // Over SQS's 1 MiB: gzip-compressed by the receiver (gzip+base64).
+    let large = json!({"specversion": "1.0", "type": "message.created", "id": "n-large",
+        "time": 1, "data": {"object": {"body": "x".repeat(1_200_000)}}})
+    .to_string()
+    .into_bytes();
+    // A v2 POST of two deltas, with v2's separators: each delta's exact slice.
+    let first = r#"{"date": 1, "object": "message", "type": "message.created", "object_data": {"account_id": "a1"}}"#;
+    let second = r#"{"date": 2, "object": "event", "type": "event.updated", "object_data": {"account_id": "a2"}}"#;
+    let v2 = format!(r#"{{"deltas": [{first}, {second}]}}"#).into_bytes();
+    for body in [&text, &binary, &large, &v2] {
+        let signature = sign(SAMPLE_SECRET.as_bytes(), body);
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-nylas-signature", &signature),
+        ];
+        assert_eq!(stack.send("POST", &headers, body).status, 200);
+    }
+    let source = EventSource::new(sqs, queue_url);
+    let recorder = Recorder::default();
+    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    let reports = runtime().block_on(source.drain(&consumer));
+    assert_eq!(count(&reports, |o| *o == Outcome::Processed), 5);
+    let seen = recorder.seen.lock().unwrap();
+    let bytes_of = |wanted: &[u8]| seen.iter().filter(|n| n.bytes == wanted).count();
+    for expected in [
+        &text[..],
+        &binary,
+        &large,
+        first.as_bytes(),
+        second.as_bytes(),
+    ] {
+        assert_eq!(
+            bytes_of(expected),
+            1,
+            "a notification of {} bytes",
+            expected.len()
+        );
+    }
+    let large = seen
+        .iter()
+        .find(|n| n.id == "n-large")
+        .expect("the large one");
+    let envelope = large.v3().expect("a v3 envelope");
+    assert_eq!(envelope.kind.trigger, "message.created");
+    let v2 = seen
+        .iter()
+        .find(|n| n.bytes == second.as_bytes())
+        .expect("the second delta");
+    let delta = v2.v2().expect("a v2 delta");
+    assert_eq!(
+        delta.object_data.and_then(|d| d.account_id).as_deref(),
+        Some("a2")
+    );
+}
+
+fn bad_messages_are_logged_failures_that_reach_the_dead_letter_queue(sqs: &LocalSqs) {
+    let dead = sqs.create_queue();
+    let queue_url = sqs.create_queue();
+    let client = aws_sdk_sqs::Client::new(&sqs.config);
+    let rt = runtime();
+    let dead_arn = rt
+        .block_on(
+            client
+                .get_queue_attributes()
+                .queue_url(&dead)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send(),
+        )
+        .expect("the dead-letter queue's ARN");
+    let dead_arn = dead_arn
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn));
+    let redrive = json!({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 3}).to_string();
+    let set = client
+        .set_queue_attributes()
+        .queue_url(&queue_url)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive);
+    rt.block_on(set.send()).expect("a redrive policy");
+    let source = EventSource::new(sqs, queue_url);
+    let recorder = Recorder::default();
+    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    rt.block_on(async {
+        source.send_raw("{\"hello\": 1}", &[]).await;
+        source
+            .send_raw(
+                "{not json",
+                &[("nylas-id", "n-1"), ("nylas-api-version", "v3")],
+            )
+            .await;
+        let unknown = [
+            ("nylas-id", "n-2"),
+            ("nylas-api-version", "v3"),
+            ("nylas-encoding", "zstd"),
+        ];
+        source.send_raw("KLUv/QQA", &unknown).await;
+        source.send_as_receiver(&v3("n-good", "g-1", 1)).await;
+        let reports = source.drain(&consumer).await;
+        assert_eq!(
+            recorder.ids(),
+            ["n-good"],
+            "the handler saw only the good one"
+        );
+        let failed: Vec<String> = reports
+            .iter()
+            .flat_map(|r| &r.outcomes)
+            .filter_map(|(_, o)| match o {
+                Outcome::Failed(why) => Some(why.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failed.len(), 9, "three receives each: {failed:?}");
+        for why in ["nylas-id attribute", "not valid JSON", "does not know"] {
+            assert!(failed.iter().any(|f| f.contains(why)), "{why}: {failed:?}");
+        }
+    });
+    let in_dead_letter_queue = sqs.receive_all(&dead);
+    assert_eq!(in_dead_letter_queue.len(), 3);
+}
+
+fn without_idempotency_each_delivery_runs_the_handler(sqs: &LocalSqs) {
+    let source = EventSource::new(sqs, sqs.create_queue());
+    let recorder = Recorder::default();
+    let consumer = Consumer::new(recorder.handler(), None);
+    runtime().block_on(async {
+        source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
+        source.send_as_receiver(&v3("n-1", "g-1", 2)).await;
+        let reports = source.drain(&consumer).await;
+        assert_eq!(count(&reports, |o| *o == Outcome::Processed), 2);
+    });
+    assert_eq!(recorder.ids(), ["n-1", "n-1"]);
+}
