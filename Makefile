@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
 
-.PHONY: help tools dev invoke queue secret revoke-previous deploy test lint template build bench coldstart load fuzz mutants sign-events clean
+.PHONY: help tools dev invoke queue consume secret revoke-previous deploy test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -60,6 +60,12 @@ queue:
 	@$(PYTHON) scripts/dev.py listening sqs
 	@$(MAKE) --no-print-directory --quiet tools
 	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py show
+
+## consume: run the example consumer against `make dev`'s queue, with a local DynamoDB: each notification processed once, duplicates skipped (CONSUME_PORT)
+consume:
+	@$(PYTHON) scripts/dev.py listening sqs
+	@$(MAKE) --no-print-directory --quiet tools
+	@$(VENV)/bin/python scripts/consume.py
 
 ## secret: store the webhook secret, read from the terminal (STACK=<name>; LOCAL=1 for make dev's)
 secret:
@@ -101,7 +107,7 @@ template: $(TOOLS)
 	@mkdir -p target
 	$(VENV)/bin/python tests/template_test.py 2>&1 | tee -a target/test.log
 
-## build: `sam build` for ARCH (arm64 or x86_64); leaves .aws-sam/build/ReceiverFunction/bootstrap
+## build: `sam build` for ARCH (arm64 or x86_64); leaves .aws-sam/build/ReceiverFunction/bootstrap and ConsumerFunction/bootstrap
 build: $(TOOLS)
 	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
 		echo "build: the Rust target aarch64-unknown-linux-gnu is not installed." >&2; \
@@ -111,6 +117,7 @@ build: $(TOOLS)
 	fi
 	$(SAM) build --parameter-overrides Architecture=$(ARCH)
 	@$(PYTHON) scripts/artifact.py .aws-sam/build/ReceiverFunction/bootstrap
+	@$(PYTHON) scripts/artifact.py .aws-sam/build/ConsumerFunction/bootstrap
 
 ## bench: criterion benchmarks of the core path beside a bare HMAC, and the budget check
 bench:
@@ -128,6 +135,12 @@ coldstart: $(TOOLS)
 	$(if $(filter peer,$(BEFORE)),cargo build --release --manifest-path benches/peer/Cargo.toml --target-dir target/peer)
 	$(if $(filter peer,$(BEFORE)),PEER=1 ENV_SECRET=1) $(VENV)/bin/python scripts/coldstart.py \
 		target/release/nylas-webhook-sqs target/release/examples/hello $(if $(filter peer,$(BEFORE)),$(PEER),$(BEFORE))
+
+## coldstart-consumer: the consumer's start-up and CPU per notification against a hello-world SQS function, idempotency off and on (moto's DynamoDB), and its DynamoDB calls per notification
+coldstart-consumer: $(TOOLS)
+	cargo build --release -p nylas-webhook-consumer --bin nylas-webhook-consumer
+	cargo build --release -p nylas-webhook-consumer --example hello_sqs
+	$(VENV)/bin/python scripts/coldstart.py consumer target/release/nylas-webhook-consumer target/release/examples/hello_sqs
 
 ## load: the function at RATE POSTs/s for DURATION seconds with SQS healthy, then down, then back: throughput, p50/p99, CPU, what reached the queue
 load: $(TOOLS)

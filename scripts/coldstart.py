@@ -19,9 +19,15 @@ RUNS and INVOCATIONS set the counts; EVENT another API Gateway event to send. As
 Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE names one bundle (CERT_BUNDLE, this machine's by default; CERT_BUNDLE= leaves it unset).
 Needs the project's .venv (moto). Prints a table, and with PEER=1 (BEFORE is the
 straightforward receiver, benches/peer) the verdicts on issue 15's ratios.
+
+`python scripts/coldstart.py consumer CONSUMER HELLO_SQS` (make coldstart-consumer) measures the
+consumer the same way, each invocation one SQS message holding a new v3 notification: against
+a hello-world SQS function (consumer/examples/hello_sqs.rs), idempotency off, and idempotency
+on a moto DynamoDB table, counting the DynamoDB calls per notification on the wire.
 """
 
 import http.client
+import itertools
 import json
 import os
 import pathlib
@@ -60,6 +66,9 @@ class RuntimeApi(BaseHTTPRequestHandler):
     # client's delayed ACK (40 ms) on a kept-alive connection.
     disable_nagle_algorithm = True
     state = None  # set per run
+    # The event of the n-th invocation, and whether an answer is the one expected.
+    event = staticmethod(lambda serial: EVENT_BYTES)
+    answered = staticmethod(lambda answer: answer.get("statusCode") == 200)
 
     def log_message(self, *args):
         pass
@@ -78,7 +87,7 @@ class RuntimeApi(BaseHTTPRequestHandler):
             state["remaining"] -= 1
             state["serial"] += 1
             request_id = f"req-{state['serial']}"
-        hand_over(self, request_id, EVENT_BYTES)
+        hand_over(self, request_id, RuntimeApi.event(state["serial"]))
 
     def do_POST(self):
         state = RuntimeApi.state
@@ -87,7 +96,7 @@ class RuntimeApi(BaseHTTPRequestHandler):
         with state["cond"]:
             if state["first_response"] is None:
                 state["first_response"] = time.perf_counter()
-                state["first_status"] = json.loads(body or b"{}").get("statusCode")
+                state["first_ok"] = RuntimeApi.answered(json.loads(body or b"{}"))
             state["responses"] += 1
             state["cond"].notify_all()
         payload = b'{"status":"OK"}'
@@ -184,7 +193,7 @@ def wait_idle(state, responses, timeout):
 def run(binary, env, invocations):
     """One start of `binary`; returns (init s, first response s, CPU ns per invocation, peak kB)."""
     state = {
-        "first_next": None, "first_response": None, "first_status": None, "responses": 0,
+        "first_next": None, "first_response": None, "first_ok": None, "responses": 0,
         "remaining": 1, "serial": 0, "idle": False, "cond": threading.Condition(),
     }
     RuntimeApi.state = state
@@ -193,8 +202,8 @@ def run(binary, env, invocations):
     try:
         if not wait_idle(state, 1, 30):
             sys.exit(f"{binary} did not finish its first invocation")
-        if state["first_status"] != 200:
-            sys.exit(f"{binary} answered {state['first_status']} to the sample event")
+        if not state["first_ok"]:
+            sys.exit(f"{binary} did not answer its first event as expected")
         init, first = state["first_next"] - started, state["first_response"] - started
         cpu = peak = None
         if invocations:
@@ -239,6 +248,35 @@ def start_moto(port):
     sys.exit("moto did not start")
 
 
+def measure(binaries, invocation_env):
+    """Starts each of `binaries` (name, path, env) RUNS times, alternating, then runs each for
+    INVOCATIONS invocations in the environment `invocation_env(name, env)` gives."""
+    starts = {name: [] for name, _, _ in binaries}
+    for _ in range(RUNS):
+        for name, binary, binary_env in binaries:
+            starts[name].append(run(binary, binary_env, 0))
+    results = {}
+    for name, binary, binary_env in binaries:
+        _, _, cpu, peak = run(binary, invocation_env(name, binary_env), INVOCATIONS)
+        inits = sorted(s[0] for s in starts[name])
+        firsts = sorted(s[1] for s in starts[name])
+        results[name] = {
+            "init_ms": statistics.median(inits) * 1000,
+            "init_p90_ms": inits[int(len(inits) * 0.9) - 1] * 1000,
+            "first_ms": statistics.median(firsts) * 1000,
+            "cpu_us": cpu / 1000,
+            "peak_mb": peak / 1024,
+        }
+    return results
+
+
+def print_table(results, event):
+    print(f"{RUNS} starts each, then {INVOCATIONS} invocations of {event}")
+    print(f"{'':<15} {'init (median)':>14} {'init (p90)':>11} {'first response':>15} {'CPU/invocation':>15} {'peak RSS':>9}")
+    for name, r in results.items():
+        print(f"{name:<15} {r['init_ms']:>11.2f} ms {r['init_p90_ms']:>8.2f} ms {r['first_ms']:>12.2f} ms {r['cpu_us']:>12.0f} µs {r['peak_mb']:>6.1f} MB")
+
+
 def main():
     function, hello = sys.argv[1:3]
     baseline = sys.argv[3] if len(sys.argv) > 3 else None
@@ -272,33 +310,14 @@ def main():
         if baseline:
             # SAME_ENV=1: BEFORE reads its secret as the function does (both know the ARN).
             binaries.append(("before", baseline, env if os.environ.get("SAME_ENV") == "1" else env_secret))
-        starts = {name: [] for name, _, _ in binaries}
-        for _ in range(RUNS):
-            for name, binary, binary_env in binaries:
-                starts[name].append(run(binary, binary_env, 0))
-        results = {}
-        for name, binary, binary_env in binaries:
-            # Each binary's invocations go to a queue of their own: moto slows as a queue
-            # fills, and the binary measured last would pay for the others' messages.
-            queue = new_queue(sqs_port, f"coldstart-{name}")
-            _, _, cpu, peak = run(binary, {**binary_env, "QUEUE_URL": queue}, INVOCATIONS)
-            inits = sorted(s[0] for s in starts[name])
-            firsts = sorted(s[1] for s in starts[name])
-            results[name] = {
-                "init_ms": statistics.median(inits) * 1000,
-                "init_p90_ms": inits[int(len(inits) * 0.9) - 1] * 1000,
-                "first_ms": statistics.median(firsts) * 1000,
-                "cpu_us": cpu / 1000,
-                "peak_mb": peak / 1024,
-            }
+        # Each binary's invocations go to a queue of their own: moto slows as a queue
+        # fills, and the binary measured last would pay for the others' messages.
+        results = measure(binaries, lambda name, env: {**env, "QUEUE_URL": new_queue(sqs_port, f"coldstart-{name}")})
         server.shutdown()
         sqs_proxy.shutdown()
     finally:
         moto.kill()
-    print(f"{RUNS} starts each, then {INVOCATIONS} invocations of {os.environ.get('EVENT', 'events/v3-message-created.json')}")
-    print(f"{'':<12} {'init (median)':>14} {'init (p90)':>11} {'first response':>15} {'CPU/invocation':>15} {'peak RSS':>9}")
-    for name, r in results.items():
-        print(f"{name:<12} {r['init_ms']:>11.2f} ms {r['init_p90_ms']:>8.2f} ms {r['first_ms']:>12.2f} ms {r['cpu_us']:>12.0f} µs {r['peak_mb']:>6.1f} MB")
+    print_table(results, os.environ.get("EVENT", "events/v3-message-created.json"))
     f, h = results["function"], results["hello-world"]
     verdicts = [("peak RSS at most 30 MB", f["peak_mb"] <= 30, f"{f['peak_mb']:.1f} MB")]
     if baseline:
@@ -320,5 +339,90 @@ def main():
     sys.exit(0 if all(ok for _, ok, _ in verdicts) else 1)
 
 
+# The consumer's events: one SQS message each, as the receiver writes it, with a new nylas-id
+# every time (across starts too), so that each is processed rather than skipped.
+NOTIFICATIONS = itertools.count(1)
+
+
+def sqs_event(_serial):
+    notification = {**EVENT_NOTIFICATION, "id": f"coldstart-{next(NOTIFICATIONS)}"}
+    body = json.dumps(notification, separators=(",", ":"))
+    text = lambda value: {"stringValue": value, "dataType": "String"}
+    record = {
+        "messageId": notification["id"], "receiptHandle": "r", "body": body,
+        "attributes": {"ApproximateReceiveCount": "1"},
+        "messageAttributes": {"nylas-id": text(notification["id"]), "nylas-api-version": text("v3"),
+                              "nylas-type": text(notification["type"])},
+        "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1",
+    }
+    return json.dumps({"Records": [record]}).encode()
+
+
+EVENT_NOTIFICATION = json.loads(json.loads((ROOT / "events" / "v3-message-created.json").read_text())["body"])
+
+
+class CountingProxy(KeepAlive):
+    """KeepAlive that counts the DynamoDB calls it passes on, by operation."""
+
+    calls = {}
+
+    def passed(self, request, response):
+        operation = self.headers.get("X-Amz-Target", "?").rsplit(".", 1)[-1]
+        CountingProxy.calls[operation] = CountingProxy.calls.get(operation, 0) + 1
+
+
+def new_table(port, name):
+    """The idempotency table as template.yaml makes it, on moto."""
+    subprocess.run(
+        [str(ROOT / ".venv/bin/python"), "-c",
+         "import boto3, sys; boto3.client('dynamodb', endpoint_url=sys.argv[1], region_name='us-east-1',"
+         " aws_access_key_id='test', aws_secret_access_key='test').create_table(TableName=sys.argv[2],"
+         " BillingMode='PAY_PER_REQUEST', AttributeDefinitions=[{'AttributeName': 'id', 'AttributeType': 'S'}],"
+         " KeySchema=[{'AttributeName': 'id', 'KeyType': 'HASH'}])",
+         f"http://127.0.0.1:{port}", name],
+        check=True, capture_output=True, text=True,
+    )
+
+
+def consumer_main():
+    consumer, hello = sys.argv[2:4]
+    port = free_port()
+    moto = start_moto(port)
+    try:
+        RuntimeApi.event = staticmethod(sqs_event)
+        RuntimeApi.answered = staticmethod(lambda answer: answer.get("batchItemFailures") == [])
+        server = serve(RuntimeApi)
+        CountingProxy.upstream = ("127.0.0.1", port)
+        proxy = serve(CountingProxy)
+        env = lambda_env(server.server_address[1], proxy.server_address[1], {})
+        binaries = [
+            ("hello-world", hello, env),
+            ("idempotency off", consumer, {**env, "IDEMPOTENCY": "off"}),
+            ("consumer", consumer, {**env, "IDEMPOTENCY_TABLE": "coldstart"}),
+        ]
+        new_table(port, "coldstart")
+        counted = {}
+
+        def invocation_env(name, env):
+            CountingProxy.calls = {}
+            counted[name] = CountingProxy.calls
+            return env
+
+        results = measure(binaries, invocation_env)
+        server.shutdown()
+        proxy.shutdown()
+    finally:
+        moto.kill()
+    print_table(results, "an SQS event of one new v3 notification")
+    calls = counted["consumer"]
+    per = {op: n / INVOCATIONS for op, n in sorted(calls.items())}
+    print("DynamoDB calls per notification:", ", ".join(f"{op} {n:.2f}" for op, n in per.items()) or "none")
+    if counted["idempotency off"]:
+        sys.exit(f"idempotency off still called DynamoDB: {counted['idempotency off']}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["consumer"]:
+        consumer_main()
+    else:
+        main()

@@ -10,7 +10,7 @@ use crate::body;
 use crate::breaker::Breaker;
 use crate::config::ConfigError;
 use crate::log::{self, Delivery};
-use crate::notification;
+use crate::nylas::{self, CHALLENGE, SIGNATURE_HEADER};
 use crate::outcome::{Outcome, Rejection};
 use crate::queue::{Queue, QueueError};
 use crate::secret::{SecretError, Secrets};
@@ -18,9 +18,6 @@ use crate::signature;
 use lambda_http::http::{header, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
 use std::time::{Duration, Instant};
-
-/// Header carrying the HMAC-SHA256 of the body. `HeaderMap` lookups ignore case.
-const SIGNATURE_HEADER: &str = "x-nylas-signature";
 
 /// Time allowed for the queue to take a request's notifications. Nylas gives up after 10 s;
 /// answering 503 well before that means Nylas retries instead of timing out.
@@ -88,7 +85,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
             return Err(error.into());
         }
         let decoded = body::decode(raw);
-        let notifications = notification::split_decoded(&decoded);
+        let notifications = nylas::split(&decoded);
         *delivery = Delivery::of(&notifications);
         self.breaker.admit()?;
         let delivering = queue.deliver(&notifications);
@@ -109,9 +106,12 @@ impl<Q: Queue + Sync> Receiver<Q> {
 
 /// `GET ?challenge=<value>`: Nylas verifies the URL by expecting the value back, exactly.
 fn challenge(request: &Request) -> Outcome {
+    let Some(parameter) = CHALLENGE else {
+        return Outcome::Rejected(Rejection::MethodNotAllowed);
+    };
     let value = request
         .query_string_parameters_ref()
-        .and_then(|query| query.first("challenge"))
+        .and_then(|query| query.first(parameter))
         .filter(|value| !value.is_empty());
     match value {
         Some(value) => Outcome::Challenged(value.to_owned()),

@@ -28,6 +28,7 @@ mod event;
 mod handler;
 mod log;
 mod notification;
+mod nylas;
 mod outcome;
 mod queue;
 mod secret;
@@ -50,6 +51,7 @@ pub use sqs::SqsQueue;
 pub mod core {
     pub use crate::body::{check_intact, check_size, decode, Decoded};
     pub use crate::notification::{split, split_decoded};
+    pub use crate::nylas::SIGNATURE_HEADER;
     pub use crate::signature::{parse, Secret, SignatureError, Verifier};
     pub use crate::sqs::{plan, Message, MAX_BYTES, MAX_ENTRIES};
 }

@@ -1,15 +1,15 @@
 //! Every answer the function gives, and the one place status codes are decided.
 //!
-//! Nylas retries 408, 429, 502, 503, 504 and 507 and drops a notification on a 500 or any
-//! other 4xx (<https://developer.nylas.com/docs/v3/notifications/webhooks/#retry-attempts>),
-//! so every failure an operator can fix is 503: a queue that fails, a secret not stored yet or
-//! rotated (a signature that matches no secret looks the same), a missing setting, an API
-//! Gateway setting that changes the bytes. Only requests that are not from Nylas, or that can
-//! never be stored, get a 4xx.
+//! Every failure an operator can fix gets [`RETRY`], the answer the sender retries (503 for
+//! Nylas, `nylas.rs`): a queue that fails, a secret not stored yet or rotated (a signature
+//! that matches no secret looks the same), a missing setting, an API Gateway setting that
+//! changes the bytes. Only requests that are not from the sender, or that can never be
+//! stored, get a 4xx.
 
 use crate::body::BodyError;
 use crate::breaker::Open;
 use crate::config::ConfigError;
+use crate::nylas::{RETRY, SENDER};
 use crate::queue::QueueError;
 use crate::secret::SecretError;
 use crate::signature::SignatureError;
@@ -30,9 +30,9 @@ pub enum Outcome {
 /// Why a request was not answered with 200.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
-    #[error("GET without a challenge query parameter: Nylas sends GET only to verify the URL")]
+    #[error("GET without a challenge query parameter: {SENDER} sends GET only to verify the URL")]
     MissingChallenge,
-    #[error("method not allowed: Nylas sends GET for the challenge and POST for notifications")]
+    #[error("method not allowed: {SENDER} sends GET for the challenge and POST for notifications")]
     MethodNotAllowed,
     #[error(transparent)]
     Body(#[from] BodyError),
@@ -40,13 +40,13 @@ pub enum Rejection {
     Signature(#[from] SignatureError),
     #[error(transparent)]
     Secret(#[from] SecretError),
-    #[error("not configured, so Nylas will retry: {0}")]
+    #[error("not configured, so {SENDER} will retry: {0}")]
     NotConfigured(ConfigError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
     QueueDown(#[from] Open),
-    #[error("the queue did not take every notification within {0:?}, so Nylas will retry")]
+    #[error("the queue did not take every notification within {0:?}, so {SENDER} will retry")]
     QueueTimedOut(Duration),
 }
 
@@ -69,25 +69,21 @@ impl Rejection {
             Rejection::MissingChallenge => ("missing_challenge", S::BAD_REQUEST),
             Rejection::MethodNotAllowed => ("method_not_allowed", S::METHOD_NOT_ALLOWED),
             Rejection::Body(BodyError::TooLarge { .. }) => ("body_too_large", S::PAYLOAD_TOO_LARGE),
-            Rejection::Body(BodyError::Mangled) => ("body_mangled", S::SERVICE_UNAVAILABLE),
+            Rejection::Body(BodyError::Mangled) => ("body_mangled", RETRY),
             Rejection::Signature(SignatureError::Missing) => ("missing_signature", S::UNAUTHORIZED),
             Rejection::Signature(SignatureError::Malformed) => {
                 ("malformed_signature", S::FORBIDDEN)
             }
-            Rejection::Secret(SecretError::Mismatch { .. }) => {
-                ("signature_mismatch", S::SERVICE_UNAVAILABLE)
-            }
-            Rejection::Secret(SecretError::Unavailable(_)) => {
-                ("secret_unavailable", S::SERVICE_UNAVAILABLE)
-            }
-            Rejection::NotConfigured(_) => ("not_configured", S::SERVICE_UNAVAILABLE),
+            Rejection::Secret(SecretError::Mismatch { .. }) => ("signature_mismatch", RETRY),
+            Rejection::Secret(SecretError::Unavailable(_)) => ("secret_unavailable", RETRY),
+            Rejection::NotConfigured(_) => ("not_configured", RETRY),
             Rejection::Queue(QueueError::TooLarge { .. }) => {
                 ("notification_too_large", S::PAYLOAD_TOO_LARGE)
             }
-            Rejection::Queue(QueueError::Refused(_)) => ("queue_refused", S::SERVICE_UNAVAILABLE),
-            Rejection::Queue(_) => ("queue_failed", S::SERVICE_UNAVAILABLE),
-            Rejection::QueueTimedOut(_) => ("queue_timed_out", S::SERVICE_UNAVAILABLE),
-            Rejection::QueueDown(_) => ("queue_down", S::SERVICE_UNAVAILABLE),
+            Rejection::Queue(QueueError::Refused(_)) => ("queue_refused", RETRY),
+            Rejection::Queue(_) => ("queue_failed", RETRY),
+            Rejection::QueueTimedOut(_) => ("queue_timed_out", RETRY),
+            Rejection::QueueDown(_) => ("queue_down", RETRY),
         }
     }
 }

@@ -12,6 +12,7 @@
 //! failed read keeps what was read before. `NYLAS_WEBHOOK_SECRET` and
 //! `NYLAS_WEBHOOK_SECRET_PREVIOUS` give fixed secrets instead (tests, other hosting).
 
+use crate::nylas::{SENDER, SIGNATURE_HEADER};
 use crate::signature::{Secret, Signature, Verifier};
 use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
@@ -40,9 +41,9 @@ const JSON_MEMBER: &str = "webhook_secret";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "X-Nylas-Signature matches no secret the function has ({}): the secret stored is not \
+        "{SIGNATURE_HEADER} matches no secret the function has ({}): the secret stored is not \
          this webhook's (store it with `make secret`: README, \"Store the webhook secret\"), \
-         or the request is not from Nylas",
+         or the request is not from {SENDER}",
         if *.read_again { "read again just now" } else { "read under 30 s ago, so not read again" }
     )]
     Mismatch { read_again: bool },

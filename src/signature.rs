@@ -6,6 +6,7 @@
 //! truncated signature is malformed, never a prefix match (the svix-webhooks regression,
 //! CVE-2024-21491, is the cautionary tale).
 
+use crate::nylas::{SENDER, SIGNATURE_HEADER, SIGNATURE_PREFIX};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::fmt;
@@ -18,9 +19,9 @@ const MAC_LEN: usize = 32;
 /// Why a request carries no usable signature: it is not from Nylas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
-    #[error("no X-Nylas-Signature header: the request is not from Nylas")]
+    #[error("no {SIGNATURE_HEADER} header: the request is not from {SENDER}")]
     Missing,
-    #[error("X-Nylas-Signature is not 64 hex characters: the request is not from Nylas")]
+    #[error("{SIGNATURE_HEADER} is not 64 hex characters: the request is not from {SENDER}")]
     Malformed,
 }
 
@@ -33,7 +34,9 @@ pub struct Signature([u8; MAC_LEN]);
 /// hex is malformed.
 pub fn parse(header: Option<&[u8]>) -> Result<Signature, SignatureError> {
     let header = header.ok_or(SignatureError::Missing)?.trim_ascii();
-    let hex = header.strip_prefix(b"sha256=").unwrap_or(header);
+    let hex = header
+        .strip_prefix(SIGNATURE_PREFIX.as_bytes())
+        .unwrap_or(header);
     let mut mac = [0u8; MAC_LEN];
     hex::decode_to_slice(hex, &mut mac).map_err(|_| SignatureError::Malformed)?;
     Ok(Signature(mac))

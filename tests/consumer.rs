@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use libtest_mimic::{Arguments, Trial};
 use nylas_webhook_consumer::{Consumer, Idempotency, Notification, Outcome, Report, SqsEvent};
-use nylas_webhook_sqs::core::{split, Message};
+use nylas_webhook_sqs::core::{split, Message, SIGNATURE_HEADER};
 use nylas_webhook_sqs::sign;
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
@@ -556,7 +556,7 @@ fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &Local
         let signature = sign(SAMPLE_SECRET.as_bytes(), body);
         let headers = [
             ("content-type", "application/json"),
-            ("x-nylas-signature", &signature),
+            (SIGNATURE_HEADER, &signature),
         ];
         assert_eq!(stack.send("POST", &headers, body).status, 200);
     }

@@ -201,7 +201,7 @@ class DevTest(unittest.TestCase):
     def test_helpers_with_nothing_running_say_so_in_one_line_before_installing_anything(self):
         missing = ROOT / ".local" / "no-such-venv"
         settings = {"SQS_PORT": str(free_port()), "INVOKE_PORT": str(free_port())}
-        for targets in (["queue"], ["invoke"], ["secret", "LOCAL=1"], ["revoke-previous", "LOCAL=1"]):
+        for targets in (["queue"], ["invoke"], ["consume"], ["secret", "LOCAL=1"], ["revoke-previous", "LOCAL=1"]):
             targets = [*targets, f"VENV={missing}"]
             code, output = make(*targets, settings=settings)
             self.assertNotEqual(code, 0, targets)
@@ -313,6 +313,26 @@ class DevTest(unittest.TestCase):
         self.assertIn("tools: creating the virtualenv", steps[0])
         self.assertIn("tools: installing cargo-lambda", steps[1])
         self.assertRegex(output, r"  pip: Successfully installed .*cargo-lambda")
+
+    def test_make_consume_processes_each_notification_once_and_skips_the_retry(self):
+        dev = self.start()
+        settings = {**dev.settings, "CONSUME_PORT": str(free_port()), "BATCHES": "1"}
+        outputs = []
+        # Nylas's retry of a notification is the same notification: the sample event twice.
+        for _ in range(2):
+            code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
+            self.assertEqual(code, 0, output)
+            code, output = make("consume", settings=settings, timeout=READY_WITHIN)
+            self.assertEqual(code, 0, output)
+            outputs.append(output)
+        first, second = outputs
+        self.assertRegex(first, r"  processed +message\.created +\S+", first)
+        self.assertRegex(second, r"  duplicate, skipped +message\.created +\S+", second)
+        self.assertNotIn("processed", second.split("batch of 1:")[1])
+        code, output = make("queue", settings=dev.settings)
+        self.assertIn("0 message(s) read", output, "both deleted from the queue")
+        log = ROOT / ".local" / f"dev-{dev.settings['SQS_PORT']}" / "consumer.log"
+        self.assertIn('"outcome":"duplicate"', log.read_text())
 
     def test_make_alone_lists_every_target(self):
         code, output = make(settings={})

@@ -10,6 +10,7 @@
 mod support;
 
 use libtest_mimic::{Arguments, Trial};
+use nylas_webhook_sqs::core::SIGNATURE_HEADER;
 use nylas_webhook_sqs::sign;
 use sha2::{Digest, Sha256};
 use std::process::{Command, ExitCode};
@@ -138,7 +139,7 @@ fn signed_post(stack: &Stack, body: &str) -> support::Reply {
         "POST",
         &[
             ("content-type", "application/json"),
-            ("x-nylas-signature", &signature),
+            (SIGNATURE_HEADER, &signature),
         ],
         body.as_bytes(),
     )
@@ -192,11 +193,7 @@ fn other_methods_are_405(sqs: &LocalSqs) {
     let body = event_body("v3-message-created.json");
     let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
     for method in ["PUT", "DELETE", "PATCH"] {
-        let reply = stack.send(
-            method,
-            &[("x-nylas-signature", &signature)],
-            body.as_bytes(),
-        );
+        let reply = stack.send(method, &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
         assert_eq!(reply.status, 405, "{method}");
     }
     assert!(stack.received().is_empty());
@@ -321,17 +318,13 @@ fn wrong_but_well_formed_mac_is_503_and_malformed_one_403(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     let body = event_body("v3-message-created.json");
     let signature = sign(b"some-other-secret", body.as_bytes());
-    let reply = stack.send(
-        "POST",
-        &[("x-nylas-signature", &signature)],
-        body.as_bytes(),
-    );
+    let reply = stack.send("POST", &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
     assert_eq!(
         (reply.status, reply.body.as_str()),
         (503, "signature_mismatch")
     );
     let truncated = &sign(SAMPLE_SECRET.as_bytes(), body.as_bytes())[..40];
-    let reply = stack.send("POST", &[("x-nylas-signature", truncated)], body.as_bytes());
+    let reply = stack.send("POST", &[(SIGNATURE_HEADER, truncated)], body.as_bytes());
     assert_eq!(
         (reply.status, reply.body.as_str()),
         (403, "malformed_signature")
@@ -563,7 +556,7 @@ fn binary_event(bytes: &[u8], signature: &str, gzip: bool) -> serde_json::Value 
         .encode(bytes)
         .into();
     event["isBase64Encoded"] = true.into();
-    event["headers"]["x-nylas-signature"] = signature.into();
+    event["headers"][SIGNATURE_HEADER.to_ascii_lowercase()] = signature.into();
     if gzip {
         event["headers"]["content-encoding"] = "gzip".into();
     }
@@ -702,7 +695,7 @@ fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {
     let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
     let reply = stack.send(
         "POST",
-        &[("x-nylas-signature", &signature)],
+        &[(SIGNATURE_HEADER, &signature)],
         tampered.as_bytes(),
     );
     assert_eq!(
@@ -766,11 +759,7 @@ fn three_hundred_deltas_through_a_slow_sqs_answer_within_the_budget(sqs: &LocalS
 /// POSTs `body` signed with `secret`; the status and the reason.
 fn post_signed_with(stack: &Stack, secret: &str, body: &str) -> (u16, String) {
     let signature = sign(secret.as_bytes(), body.as_bytes());
-    let reply = stack.send(
-        "POST",
-        &[("x-nylas-signature", &signature)],
-        body.as_bytes(),
-    );
+    let reply = stack.send("POST", &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
     (reply.status, reply.body)
 }
 

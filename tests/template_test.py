@@ -49,22 +49,29 @@ def only(kind):
     return next(iter(found.items()))
 
 
-FUNCTION_NAME, FUNCTION = only("AWS::Serverless::Function")
+FUNCTION_NAME, FUNCTION = "ReceiverFunction", RESOURCES["ReceiverFunction"]
 PROPS = FUNCTION["Properties"]
 ENVIRONMENT = PROPS["Environment"]["Variables"]
-ROLE_NAME, ROLE = only("AWS::IAM::Role")
+ROLE_NAME, ROLE = "ReceiverRole", RESOURCES["ReceiverRole"]
+CONSUMER = RESOURCES["ConsumerFunction"]
+CONSUMER_PROPS = CONSUMER["Properties"]
+CONSUMER_ROLE = RESOURCES["ConsumerRole"]
 
 
-def statements():
-    return [s for p in ROLE["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+def statements(role=ROLE):
+    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
 
 
 def as_list(value):
     return value if isinstance(value, list) else [value]
 
 
-def allowed(action):
-    return [s["Resource"] for s in statements() if action in as_list(s["Action"])]
+def allowed(action, role=ROLE):
+    return [s["Resource"] for s in statements(role) if action in as_list(s["Action"])]
+
+
+def consumer_source(path):
+    return (ROOT / "consumer" / "src" / path).read_text()
 
 
 class FunctionTest(unittest.TestCase):
@@ -114,7 +121,7 @@ class FunctionTest(unittest.TestCase):
         self.assertIn(f"log-group:/aws/lambda/{PROPS['FunctionName']['Fn::Sub']}:*", resource["Fn::Sub"])
 
     def test_nothing_but_x_ray_is_allowed_on_every_resource(self):
-        for statement in statements():
+        for statement in statements() + statements(CONSUMER_ROLE):
             if statement["Resource"] == "*":
                 self.assertTrue(all(a.startswith("xray:") for a in as_list(statement["Action"])))
 
@@ -252,7 +259,8 @@ class AlarmTest(unittest.TestCase):
 
     def test_the_function_s_own_metrics_are_watched_as_it_writes_them(self):
         namespace = rust_constant("log.rs", "NAMESPACE")
-        log = (ROOT / "src" / "log.rs").read_text()
+        self.assertIn(f'NAMESPACE: &str = "{namespace}"', consumer_source("log.rs"))
+        log = (ROOT / "src" / "log.rs").read_text() + consumer_source("log.rs")
         outcome = (ROOT / "src" / "outcome.rs").read_text()
         filtered = {
             t["MetricName"]
@@ -312,6 +320,80 @@ class AlarmTest(unittest.TestCase):
         # CloudWatch cannot use alias/aws/sns: no alarm would ever be delivered.
         for name, topic in resources_of("AWS::SNS::Topic").items():
             self.assertNotIn("alias/aws/sns", str(topic["Properties"].get("KmsMasterKeyId")), name)
+
+
+class ConsumerTest(unittest.TestCase):
+    def test_only_deploy_consumer_true_deploys_it(self):
+        self.assertEqual(PARAMETERS["DeployConsumer"]["Default"], "false")
+        self.assertEqual(TEMPLATE["Conditions"]["DeploysConsumer"], {"Fn::Equals": [{"Ref": "DeployConsumer"}, "true"]})
+        consumer = [n for n, r in RESOURCES.items() if r.get("Condition") == "DeploysConsumer"]
+        expected = {"ConsumerFunction", "IdempotencyTable", "ConsumerRole", "ConsumerLogGroup",
+                    "ConsumerFailuresAlarm", "ConsumerErrorsAlarm"}
+        self.assertEqual(set(consumer), expected)
+        for name, resource in RESOURCES.items():
+            if name not in expected:
+                self.assertNotIn("Consumer", str(resource), f"{name} would need the consumer")
+
+    def test_the_sam_build_makes_the_example_consumer(self):
+        cargo = tomllib.loads((ROOT / "consumer" / "Cargo.toml").read_text())
+        (binary,) = cargo["bin"]
+        self.assertEqual(CONSUMER["Metadata"]["BuildProperties"]["Binary"], binary["name"])
+        self.assertEqual(CONSUMER_PROPS["CodeUri"], "consumer", "its package, a workspace member")
+
+    def test_the_queue_hands_over_batches_with_partial_failures(self):
+        (event,) = CONSUMER_PROPS["Events"].values()
+        props = event["Properties"]
+        self.assertEqual((event["Type"], props["Queue"]), ("SQS", {"Fn::GetAtt": ["NotificationQueue", "Arn"]}))
+        self.assertEqual(props["FunctionResponseTypes"], ["ReportBatchItemFailures"])
+        self.assertEqual(props["ScalingConfig"]["MaximumConcurrency"], {"Ref": "ConsumerMaximumConcurrency"})
+        self.assertLessEqual(props["BatchSize"], 10, "10 is the most a FIFO queue hands over")
+        queue = RESOURCES["NotificationQueue"]["Properties"]
+        # Lambda refuses an SQS trigger whose visibility timeout is below the function's timeout.
+        self.assertLess(CONSUMER_PROPS["Timeout"], queue["VisibilityTimeout"])
+
+    def test_the_table_is_the_one_the_code_writes(self):
+        code = consumer_source("idempotency.rs")
+        table = RESOURCES["IdempotencyTable"]
+        props = table["Properties"]
+        self.assertEqual(props["KeySchema"], [{"AttributeName": "id", "KeyType": "HASH"}])
+        self.assertIn('("id".to_owned()', code)
+        ttl = props["TimeToLiveSpecification"]
+        self.assertTrue(ttl["Enabled"])
+        self.assertIn(f'("{ttl["AttributeName"]}".to_owned(), seconds(', code, "TTL reads Unix seconds")
+        self.assertEqual(props["BillingMode"], "PAY_PER_REQUEST")
+        self.assertEqual((table["DeletionPolicy"], table["UpdateReplacePolicy"]), ("Retain", "Retain"))
+        variable = CONSUMER_PROPS["Environment"]["Variables"]
+        self.assertEqual(list(variable), ["IDEMPOTENCY_TABLE"])
+        self.assertIn('var("IDEMPOTENCY_TABLE")', consumer_source("lib.rs"))
+        self.assertEqual(variable["IDEMPOTENCY_TABLE"], {"Ref": "IdempotencyTable"})
+
+    def test_the_consumer_may_do_what_it_does_and_no_more(self):
+        self.assertEqual(CONSUMER_PROPS["Role"], {"Fn::GetAtt": ["ConsumerRole", "Arn"]})
+        granted = {
+            (action, str(s["Resource"]))
+            for s in statements(CONSUMER_ROLE)
+            for action in as_list(s["Action"])
+            if not action.startswith(("xray:", "logs:"))
+        }
+        queue, table = str({"Fn::GetAtt": ["NotificationQueue", "Arn"]}), str({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
+        self.assertEqual(granted, {
+            ("sqs:ReceiveMessage", queue), ("sqs:DeleteMessage", queue), ("sqs:GetQueueAttributes", queue),
+            ("dynamodb:PutItem", table), ("dynamodb:DeleteItem", table),
+        })
+        code = consumer_source("idempotency.rs")
+        for call in (".put_item()", ".delete_item()"):
+            self.assertIn(call, code)
+        for call in (".get_item()", ".update_item()", ".query()"):
+            self.assertNotIn(call, code, "a call the role does not allow")
+        (logs,) = allowed("logs:PutLogEvents", CONSUMER_ROLE)
+        self.assertIn(f"log-group:/aws/lambda/{CONSUMER_PROPS['FunctionName']['Fn::Sub']}:*", logs["Fn::Sub"])
+
+    def test_consumer_failures_raise_an_alarm(self):
+        failures = RESOURCES["ConsumerFailuresAlarm"]["Properties"]
+        self.assertEqual((failures["Namespace"], failures["MetricName"]), ("NylasWebhookSqs", "Failed"))
+        self.assertIn('"Failed"', consumer_source("log.rs"))
+        errors = RESOURCES["ConsumerErrorsAlarm"]["Properties"]
+        self.assertEqual(errors["Dimensions"][0]["Value"], {"Ref": "ConsumerFunction"})
 
 
 class ReadmeTest(unittest.TestCase):

@@ -175,3 +175,179 @@ fn seconds(time: SystemTime) -> AttributeValue {
 fn millis(time: SystemTime) -> AttributeValue {
     AttributeValue::N(since_epoch(time).as_millis().to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::config::retry::RetryConfig;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_dynamodb::operation::delete_item::{DeleteItemError, DeleteItemOutput};
+    use aws_sdk_dynamodb::operation::put_item::{PutItemInput, PutItemOutput};
+    use aws_sdk_dynamodb::types::error::{ConditionalCheckFailedException, InternalServerError};
+    use aws_smithy_mocks::{mock, MockResponse, MockResponseInterceptor, Rule, RuleMode};
+    use std::sync::{Arc, Mutex};
+
+    const NOW: Duration = Duration::from_secs(1_700_000_000);
+
+    fn at(since_epoch: Duration) -> SystemTime {
+        UNIX_EPOCH + since_epoch
+    }
+
+    fn store(rules: &[&Rule]) -> Idempotency {
+        let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
+        for rule in rules {
+            interceptor = interceptor.with_rule(rule);
+        }
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(interceptor)
+            .retry_config(RetryConfig::disabled())
+            .build();
+        Idempotency::new(Client::from_conf(config), "records")
+    }
+
+    /// A `PutItem` rule that keeps what it was sent and answers with `answer`.
+    fn put(
+        sent: &Arc<Mutex<Vec<PutItemInput>>>,
+        answer: impl Fn() -> Answer + Send + Sync + 'static,
+    ) -> Rule {
+        let sent = Arc::clone(sent);
+        mock!(Client::put_item).then_compute_response(move |input| {
+            sent.lock().unwrap().push(input.clone());
+            answer()
+        })
+    }
+
+    type Answer = MockResponse<PutItemOutput, PutItemError>;
+
+    fn stored() -> Answer {
+        MockResponse::Output(PutItemOutput::builder().build())
+    }
+
+    fn down() -> Answer {
+        let error = InternalServerError::builder().message("down").build();
+        MockResponse::Error(PutItemError::InternalServerError(error))
+    }
+
+    fn held(status: Option<&str>) -> Answer {
+        let item =
+            status.map(|s| HashMap::from([("status".to_owned(), AttributeValue::S(s.to_owned()))]));
+        let failed = ConditionalCheckFailedException::builder()
+            .set_item(item)
+            .build();
+        MockResponse::Error(PutItemError::ConditionalCheckFailedException(failed))
+    }
+
+    fn number(item: &HashMap<String, AttributeValue>, name: &str) -> u128 {
+        item[name].as_n().unwrap().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn begin_takes_the_id_until_the_invocation_ends_unless_a_live_record_holds_it() {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let rule = put(&sent, stored);
+        let until = at(NOW + Duration::from_secs(30));
+        let begun = store(&[&rule]).begin("n-1", at(NOW), until).await;
+        assert_eq!(begun, Ok(Begin::Run));
+        let input = sent.lock().unwrap().remove(0);
+        assert_eq!(input.table_name(), Some("records"));
+        let item = input.item().unwrap();
+        assert_eq!(item["id"].as_s(), Ok(&"n-1".to_owned()));
+        assert_eq!(item["status"].as_s(), Ok(&IN_PROGRESS.to_owned()));
+        assert_eq!(
+            number(item, "expiration"),
+            (NOW + DEFAULT_TTL).as_secs().into()
+        );
+        assert_eq!(
+            number(item, "in_progress_expiration"),
+            (NOW.as_millis() + 30_000)
+        );
+        let condition = input.condition_expression().unwrap();
+        let clauses = [
+            "attribute_not_exists(#id)",
+            "#expiration < :now",
+            "(#status = :in_progress AND #in_progress_expiration < :now_ms)",
+        ];
+        assert_eq!(condition.split(" OR ").collect::<Vec<_>>(), clauses);
+        let values = input.expression_attribute_values().unwrap();
+        assert_eq!(values[":now"].as_n(), Ok(&NOW.as_secs().to_string()));
+        assert_eq!(values[":now_ms"].as_n(), Ok(&NOW.as_millis().to_string()));
+        assert_eq!(values[":in_progress"].as_s(), Ok(&IN_PROGRESS.to_owned()));
+        let names = input.expression_attribute_names().unwrap();
+        for (name, attribute) in [
+            ("#id", "id"),
+            ("#status", "status"),
+            ("#expiration", "expiration"),
+        ] {
+            assert_eq!(names[name], attribute);
+        }
+        assert_eq!(names["#in_progress_expiration"], "in_progress_expiration");
+        let asks = input.return_values_on_condition_check_failure();
+        assert_eq!(asks, Some(&ReturnValuesOnConditionCheckFailure::AllOld));
+    }
+
+    #[tokio::test]
+    async fn a_held_record_says_whether_its_notification_completed() {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let cases = [
+            (Some(COMPLETED), Begin::Completed),
+            (Some(IN_PROGRESS), Begin::InProgress),
+            (None, Begin::InProgress),
+        ];
+        for (status, expected) in cases {
+            let rule = put(&sent, move || held(status));
+            let begun = store(&[&rule]).begin("n-1", at(NOW), at(NOW)).await;
+            assert_eq!(begun, Ok(expected), "{status:?}");
+        }
+        let failing = put(&sent, down);
+        let begun = store(&[&failing]).begin("n-1", at(NOW), at(NOW)).await;
+        assert!(begun
+            .unwrap_err()
+            .to_string()
+            .starts_with("the idempotency table did not answer"));
+    }
+
+    #[tokio::test]
+    async fn complete_keeps_the_record_for_the_ttl() {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let rule = put(&sent, stored);
+        let hour = Duration::from_secs(3600);
+        let store = store(&[&rule]).with_ttl(hour);
+        assert_eq!(store.table(), "records");
+        assert_eq!(store.complete("n-1", at(NOW)).await, Ok(()));
+        let input = sent.lock().unwrap().remove(0);
+        let item = input.item().unwrap();
+        assert_eq!(item["status"].as_s(), Ok(&COMPLETED.to_owned()));
+        assert_eq!(item["id"].as_s(), Ok(&"n-1".to_owned()));
+        assert_eq!(number(item, "expiration"), (NOW + hour).as_secs().into());
+        let failing = put(&sent, down);
+        let store = self::store(&[&failing]);
+        assert!(store.complete("n-1", at(NOW)).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn release_deletes_only_a_record_still_in_progress() {
+        let deleted = mock!(Client::delete_item)
+            .match_requests(|input| {
+                input.key().and_then(|k| k.get("id")) == Some(&AttributeValue::S("n-1".to_owned()))
+                    && input.condition_expression() == Some("#status = :in_progress")
+                    && input.table_name() == Some("records")
+            })
+            .then_output(|| DeleteItemOutput::builder().build());
+        assert_eq!(store(&[&deleted]).release("n-1").await, Ok(()));
+        assert_eq!(deleted.num_calls(), 1);
+        let completed_meanwhile = mock!(Client::delete_item).then_error(|| {
+            let failed = ConditionalCheckFailedException::builder().build();
+            DeleteItemError::ConditionalCheckFailedException(failed)
+        });
+        assert_eq!(store(&[&completed_meanwhile]).release("n-1").await, Ok(()));
+        let failing = mock!(Client::delete_item).then_error(|| {
+            let error = InternalServerError::builder().message("down").build();
+            DeleteItemError::InternalServerError(error)
+        });
+        assert!(store(&[&failing]).release("n-1").await.is_err());
+    }
+}

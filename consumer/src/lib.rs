@@ -51,21 +51,38 @@ where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let idempotency = match (std::env::var("IDEMPOTENCY_TABLE"), std::env::var("IDEMPOTENCY")) {
-        (Ok(table), _) if !table.is_empty() => {
+    let idempotency = match idempotency_settings(|name| std::env::var(name).ok())? {
+        Some((table, ttl)) => {
             let config = aws_config::load_from_env().await;
-            let store = Idempotency::new(aws_sdk_dynamodb::Client::new(&config), table);
-            Some(match std::env::var("IDEMPOTENCY_TTL_SECONDS") {
-                Ok(ttl) => store.with_ttl(Duration::from_secs(ttl.parse().map_err(|_| {
-                    "IDEMPOTENCY_TTL_SECONDS must be a whole number of seconds"
-                })?)),
-                Err(_) => store,
-            })
+            let client = aws_sdk_dynamodb::Client::new(&config);
+            Some(Idempotency::new(client, table).with_ttl(ttl))
         }
-        (_, Ok(off)) if off == "off" => None,
-        _ => return Err("set IDEMPOTENCY_TABLE to the idempotency table's name, or IDEMPOTENCY=off for a handler that is idempotent on its own".into()),
+        None => None,
     };
     serve(Consumer::new(handler, idempotency)).await
+}
+
+/// The idempotency table and TTL the environment (`var`) names, or none when it switches
+/// idempotency off. Neither is an error: a consumer that silently ran without idempotency
+/// would run retries again.
+fn idempotency_settings(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, Duration)>, String> {
+    let ttl = match var("IDEMPOTENCY_TTL_SECONDS") {
+        None => idempotency::DEFAULT_TTL,
+        Some(seconds) => Duration::from_secs(seconds.parse().map_err(|_| {
+            format!("IDEMPOTENCY_TTL_SECONDS must be a whole number of seconds, not {seconds:?}")
+        })?),
+    };
+    match (var("IDEMPOTENCY_TABLE"), var("IDEMPOTENCY")) {
+        (Some(table), _) if !table.is_empty() => Ok(Some((table, ttl))),
+        (_, Some(off)) if off == "off" => Ok(None),
+        _ => Err(
+            "IDEMPOTENCY_TABLE is not set: set it to the idempotency table's name, or set \
+                  IDEMPOTENCY=off for a handler that is idempotent on its own"
+                .to_owned(),
+        ),
+    }
 }
 
 /// Runs `consumer` as the Lambda function: each batch within the invocation's time.
@@ -85,4 +102,52 @@ where
         Ok::<_, Error>(report.response())
     }))
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Option<(String, Duration)>, String> {
+        idempotency_settings(|name| {
+            let found = vars.iter().find(|(n, _)| *n == name);
+            found.map(|(_, v)| v.to_string())
+        })
+    }
+
+    #[test]
+    fn a_table_turns_idempotency_on_for_a_day_unless_told_otherwise() {
+        let day = idempotency::DEFAULT_TTL;
+        assert_eq!(day, Duration::from_secs(86_400));
+        let on = settings(&[("IDEMPOTENCY_TABLE", "t")]);
+        assert_eq!(on, Ok(Some(("t".to_owned(), day))));
+        let hour = settings(&[
+            ("IDEMPOTENCY_TABLE", "t"),
+            ("IDEMPOTENCY_TTL_SECONDS", "3600"),
+        ]);
+        assert_eq!(hour, Ok(Some(("t".to_owned(), Duration::from_secs(3600)))));
+        let bad = settings(&[
+            ("IDEMPOTENCY_TABLE", "t"),
+            ("IDEMPOTENCY_TTL_SECONDS", "1h"),
+        ]);
+        assert!(bad
+            .unwrap_err()
+            .starts_with("IDEMPOTENCY_TTL_SECONDS must be"));
+    }
+
+    #[test]
+    fn idempotency_is_off_only_when_asked() {
+        assert_eq!(settings(&[("IDEMPOTENCY", "off")]), Ok(None));
+        for vars in [
+            &[][..],
+            &[("IDEMPOTENCY_TABLE", "")],
+            &[("IDEMPOTENCY", "no")],
+        ] {
+            let refused = settings(vars).unwrap_err();
+            assert!(
+                refused.starts_with("IDEMPOTENCY_TABLE is not set"),
+                "{vars:?}"
+            );
+        }
+    }
 }
