@@ -65,7 +65,7 @@ queue:
 consume:
 	@$(PYTHON) scripts/dev.py listening sqs
 	@$(MAKE) --no-print-directory --quiet tools
-	@$(VENV)/bin/python scripts/consume.py
+	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/consume.py
 
 ## secret: store the webhook secret, read from the terminal (STACK=<name>; LOCAL=1 for make dev's)
 secret:

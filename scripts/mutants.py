@@ -1,8 +1,10 @@
 """`make mutants`: does a test fail when the code that decides an answer or a store is changed?
 
-Runs cargo-mutants (from .local/bin) over FILES, with the unit and property tests that a plain
-`cargo test` runs, and fails on every missed mutant that mutants-excused.txt does not excuse.
-Prints the counts and the time; the outcome of every mutant is in target/mutants/mutants.out/.
+Runs cargo-mutants (from .local/bin) over FILES, in two passes: the receiver's, with the unit
+and property tests that a plain `cargo test` runs; then the message contract's and the
+consumer's, each with its crate's unit tests. Fails on every missed mutant that
+mutants-excused.txt does not excuse. Prints the counts and the time; the outcome of every
+mutant is in target/mutants/<pass>/mutants.out/.
 
 An excuse is a line `<mutant> | <reason>`, where <mutant> is the name cargo-mutants gives it
 without its line and column (`src/sqs.rs: replace ...`), so an excuse survives an edit that
@@ -21,7 +23,18 @@ import sys
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FILES = ["outcome", "signature", "secret", "sqs", "body", "notification", "handler", "event", "breaker"]
+# Each pass: its name, the files it mutates, and the tests that judge them (the integration
+# tests need moto and the emulator, and are run by `make test`).
+PASSES = [
+    ("receiver",
+     [f"src/{name}.rs" for name in
+      ("outcome", "signature", "secret", "sqs", "body", "notification", "nylas", "handler", "event", "breaker")],
+     ["--cargo-arg=--lib", "--cargo-arg=--test=properties"]),
+    ("consumer",
+     ["contract/src/lib.rs", "consumer/src/batch.rs", "consumer/src/idempotency.rs",
+      "consumer/src/notification.rs", "consumer/src/lib.rs"],
+     ["--cargo-arg=--lib"]),
+]
 OUT = ROOT / "target" / "mutants"
 EXCUSED = ROOT / "mutants-excused.txt"
 
@@ -47,35 +60,38 @@ def main():
     if not tool.exists():
         sys.exit("cargo-mutants is not installed in .local/bin: run `make mutants`, which installs it")
     extra = os.environ.get("MUTANTS_ARGS", "").split()
-    files = [] if any(a in ("-f", "--file") for a in extra) else [
-        arg for name in FILES for arg in ("-f", f"src/{name}.rs")
-    ]
+    chosen = [extra[i + 1] for i, a in enumerate(extra[:-1]) if a in ("-f", "--file")]
+    others = [a for i, a in enumerate(extra) if a not in ("-f", "--file") and (i == 0 or extra[i - 1] not in ("-f", "--file"))]
     env = dict(os.environ)
     env.setdefault("PROPTEST_CASES", "64")
     # A target of its own: building a mutant writes target/debug/nylas-webhook-sqs, which the
     # integration tests and `make dev` run.
     env.setdefault("CARGO_TARGET_DIR", str(OUT / "target"))
-    OUT.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    # Built and run: the unit and property tests (the integration tests need moto and the
-    # emulator, and are run by `make test`).
-    tests = ["--cargo-arg=--lib", "--cargo-arg=--test=properties"]
-    command = [str(tool), "mutants", *files, *extra, *tests, "--output", str(OUT)]
-    run = subprocess.run(command, cwd=ROOT, env=env)
+    results = {outcome: [] for outcome in ("caught", "missed", "timeout", "unviable")}
+    for name, files, tests in PASSES:
+        # MUTANTS_ARGS' -f files go to the pass that holds them.
+        mine = [f for f in chosen if f in files]
+        if chosen and not mine:
+            continue
+        selected = [arg for path in (mine or files) for arg in ("-f", path)]
+        out = OUT / name
+        out.mkdir(parents=True, exist_ok=True)
+        command = [str(tool), "mutants", *selected, *others, *tests, "--output", str(out)]
+        run = subprocess.run(command, cwd=ROOT, env=env)
+        if run.returncode not in (0, 2, 3):  # 2: mutants missed, 3: timeouts: judged below
+            sys.exit(f"cargo-mutants failed (exit {run.returncode}): see {out}/mutants.out/debug.log")
+        for outcome in results:
+            path = out / "mutants.out" / f"{outcome}.txt"
+            results[outcome] += [l for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
     minutes = (time.monotonic() - started) / 60
-    if run.returncode not in (0, 2, 3):  # 2: mutants missed, 3: timeouts: judged below
-        sys.exit(f"cargo-mutants failed (exit {run.returncode}): see {OUT}/mutants.out/debug.log")
-    results = {}
-    for outcome in ("caught", "missed", "timeout", "unviable"):
-        path = OUT / "mutants.out" / f"{outcome}.txt"
-        results[outcome] = [l for l in path.read_text().splitlines() if l.strip()] if path.exists() else []
     counts = ", ".join(f"{len(v)} {k}" for k, v in results.items())
     print(f"mutants: {counts}, in {minutes:.1f} min")
     excused = excuses()
     # A mutant that makes the tests hang (a timeout) was noticed: only the missed fail the run.
     missed = {without_position(m): m for m in results["missed"]}
     unexcused = [m for name, m in missed.items() if name not in excused]
-    if files:
+    if not chosen:
         for name in sorted(set(excused) - set(missed)):
             print(f"mutants-excused.txt: no longer missed, remove it: {name}")
     for mutant in unexcused:

@@ -13,7 +13,6 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
-use libtest_mimic::{Arguments, Trial};
 use nylas_webhook_consumer::{Consumer, Idempotency, Notification, Outcome, Report, SqsEvent};
 use nylas_webhook_sqs::core::{split, Message, SIGNATURE_HEADER};
 use nylas_webhook_sqs::sign;
@@ -25,15 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use support::{LocalSqs, Stack, SAMPLE_SECRET};
 
-type Test = fn(&LocalSqs);
-
-macro_rules! tests {
-    ($($test:ident),* $(,)?) => {
-        &[$((stringify!($test), $test as Test)),*]
-    };
-}
-
-const TESTS: &[(&str, Test)] = tests![
+const TESTS: &[(&str, support::Test)] = tests![
     a_notification_delivered_again_after_it_completed_is_handled_once,
     a_notification_delivered_again_25_minutes_later_is_handled_once,
     two_deliveries_at_the_same_time_run_the_handler_once,
@@ -54,34 +45,7 @@ fn main() -> ExitCode {
     if let Ok(event) = std::env::var(CHILD) {
         crashing_child(&event);
     }
-    let args = Arguments::from_args();
-    let wanted = |name: &str, value: &str| std::env::var(name).is_ok_and(|v| v == value);
-    if !args.list && !wanted("NYLAS_INTEGRATION", "1") && !wanted("CI", "true") {
-        println!("consumer tests not run: they need moto and cargo-lambda. `make test` runs them.");
-        return ExitCode::SUCCESS;
-    }
-    let sqs = if args.list {
-        None
-    } else {
-        match LocalSqs::start() {
-            Ok(sqs) => Some(Arc::new(sqs)),
-            Err(error) => {
-                eprintln!("consumer tests cannot start: {error}");
-                return ExitCode::FAILURE;
-            }
-        }
-    };
-    let trials = TESTS
-        .iter()
-        .map(|&(name, test)| {
-            let sqs = sqs.clone();
-            Trial::test(name, move || {
-                test(sqs.as_ref().expect("started"));
-                Ok(())
-            })
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit_code()
+    support::run("consumer", TESTS)
 }
 
 fn runtime() -> tokio::runtime::Runtime {

@@ -9,26 +9,15 @@
 
 mod support;
 
-use libtest_mimic::{Arguments, Trial};
 use nylas_webhook_sqs::core::SIGNATURE_HEADER;
 use nylas_webhook_sqs::sign;
 use sha2::{Digest, Sha256};
 use std::process::{Command, ExitCode};
-use std::sync::Arc;
 use std::time::Duration;
 use support::proxy::{Fault, FaultyProxy};
 use support::{tool, LocalSqs, Received, Stack, SAMPLE_SECRET};
 
-type Test = fn(&LocalSqs);
-
-/// Each test by its function's name.
-macro_rules! tests {
-    ($($test:ident),* $(,)?) => {
-        &[$((stringify!($test), $test as Test)),*]
-    };
-}
-
-const TESTS: &[(&str, Test)] = tests![
+const TESTS: &[(&str, support::Test)] = tests![
     challenge_event_is_echoed,
     challenge_over_http_is_echoed_exactly,
     get_without_challenge_is_400,
@@ -75,40 +64,7 @@ const TESTS: &[(&str, Test)] = tests![
 ];
 
 fn main() -> ExitCode {
-    let args = Arguments::from_args();
-    if args.list {
-        let trials = TESTS
-            .iter()
-            .map(|(name, _)| Trial::test(*name, || Ok(())))
-            .collect();
-        return libtest_mimic::run(&args, trials).exit_code();
-    }
-    let wanted = |name: &str, value: &str| std::env::var(name).is_ok_and(|v| v == value);
-    if !wanted("NYLAS_INTEGRATION", "1") && !wanted("CI", "true") {
-        println!(
-            "integration tests not run: they need moto and cargo-lambda. `make test` installs \
-             both into .venv and runs every test."
-        );
-        return ExitCode::SUCCESS;
-    }
-    let sqs = match LocalSqs::start() {
-        Ok(sqs) => Arc::new(sqs),
-        Err(error) => {
-            eprintln!("integration tests cannot start: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let trials = TESTS
-        .iter()
-        .map(|&(name, test)| {
-            let sqs = Arc::clone(&sqs);
-            Trial::test(name, move || {
-                test(&sqs);
-                Ok(())
-            })
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit_code()
+    support::run("integration", TESTS)
 }
 
 /// A sample event from `events/`.

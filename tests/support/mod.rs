@@ -18,6 +18,52 @@ use std::time::{Duration, Instant};
 
 pub mod proxy;
 
+/// One test against the shared local server.
+pub type Test = fn(&LocalSqs);
+
+/// Each test by its function's name.
+#[macro_export]
+macro_rules! tests {
+    ($($test:ident),* $(,)?) => {
+        &[$((stringify!($test), $test as $crate::support::Test)),*]
+    };
+}
+
+/// Runs `tests` (the `what` tests of this file) against one local server, each in its own
+/// queue. They run under `make test` (`NYLAS_INTEGRATION=1`) and in CI (`CI=true`, where a
+/// missing tool fails the run, naming it); a plain `cargo test` says how to run them.
+pub fn run(what: &str, tests: &'static [(&'static str, Test)]) -> std::process::ExitCode {
+    use libtest_mimic::{Arguments, Trial};
+    let args = Arguments::from_args();
+    if args.list {
+        let trials = tests.iter().map(|(name, _)| Trial::test(*name, || Ok(())));
+        return libtest_mimic::run(&args, trials.collect()).exit_code();
+    }
+    let wanted = |name: &str, value: &str| std::env::var(name).is_ok_and(|v| v == value);
+    if !wanted("NYLAS_INTEGRATION", "1") && !wanted("CI", "true") {
+        println!(
+            "{what} tests not run: they need moto and cargo-lambda. `make test` installs \
+             both into .venv and runs every test."
+        );
+        return std::process::ExitCode::SUCCESS;
+    }
+    let sqs = match LocalSqs::start() {
+        Ok(sqs) => std::sync::Arc::new(sqs),
+        Err(error) => {
+            eprintln!("{what} tests cannot start: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let trials = tests.iter().map(|&(name, test)| {
+        let sqs = std::sync::Arc::clone(&sqs);
+        Trial::test(name, move || {
+            test(&sqs);
+            Ok(())
+        })
+    });
+    libtest_mimic::run(&args, trials.collect()).exit_code()
+}
+
 /// The function's name in the emulator: the binary's name, as cargo-lambda requires.
 pub const FUNCTION: &str = "nylas-webhook-sqs";
 /// The secret the sample events in `events/` are signed with.
