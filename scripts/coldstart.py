@@ -150,8 +150,11 @@ def serve(handler):
 
 
 def lambda_env(runtime_port, aws_port, settings):
-    """A function's environment as Lambda gives it, its AWS calls going to `aws_port`."""
+    """A function's environment as Lambda gives it, its AWS calls going to `aws_port`: one
+    certificate bundle in SSL_CERT_FILE (CERT_BUNDLE), no SSL_CERT_DIR."""
+    bundle = os.environ.get("CERT_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
     return {
+        **({"SSL_CERT_FILE": bundle} if bundle else {}),
         "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{runtime_port}",
         "AWS_LAMBDA_FUNCTION_NAME": "f", "AWS_LAMBDA_FUNCTION_VERSION": "1",
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128",
@@ -293,9 +296,6 @@ def main():
         KeepAlive.upstream = ("127.0.0.1", sqs_port)
         sqs_proxy = serve(KeepAlive)
         env = lambda_env(server.server_address[1], sqs_proxy.server_address[1], settings)
-        bundle = os.environ.get("CERT_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
-        if bundle:
-            env["SSL_CERT_FILE"] = bundle
         # The function reads its secret from Secrets Manager, as deployed: its first response
         # includes that read. ENV_SECRET=1 gives it the secret in the environment instead;
         # BEFORE, a build from before the secret moved to Secrets Manager, is given it there
@@ -392,7 +392,7 @@ def consumer_main():
         RuntimeApi.event = staticmethod(sqs_event)
         RuntimeApi.answered = staticmethod(lambda answer: answer.get("batchItemFailures") == [])
         server = serve(RuntimeApi)
-        CountingProxy.upstream = ("127.0.0.1", port)
+        KeepAlive.upstream = ("127.0.0.1", port)
         proxy = serve(CountingProxy)
         env = lambda_env(server.server_address[1], proxy.server_address[1], {})
         binaries = [

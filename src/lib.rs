@@ -19,7 +19,10 @@
 //! 8. [`log`]: one JSON line per request, also a CloudWatch metrics record.
 //!
 //! [`config`] reads the environment once; `main.rs` builds the clients and runs the handler.
-//! To send elsewhere than SQS, implement [`Queue`] and build it in `main.rs`.
+//! To send elsewhere than SQS, implement [`Queue`] and build it in `main.rs`. What is Nylas's
+//! (the signature header, the challenge, how a body splits, the answer it retries) is in
+//! [`nylas`]; what a message holds is the `nylas-sqs-contract` crate, which the consumer
+//! reads with.
 
 mod body;
 mod breaker;

@@ -123,7 +123,7 @@ where
         let mut returned = false;
         for (position, message) in group {
             let outcome = if returned {
-                log::message(message, None, &Outcome::Behind, Duration::ZERO);
+                log::message(message, &Outcome::Behind, Duration::ZERO);
                 Outcome::Behind
             } else {
                 self.one(message, until).await
@@ -136,17 +136,11 @@ where
 
     async fn one(&self, message: &SqsMessage, until: SystemTime) -> Outcome {
         let started = Instant::now();
-        let notification = decode_message(message);
-        let outcome = match &notification {
+        let outcome = match decode_message(message) {
             Err(error) => Outcome::Failed(error.to_string()),
-            Ok(notification) => self.once(notification.clone(), until).await,
+            Ok(notification) => self.once(notification, until).await,
         };
-        log::message(
-            message,
-            notification.ok().as_ref(),
-            &outcome,
-            started.elapsed(),
-        );
+        log::message(message, &outcome, started.elapsed());
         outcome
     }
 

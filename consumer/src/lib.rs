@@ -53,7 +53,7 @@ where
 {
     let idempotency = match idempotency_settings(|name| std::env::var(name).ok())? {
         Some((table, ttl)) => {
-            let config = aws_config::load_from_env().await;
+            let config = aws_settings().load().await;
             let client = aws_sdk_dynamodb::Client::new(&config);
             Some(Idempotency::new(client, table).with_ttl(ttl))
         }
@@ -83,6 +83,18 @@ fn idempotency_settings(
                 .to_owned(),
         ),
     }
+}
+
+/// aws-config's defaults, with timeouts: a DynamoDB call that hangs fails its message (which
+/// goes back to the queue) instead of holding the batch until the function times out.
+fn aws_settings() -> aws_config::ConfigLoader {
+    use aws_config::timeout::TimeoutConfig;
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(1))
+        .operation_attempt_timeout(Duration::from_secs(2))
+        .operation_timeout(Duration::from_secs(5))
+        .build();
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts)
 }
 
 /// Runs `consumer` as the Lambda function: each batch within the invocation's time.

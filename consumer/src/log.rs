@@ -4,7 +4,6 @@
 //! FIFO group's failure).
 
 use crate::batch::Outcome;
-use crate::notification::Notification;
 use aws_lambda_events::event::sqs::SqsMessage;
 use nylas_sqs_contract::attribute;
 use serde_json::{json, Value};
@@ -14,13 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The CloudWatch namespace, the receiver's: the template's alarms use it.
 pub const NAMESPACE: &str = "NylasWebhookSqs";
 
-/// The line for one message; `notification` when it decoded.
-pub fn line(
-    message: &SqsMessage,
-    notification: Option<&Notification>,
-    outcome: &Outcome,
-    elapsed: Duration,
-) -> Value {
+/// The line for one message. Its `nylas-id` and type are the receiver's attributes, which the
+/// notification is checked against when it decodes.
+pub fn line(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) -> Value {
     let (label, metric, level) = match outcome {
         Outcome::Processed => ("processed", "Processed", "INFO"),
         Outcome::Duplicate => ("duplicate", "Duplicate", "INFO"),
@@ -30,13 +25,9 @@ pub fn line(
     };
     let attribute = |name: &str| {
         let value = message.message_attributes.get(name);
-        value.and_then(|a| a.string_value.clone())
+        value.and_then(|a| a.string_value.as_deref())
     };
-    let id = notification
-        .map(|n| n.id.clone())
-        .or_else(|| attribute(attribute::ID));
-    let kind = notification.and_then(|n| n.kind.as_ref().map(|k| k.to_string()));
-    let kind = kind.or_else(|| attribute(attribute::TYPE));
+    let (id, kind) = (attribute(attribute::ID), attribute(attribute::TYPE));
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -58,13 +49,8 @@ pub fn line(
 }
 
 /// Writes the line for one message to standard output, where Lambda sends it to CloudWatch.
-pub fn message(
-    message: &SqsMessage,
-    notification: Option<&Notification>,
-    outcome: &Outcome,
-    elapsed: Duration,
-) {
-    write(&line(message, notification, outcome, elapsed));
+pub fn message(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) {
+    write(&line(message, outcome, elapsed));
 }
 
 /// A notification processed whose completion the table did not take: a later delivery may
@@ -111,7 +97,7 @@ mod tests {
             (Outcome::Failed("bad".into()), "Failed", "ERROR", "failed"),
         ];
         for (outcome, metric, level, label) in cases {
-            let line = line(&message(), None, &outcome, Duration::from_millis(2));
+            let line = line(&message(), &outcome, Duration::from_millis(2));
             assert_eq!(line[metric], 1, "{line}");
             assert_eq!(
                 (line["level"].as_str(), line["outcome"].as_str()),
@@ -127,7 +113,6 @@ mod tests {
     fn a_line_names_the_notification_never_its_content() {
         let line = line(
             &message(),
-            None,
             &Outcome::Failed("not JSON".into()),
             Duration::ZERO,
         );
