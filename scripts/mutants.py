@@ -33,7 +33,8 @@ PASSES = [
     ("consumer",
      ["contract/src/lib.rs", "consumer/src/batch.rs", "consumer/src/idempotency.rs",
       "consumer/src/notification.rs", "consumer/src/lib.rs"],
-     ["--cargo-arg=--lib"]),
+     ["-p", "nylas-sqs-contract", "-p", "nylas-webhook-consumer", "--test-workspace=false",
+      "--cargo-arg=--lib"]),
 ]
 OUT = ROOT / "target" / "mutants"
 EXCUSED = ROOT / "mutants-excused.txt"

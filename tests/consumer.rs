@@ -22,6 +22,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
+use support::proxy::{Fault, FaultyProxy};
 use support::{LocalSqs, Stack, SAMPLE_SECRET};
 
 const TESTS: &[(&str, support::Test)] = tests![
@@ -55,8 +56,10 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a tokio runtime")
 }
 
-/// A DynamoDB table of its own for one test, shaped as `template.yaml` makes it.
-fn table(sqs: &LocalSqs) -> Idempotency {
+/// A DynamoDB table of its own for one test, shaped as `template.yaml` makes it, and the
+/// proxy its records go through (`Fault::OneAtATime`: moto applies conditional writes that
+/// arrive together without DynamoDB's atomicity).
+fn table(sqs: &LocalSqs) -> (Idempotency, FaultyProxy) {
     static TABLES: AtomicUsize = AtomicUsize::new(0);
     let name = format!("idempotency-{}", TABLES.fetch_add(1, Ordering::Relaxed));
     let client = aws_sdk_dynamodb::Client::new(&sqs.config);
@@ -81,7 +84,10 @@ fn table(sqs: &LocalSqs) -> Idempotency {
     runtime()
         .block_on(create.send())
         .expect("moto creates tables");
-    Idempotency::new(client, name)
+    let proxy = FaultyProxy::start(&sqs.endpoint, Fault::OneAtATime);
+    let config = support::sdk_config(&proxy.endpoint);
+    let store = Idempotency::new(aws_sdk_dynamodb::Client::new(&config), name);
+    (store, proxy)
 }
 
 /// Lambda's SQS event source, played against one queue.
@@ -291,7 +297,8 @@ fn delivered_twice_is_handled_once(sqs: &LocalSqs, later: Duration) {
     let source = EventSource::new(sqs, sqs.create_queue());
     let recorder = Recorder::default();
     let (offset, clock) = movable_clock();
-    let consumer = Consumer::new(recorder.handler(), Some(table(sqs))).with_clock(clock);
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(recorder.handler(), Some(store)).with_clock(clock);
     runtime().block_on(async {
         // Nylas's retry of the same notification: the same id, another attempt number.
         source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
@@ -329,18 +336,20 @@ fn two_deliveries_at_the_same_time_run_the_handler_once(sqs: &LocalSqs) {
             Ok::<(), String>(())
         }
     };
-    let consumer = Consumer::new(handler, Some(table(sqs)));
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(handler, Some(store));
     let source = EventSource::new(sqs, sqs.create_queue());
     runtime().block_on(async {
         source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
         source.send_as_receiver(&v3("n-1", "g-1", 2)).await;
-        let (one, two) = (source.poll().await, source.poll().await);
-        let both = if one.records.len() == 2 {
-            vec![one]
-        } else {
-            vec![one, two]
-        };
-        // Two instances at once: the batches side by side.
+        let mut records = source.poll().await.records;
+        records.extend(source.poll().await.records);
+        assert_eq!(records.len(), 2);
+        // Two instances at once, a batch of one delivery each, side by side.
+        let both: Vec<SqsEvent> = records
+            .into_iter()
+            .map(|record| serde_json::from_value(json!({ "Records": [record] })).expect("an event"))
+            .collect();
         let reports =
             futures_util::future::join_all(both.iter().map(|b| consumer.handle(b, REMAINING)))
                 .await;
@@ -365,7 +374,8 @@ fn one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it(sqs: &Loca
     let source = EventSource::new(sqs, sqs.create_queue());
     let recorder = Recorder::default();
     recorder.fail(&["n-6"]);
-    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(recorder.handler(), Some(store));
     runtime().block_on(async {
         for i in 0..10 {
             source
@@ -417,7 +427,7 @@ fn crashing_child(event: &str) -> ! {
 
 fn a_killed_attempt_is_processed_after_its_in_progress_record_expires(sqs: &LocalSqs) {
     let source = EventSource::new(sqs, sqs.create_queue());
-    let store = table(sqs);
+    let (store, _one_at_a_time) = table(sqs);
     let table_name = store.table().to_owned();
     runtime().block_on(async {
         source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
@@ -457,7 +467,8 @@ fn fifo_failure_returns_its_groups_later_messages_and_none_of_another_group(sqs:
     let source = EventSource::new(sqs, sqs.create_fifo_queue());
     let recorder = Recorder::default();
     recorder.fail(&["a-2"]);
-    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(recorder.handler(), Some(store));
     runtime().block_on(async {
         for (id, grant) in [
             ("a-1", "A"),
@@ -526,7 +537,8 @@ fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &Local
     }
     let source = EventSource::new(sqs, queue_url);
     let recorder = Recorder::default();
-    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(recorder.handler(), Some(store));
     let reports = runtime().block_on(source.drain(&consumer));
     assert_eq!(count(&reports, |o| *o == Outcome::Processed), 5);
     let seen = recorder.seen.lock().unwrap();
@@ -587,7 +599,8 @@ fn bad_messages_are_logged_failures_that_reach_the_dead_letter_queue(sqs: &Local
     rt.block_on(set.send()).expect("a redrive policy");
     let source = EventSource::new(sqs, queue_url);
     let recorder = Recorder::default();
-    let consumer = Consumer::new(recorder.handler(), Some(table(sqs)));
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(recorder.handler(), Some(store));
     rt.block_on(async {
         source.send_raw("{\"hello\": 1}", &[]).await;
         source

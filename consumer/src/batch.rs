@@ -7,6 +7,7 @@ use crate::log;
 use crate::notification::{decode_message, Notification};
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures_util::{stream, FutureExt, StreamExt};
+use nylas_sqs_contract::attribute;
 use std::collections::HashMap;
 use std::fmt::Display;
 use std::future::Future;
@@ -190,17 +191,23 @@ fn message_id(message: &SqsMessage) -> &str {
     message.message_id.as_deref().unwrap_or_default()
 }
 
-/// The batch's messages, by position, in the groups that run side by side: a FIFO group's
-/// messages in order; on a standard queue, each message alone.
+/// The batch's messages, by position, in the groups that run side by side, each group's in
+/// order: on a FIFO queue, its groups; on a standard queue, the messages of one `nylas-id`
+/// (a notification delivered twice in one batch runs once, then finds itself completed).
 fn groups(messages: &[SqsMessage]) -> Vec<Vec<(usize, &SqsMessage)>> {
     let mut groups: Vec<Vec<(usize, &SqsMessage)>> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (position, message) in messages.iter().enumerate() {
-        let Some(group) = message.attributes.get("MessageGroupId") else {
+        let id = message.message_attributes.get(attribute::ID);
+        let key = match message.attributes.get("MessageGroupId") {
+            Some(group) => Some(group.as_str()),
+            None => id.and_then(|id| id.string_value.as_deref()),
+        };
+        let Some(key) = key else {
             groups.push(vec![(position, message)]);
             continue;
         };
-        let at = *index.entry(group).or_insert(groups.len());
+        let at = *index.entry(key).or_insert(groups.len());
         if at == groups.len() {
             groups.push(Vec::new());
         }
@@ -212,7 +219,6 @@ fn groups(messages: &[SqsMessage]) -> Vec<Vec<(usize, &SqsMessage)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nylas_sqs_contract::attribute;
     use serde_json::json;
     use std::sync::Mutex;
 
@@ -306,6 +312,57 @@ mod tests {
         );
         assert_eq!(seen.len(), 4);
         assert_eq!(report.outcomes[4].1, Outcome::Behind);
+    }
+
+    #[tokio::test]
+    async fn a_notification_is_held_until_the_invocation_ends_then_kept_a_day() {
+        use crate::idempotency::tests::{put, store, stored};
+        use std::time::UNIX_EPOCH;
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let rule = put(&sent, stored);
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let handler = |_: Notification| async { Ok::<(), String>(()) };
+        let consumer = Consumer::new(handler, Some(store(&[&rule]))).with_clock(move || now);
+        let report = consumer
+            .handle(&batch(vec![message("n-1", None)]), TIME)
+            .await;
+        assert_eq!(report.outcomes[0].1, Outcome::Processed);
+        let sent = sent.lock().unwrap();
+        let number = |i: usize, name: &str| -> u128 {
+            let item = sent[i].item().unwrap();
+            item[name].as_n().unwrap().parse().unwrap()
+        };
+        let since = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(
+            number(0, "in_progress_expiration"),
+            since(now + TIME).as_millis()
+        );
+        let day = crate::idempotency::DEFAULT_TTL;
+        assert_eq!(number(1, "expiration"), since(now + day).as_secs().into());
+    }
+
+    #[tokio::test]
+    async fn a_notification_twice_in_one_batch_runs_once_after_the_other() {
+        let seen = Mutex::new(Vec::new());
+        let consumer = Consumer::new(recording(&seen, &["n-2"]), None);
+        let mut again = message("n-1", None);
+        again["messageId"] = json!("m-n-1-again");
+        let mut failed_again = message("n-2", None);
+        failed_again["messageId"] = json!("m-n-2-again");
+        let messages = vec![
+            message("n-1", None),
+            message("n-2", None),
+            again,
+            failed_again,
+        ];
+        let report = consumer.handle(&batch(messages), TIME).await;
+        // Without a table both copies of n-1 run, one after the other; n-2's copy waits
+        // behind its failure.
+        let mut seen = seen.lock().unwrap().clone();
+        seen.sort();
+        assert_eq!(seen, ["n-1", "n-1", "n-2"]);
+        assert_eq!(returned(&report), ["m-n-2", "m-n-2-again"]);
+        assert_eq!(report.outcomes[3].1, Outcome::Behind);
     }
 
     #[tokio::test]

@@ -177,7 +177,7 @@ fn millis(time: SystemTime) -> AttributeValue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_sdk_dynamodb::config::retry::RetryConfig;
     use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
@@ -193,7 +193,7 @@ mod tests {
         UNIX_EPOCH + since_epoch
     }
 
-    fn store(rules: &[&Rule]) -> Idempotency {
+    pub(crate) fn store(rules: &[&Rule]) -> Idempotency {
         let mut interceptor = MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny);
         for rule in rules {
             interceptor = interceptor.with_rule(rule);
@@ -210,7 +210,7 @@ mod tests {
     }
 
     /// A `PutItem` rule that keeps what it was sent and answers with `answer`.
-    fn put(
+    pub(crate) fn put(
         sent: &Arc<Mutex<Vec<PutItemInput>>>,
         answer: impl Fn() -> Answer + Send + Sync + 'static,
     ) -> Rule {
@@ -221,9 +221,9 @@ mod tests {
         })
     }
 
-    type Answer = MockResponse<PutItemOutput, PutItemError>;
+    pub(crate) type Answer = MockResponse<PutItemOutput, PutItemError>;
 
-    fn stored() -> Answer {
+    pub(crate) fn stored() -> Answer {
         MockResponse::Output(PutItemOutput::builder().build())
     }
 

@@ -106,19 +106,34 @@ where
 {
     let consumer = &consumer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = UNIX_EPOCH + Duration::from_millis(event.context.deadline);
-        let remaining = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or_default();
+        let remaining = remaining(event.context.deadline, SystemTime::now());
         let report = consumer.handle(&event.payload, remaining).await;
         Ok::<_, Error>(report.response())
     }))
     .await
 }
 
+/// The invocation's time left at `now`, from Lambda's deadline (Unix milliseconds).
+fn remaining(deadline_ms: u64, now: SystemTime) -> Duration {
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    deadline.duration_since(now).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_time_left_runs_to_lambdas_deadline() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let deadline = 1_700_000_000_000 + 29_500;
+        assert_eq!(remaining(deadline, now), Duration::from_millis(29_500));
+        assert_eq!(
+            remaining(deadline - 40_000, now),
+            Duration::ZERO,
+            "past: none left"
+        );
+    }
 
     fn settings(vars: &[(&str, &str)]) -> Result<Option<(String, Duration)>, String> {
         idempotency_settings(|name| {

@@ -299,6 +299,44 @@ mod tests {
     }
 
     #[test]
+    fn base64_is_chosen_exactly_while_it_fits() {
+        let bytes = b"\x00\x01\x02\x03"; // 8 characters of base64
+        let fits =
+            |room: usize| move |len: usize, e: Encoding| e == Encoding::Base64 && len <= room;
+        assert_eq!(encode(bytes, None, fits(8)).1, Encoding::Base64);
+        assert_eq!(encode(bytes, None, fits(7)).1, Encoding::GzipBase64);
+    }
+
+    #[test]
+    fn text_is_what_sqs_takes() {
+        assert!(is_sqs_text("tab\t, newline\n, return\r, é, 😀"));
+        for refused in [
+            "\u{1}",
+            "a\u{1}\u{2}",
+            "\u{1f}",
+            "\u{FFFE}",
+            "\u{FFFF}",
+            "a\u{0}",
+        ] {
+            assert!(!is_sqs_text(refused), "{refused:?}");
+        }
+        assert!(is_attribute_value("x") && is_attribute_value(&"x".repeat(MAX_ATTRIBUTE_VALUE)));
+        for refused in [
+            String::new(),
+            "x".repeat(MAX_ATTRIBUTE_VALUE + 1),
+            "\u{1}".to_owned(),
+        ] {
+            assert!(!is_attribute_value(&refused), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn the_inflated_cap_is_the_most_lambda_carries() {
+        // README, "Body size": 6 MiB, the receiver's own cap.
+        assert_eq!(MAX_INFLATED, 6_291_456);
+    }
+
+    #[test]
     fn unknown_encodings_are_named_as_such() {
         for value in ["gzip", "BASE64", ""] {
             assert_eq!(

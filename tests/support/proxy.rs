@@ -32,7 +32,13 @@ pub enum Fault {
     /// Reads every request and never answers it, for this long after the proxy starts (an
     /// outage); passes requests on after that.
     DownFor(Duration),
+    /// Passes requests on one at a time: DynamoDB applies a conditional write atomically, and
+    /// moto, which serves requests side by side, does not.
+    OneAtATime,
 }
+
+/// Held while a `Fault::OneAtATime` request is at the server.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The proxy; it stops accepting when dropped.
 pub struct FaultyProxy {
@@ -170,7 +176,11 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
                 Fault::FailFirstEntryAlways | Fault::SenderFaultFirstEntry => true,
                 Fault::FailFirstEntryOnce => batch_number == 0,
                 Fault::Flaky => batch_number % 3 == 2,
-                Fault::Hang | Fault::ServerError | Fault::Delay(_) | Fault::DownFor(_) => false,
+                Fault::Hang
+                | Fault::ServerError
+                | Fault::Delay(_)
+                | Fault::DownFor(_)
+                | Fault::OneAtATime => false,
             };
         let response = match fault {
             Fault::Hang => {
@@ -196,6 +206,10 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
                     // SQS refuses an empty batch: a lone entry is failed without a call.
                     Some(Withheld { others: false, .. }) => {
                         Some(json_response("HTTP/1.1 200 OK", br#"{"Successful":[]}"#))
+                    }
+                    _ if fault == Fault::OneAtATime => {
+                        let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+                        forward(&request, upstream)
                     }
                     _ => forward(&request, upstream),
                 };
