@@ -27,8 +27,8 @@ pub enum Outcome {
     Duplicate,
     /// Another attempt holds the notification now: returned, to be tried again.
     InProgress,
-    /// An earlier message of its FIFO group was returned: returned too, not run, so that the
-    /// group's order holds.
+    /// An earlier message of its group (its FIFO group, or another copy of its notification)
+    /// was returned: returned too, not run, so that the group's order holds.
     Behind,
     /// Not decodable, the handler failed, or the idempotency table did not answer: returned.
     Failed(String),
