@@ -34,22 +34,6 @@ BATCHES = int(os.environ.get("BATCHES") or 0)
 LOG = dev.LOGS / "consumer.log"
 
 
-def create_table():
-    """The table as template.yaml makes it (key `id`, TTL on `expiration`), if absent."""
-    dynamodb = local_aws.client("dynamodb")
-    if TABLE in dynamodb.list_tables()["TableNames"]:
-        return
-    dynamodb.create_table(
-        TableName=TABLE,
-        BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-    )
-    dynamodb.update_time_to_live(
-        TableName=TABLE, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
-    )
-
-
 def show(pipe):
     """Prints the consumer's lines for people (outcome, type, nylas-id), all to the log."""
     with open(LOG, "ab") as log:
@@ -131,7 +115,7 @@ def run():
         held = dev.holder(PORT) or "another process"
         sys.exit(f"make consume: port {PORT} (CONSUME_PORT) is in use by {held}: CONSUME_PORT=<port> make consume")
     endpoint = f"http://127.0.0.1:{dev.PORTS['sqs']}"
-    create_table()
+    local_aws.create_table(TABLE)
     dev.LOGS.mkdir(parents=True, exist_ok=True)
 
     def stop_on_signal(number, _frame):

@@ -1,5 +1,6 @@
 """The local AWS that `make dev` runs the function against: a queue and a webhook secret on the
-moto server it starts (moto serves SQS and Secrets Manager on one port).
+moto server it starts (moto serves SQS, Secrets Manager and DynamoDB on one port), and the
+consumer's idempotency table (`create_table`, for make consume and make coldstart-consumer).
 
     python scripts/local_aws.py create   # create both (if absent); print the function's settings
     python scripts/local_aws.py show     # print and remove every message in the queue
@@ -21,10 +22,10 @@ SECRET = "nylas-webhook-secret"
 SAMPLE_SECRET = "nylas-sample-secret"
 
 
-def client(service):
+def client(service, endpoint=None):
     return boto3.client(
         service,
-        endpoint_url=ENDPOINT,
+        endpoint_url=endpoint or ENDPOINT,
         region_name="us-east-1",
         aws_access_key_id="test",
         aws_secret_access_key="test",
@@ -38,6 +39,23 @@ def local_secret_arn():
         return secrets.describe_secret(SecretId=SECRET)["ARN"]
     except secrets.exceptions.ResourceNotFoundException:
         return secrets.create_secret(Name=SECRET, SecretString=SAMPLE_SECRET)["ARN"]
+
+
+def create_table(name, endpoint=None):
+    """The consumer's idempotency table as template.yaml makes it (key `id`, TTL on
+    `expiration`), unless it exists."""
+    dynamodb = client("dynamodb", endpoint)
+    if name in dynamodb.list_tables()["TableNames"]:
+        return
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expiration"}
+    )
 
 
 def create():

@@ -16,6 +16,8 @@
 //! type reads as absent, never as a reason to lose the notification's other attributes.
 
 use crate::body::Decoded;
+// The deduplication key, by the contract's rule (the module doc).
+use nylas_sqs_contract::id;
 pub use nylas_sqs_contract::ApiVersion;
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
@@ -83,7 +85,7 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
             gzip,
             api_version: ApiVersion::V3,
             kind: v3.kind,
-            id: id(v3.id, body),
+            id: id(v3.id.as_deref(), body),
             grant_id: v3.data.and_then(Data::grant_id),
             delivery_attempt: v3.webhook_delivery_attempt,
         }],
@@ -93,11 +95,6 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
         }) => deltas.into_iter().map(delta).collect(),
         _ => vec![Notification::unknown(body, gzip)],
     }
-}
-
-/// `v3_id` when it is a usable key, or else the hex SHA-256 of `bytes` (the contract's rule).
-fn id(v3_id: Option<String>, bytes: &[u8]) -> String {
-    nylas_sqs_contract::id(v3_id.as_deref(), bytes)
 }
 
 /// A v2 delta: its bytes, and its `type` and `object_data.account_id` when it is an object
