@@ -14,8 +14,9 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use nylas_webhook_consumer::{Consumer, Idempotency, Notification, Outcome, Report, SqsEvent};
-use nylas_webhook_sqs::core::{split, Message, SIGNATURE_HEADER};
+use nylas_webhook_sqs::core::{split, SIGNATURE_HEADER};
 use nylas_webhook_sqs::sign;
+use nylas_webhook_sqs::{Queue, SqsQueue};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -102,31 +103,12 @@ impl EventSource {
         Self { client, queue_url }
     }
 
-    /// Sends `body` as the receiver would: its notifications, one message each.
+    /// Sends `body` as the receiver does: its notifications, one message each, through the
+    /// receiver's own `SqsQueue`.
     async fn send_as_receiver(&self, body: &[u8]) {
-        let fifo = self.queue_url.ends_with(".fifo");
-        for notification in split(body) {
-            let message = Message::new(&notification, fifo);
-            let mut send = self
-                .client
-                .send_message()
-                .queue_url(&self.queue_url)
-                .message_body(message.body.as_ref());
-            for (name, value) in &message.attributes {
-                let value = MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(value.as_ref())
-                    .build()
-                    .expect("an attribute");
-                send = send.message_attributes(*name, value);
-            }
-            if let Some(keys) = &message.fifo {
-                send = send
-                    .message_group_id(&keys.group_id)
-                    .message_deduplication_id(&keys.deduplication_id);
-            }
-            send.send().await.expect("moto stores the message");
-        }
+        let queue = SqsQueue::new(self.client.clone(), self.queue_url.clone());
+        let delivered = queue.deliver(&split(body)).await;
+        delivered.expect("moto stores the notifications");
     }
 
     /// Sends a message that did not come from the receiver.
