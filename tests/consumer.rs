@@ -30,6 +30,7 @@ const TESTS: &[(&str, support::Test)] = tests![
     a_notification_delivered_again_after_it_completed_is_handled_once,
     a_notification_delivered_again_25_minutes_later_is_handled_once,
     two_deliveries_at_the_same_time_run_the_handler_once,
+    two_copies_in_one_batch_run_the_handler_once,
     one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it,
     a_killed_attempt_is_processed_after_its_in_progress_record_expires,
     fifo_failure_returns_its_groups_later_messages_and_none_of_another_group,
@@ -350,6 +351,29 @@ fn two_deliveries_at_the_same_time_run_the_handler_once(sqs: &LocalSqs) {
         assert_eq!(count(&again, |o| *o == Outcome::Duplicate), 1);
         assert_eq!(runs.load(Ordering::SeqCst), 1);
     });
+}
+
+fn two_copies_in_one_batch_run_the_handler_once(sqs: &LocalSqs) {
+    let source = EventSource::new(sqs, sqs.create_queue());
+    let recorder = Recorder::default();
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(recorder.handler(), Some(store));
+    runtime().block_on(async {
+        source.send_as_receiver(&v3("n-1", "g-1", 1)).await;
+        source.send_as_receiver(&v3("n-1", "g-1", 2)).await;
+        let mut records = source.poll().await.records;
+        records.extend(source.poll().await.records);
+        let batch: SqsEvent =
+            serde_json::from_value(json!({ "Records": records })).expect("an event");
+        let report = consumer.handle(&batch, REMAINING).await;
+        let outcomes: Vec<_> = report.outcomes.iter().map(|(_, o)| o.clone()).collect();
+        assert_eq!(outcomes, [Outcome::Processed, Outcome::Duplicate]);
+        assert!(
+            report.response().batch_item_failures.is_empty(),
+            "both acknowledged"
+        );
+    });
+    assert_eq!(recorder.ids(), ["n-1"]);
 }
 
 fn one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it(sqs: &LocalSqs) {
