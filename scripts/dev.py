@@ -81,7 +81,11 @@ def holder(port):
 
 
 def taken(port):
+    """Whether something listens on `port`. The probe binds as servers do (SO_REUSEADDR), so
+    a port that closed connections left in TIME_WAIT, as after a `make consume` stopped, is
+    free: the emulator binds it the same way."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
             return False
