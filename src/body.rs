@@ -28,9 +28,10 @@ pub enum BodyError {
     )]
     TooLarge { size: usize },
     #[error(
-        "Content-Encoding is gzip but the body is not gzip: API Gateway changed the bytes \
-         before the function saw them, so no signature can match. A REST API needs */* in \
-         binaryMediaTypes and no content encoding (README, \"Compressed deliveries\")"
+        "Content-Encoding is gzip but the body is not gzip, so no signature can match: either \
+         the request is not from the webhook's sender, or API Gateway changed the bytes before \
+         the function saw them (a REST API needs */* in binaryMediaTypes and no content \
+         encoding: README, \"Compressed deliveries\")"
     )]
     Mangled,
 }

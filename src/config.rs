@@ -13,6 +13,7 @@ pub const SECRET_ARN: &str = "NYLAS_WEBHOOK_SECRET_ARN";
 pub const SECRET: &str = "NYLAS_WEBHOOK_SECRET";
 pub const PREVIOUS_SECRET: &str = "NYLAS_WEBHOOK_SECRET_PREVIOUS";
 pub const PREVIOUS_SECRET_TTL: &str = "PREVIOUS_SECRET_TTL_SECONDS";
+pub const SECRET_KEEP: &str = "SECRET_KEEP_SECONDS";
 
 /// What a missing or invalid setting should hold.
 const QUEUE_URL_IS: &str = "the URL of the SQS queue notifications go to (https://...)";
@@ -21,6 +22,8 @@ const SECRET_ARN_IS: &str = "the ARN of the Secrets Manager secret that holds th
     Secrets Manager";
 const PREVIOUS_SECRET_TTL_IS: &str = "how many seconds the previous secret verifies after a new \
     one is stored (a whole number; 1800 when not set)";
+const SECRET_KEEP_IS: &str = "how many seconds secrets read before verify while Secrets Manager \
+    fails for a passing reason (a whole number; 3600 when not set)";
 
 /// Why the function is not configured. Each message names the variable and what to put in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +55,12 @@ pub struct Config {
 pub enum SecretSource {
     /// A Secrets Manager secret, by ARN: the deployed way; and how long its previous version
     /// verifies after a new one is stored.
-    Stored { arn: String, previous_ttl: Duration },
+    /// And how long what was read verifies while reads fail for a passing reason.
+    Stored {
+        arn: String,
+        previous_ttl: Duration,
+        keep: Duration,
+    },
     /// The current and, while rotating, the previous secret, given in the environment.
     Fixed(Box<Verifier>),
 }
@@ -91,12 +99,23 @@ impl Config {
         let secret = read(SECRET, "the webhook secret", any)?;
         let previous = read(PREVIOUS_SECRET, "the secret being rotated out", any)?;
         let whole_number = |n: &str| n.parse::<u64>().is_ok();
-        let previous_ttl = read(PREVIOUS_SECRET_TTL, PREVIOUS_SECRET_TTL_IS, whole_number)?
-            .and_then(|seconds| seconds.parse().ok())
-            .map_or(secret::PREVIOUS_SECRET_TTL, Duration::from_secs);
+        let seconds = |name, what, default| -> Result<Duration, ConfigError> {
+            let value = read(name, what, whole_number)?.and_then(|s| s.parse().ok());
+            Ok(value.map_or(default, Duration::from_secs))
+        };
+        let previous_ttl = seconds(
+            PREVIOUS_SECRET_TTL,
+            PREVIOUS_SECRET_TTL_IS,
+            secret::PREVIOUS_SECRET_TTL,
+        )?;
+        let keep = seconds(SECRET_KEEP, SECRET_KEEP_IS, secret::KEEP_SECRETS)?;
         let secrets = match (arn, secret) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
-            (Some(arn), None) => SecretSource::Stored { arn, previous_ttl },
+            (Some(arn), None) => SecretSource::Stored {
+                arn,
+                previous_ttl,
+                keep,
+            },
             (None, Some(secret)) => SecretSource::Fixed(Box::new(Verifier::new(
                 Secret::new(secret.as_bytes()),
                 previous.map(|p| Secret::new(p.as_bytes())),
@@ -138,7 +157,10 @@ mod tests {
     fn queue_url_and_secret_arn_are_enough() {
         let config = config(&[(QUEUE_URL, URL), (SECRET_ARN, ARN)]).expect("complete");
         assert_eq!(config.queue_url, URL);
-        let SecretSource::Stored { arn, previous_ttl } = config.secrets else {
+        let SecretSource::Stored {
+            arn, previous_ttl, ..
+        } = config.secrets
+        else {
             panic!("a stored secret");
         };
         assert_eq!(

@@ -1,51 +1,125 @@
 //! The API Gateway event, made safe for lambda_http to turn into a request.
 //!
-//! lambda_http 1.x panics building the request's URI when the raw query string holds a byte a
-//! URI may not (a space, `"`, `<`, `>`, a tab: API Gateway passes them through), or when
-//! `X-Forwarded-Proto` is not a scheme. The invocation fails, and API Gateway answers 500,
-//! which Nylas never retries. So such bytes are percent-encoded, and such a header dropped,
-//! first. The challenge is parsed from the query with its encoding undone, and a POST is
-//! verified over its body, so nothing the function reads changes.
+//! lambda_http 1.x fails the invocation, and API Gateway answers 500, which Nylas never
+//! retries, on what a client can put in a request:
+//! - a header name or value `http` refuses (a control byte or DEL in a value) fails the
+//!   event's deserialisation before any handler runs (aws-lambda-rust-runtime issue #509,
+//!   open: "respond with a generic Response" is asked there, not done);
+//! - a raw query string with a byte a URI may not hold (a space, `"`, `<`, `>`, a tab: issue
+//!   #515), a `Host` that is no host (`a b`, a port over 65535: `Url::parse(..).unwrap()`, as
+//!   PR #369 left it for issue #368) or an `X-Forwarded-Proto` that is no scheme make it
+//!   panic building the URI.
+//!
+//! So, first, such header values are percent-encoded and such names dropped, the query is
+//! percent-encoded, and a host or scheme lambda_http cannot use is dropped. The challenge is
+//! parsed from the query with its encoding undone, and a POST is verified over its body, so
+//! nothing the function reads changes.
 
+use lambda_http::http::{HeaderName, HeaderValue, Uri};
 use lambda_http::request::LambdaRequest;
-use lambda_http::LambdaEvent;
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+use serde::{de::Error, Deserialize, Deserializer};
+use serde_json::Value;
 
-/// Percent-encodes or drops whatever would make lambda_http panic.
-pub fn repair(mut event: LambdaEvent<LambdaRequest>) -> LambdaEvent<LambdaRequest> {
-    let headers = match &mut event.payload {
-        LambdaRequest::ApiGatewayV2(request) => {
-            request.raw_query_string = request.raw_query_string.as_deref().map(encode_query);
-            &mut request.headers
+/// Bytes RFC 3986 does not allow in a query; `%` is kept, so what was encoded stays as it was.
+const NOT_QUERY: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'!')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'\'')
+    .remove(b'(')
+    .remove(b')')
+    .remove(b'*')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b';')
+    .remove(b'=')
+    .remove(b':')
+    .remove(b'@')
+    .remove(b'/')
+    .remove(b'?')
+    .remove(b'%');
+
+/// An API Gateway event, repaired as the module doc says while it is read.
+pub struct Event(pub LambdaRequest);
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let mut event = Value::deserialize(deserializer)?;
+        for headers in ["headers", "multiValueHeaders"] {
+            if let Some(Value::Object(headers)) = event.get_mut(headers) {
+                headers.retain(|name, _| HeaderName::from_bytes(name.as_bytes()).is_ok());
+                let values = headers.values_mut().flat_map(|v| match v {
+                    Value::Array(values) => values.iter_mut().collect(),
+                    value => vec![value],
+                });
+                for value in values {
+                    if let Value::String(text) = value {
+                        if HeaderValue::from_str(text).is_err() {
+                            *text = utf8_percent_encode(text, CONTROLS).to_string();
+                        }
+                    }
+                }
+            }
         }
-        LambdaRequest::ApiGatewayV1(request) => &mut request.headers,
-        _ => return event,
+        let request = LambdaRequest::deserialize(event).map_err(D::Error::custom)?;
+        Ok(Event(repair(request)))
+    }
+}
+
+/// Percent-encodes the query, and drops a `Host` or `X-Forwarded-Proto` that lambda_http
+/// cannot build a URI with (it then uses API Gateway's domain name, and https).
+fn repair(mut request: LambdaRequest) -> LambdaRequest {
+    let (headers, domain, path) = match &mut request {
+        LambdaRequest::ApiGatewayV2(request) => {
+            let query = request.raw_query_string.as_deref();
+            request.raw_query_string = query.map(|q| utf8_percent_encode(q, NOT_QUERY).to_string());
+            let path = request.raw_path.as_deref();
+            (
+                &mut request.headers,
+                &mut request.request_context.domain_name,
+                path.unwrap_or("/"),
+            )
+        }
+        LambdaRequest::ApiGatewayV1(request) => {
+            let path = request.path.as_deref();
+            (
+                &mut request.headers,
+                &mut request.request_context.domain_name,
+                path.unwrap_or("/"),
+            )
+        }
+        _ => return request,
     };
     let scheme = headers.get("x-forwarded-proto").map(|v| v.as_bytes());
     if scheme.is_some_and(|s| s != b"http" && s != b"https") {
         headers.remove("x-forwarded-proto");
     }
-    event
-}
-
-/// `query` with every byte RFC 3986 does not allow in a query percent-encoded; `%` is kept, so
-/// what was encoded stays as it was.
-fn encode_query(query: &str) -> String {
-    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@/?%".contains(&b);
-    query
-        .bytes()
-        .fold(String::with_capacity(query.len()), |mut encoded, b| {
-            match allowed(b) {
-                true => encoded.push(char::from(b)),
-                false => encoded.push_str(&format!("%{b:02X}")),
-            }
-            encoded
-        })
+    // What lambda_http does with the host: `Url::parse`, then `http`'s URI of it.
+    let builds = |host: &str| {
+        let url = url::Url::parse(&format!("https://{host}{path}"));
+        url.is_ok_and(|url| url.as_str().parse::<Uri>().is_ok())
+    };
+    if headers
+        .get("host")
+        .is_some_and(|h| !h.to_str().is_ok_and(builds))
+    {
+        headers.remove("host");
+    }
+    if domain.as_deref().is_some_and(|d| !builds(d)) {
+        *domain = None;
+    }
+    request
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lambda_http::{Context, Request, RequestExt};
+    use lambda_http::{Request, RequestExt};
 
     /// An HTTP API (payload 2.0) event as API Gateway sends it, with `raw_query` as its raw
     /// query string and `host` as its Host.
@@ -69,10 +143,8 @@ mod tests {
 
     /// The request lambda_http builds from `event` once repaired.
     fn request(event: serde_json::Value) -> Request {
-        let payload: LambdaRequest = serde_json::from_value(event).expect("an API Gateway event");
-        repair(LambdaEvent::new(payload, Context::default()))
-            .payload
-            .into()
+        let Event(payload) = serde_json::from_value(event).expect("an API Gateway event");
+        payload.into()
     }
 
     fn challenge(request: &Request) -> Option<String> {
@@ -127,23 +199,78 @@ mod tests {
     #[test]
     fn valid_query_is_left_as_it_came() {
         let query = "challenge=a%2Fb&x=1:2@3/4?5";
-        assert_eq!(encode_query(query), query);
+        let built = request(v2_event(query, "api.example.com"));
+        assert_eq!(built.uri().query(), Some(query));
+        assert_eq!(challenge(&built).as_deref(), Some("a/b"));
+    }
+
+    #[test]
+    fn host_that_is_no_host_is_dropped_and_the_request_still_made() {
+        for host in ["a b", "x.example.com:99999", "[::1", "\u{e9}t\u{e9}:x"] {
+            let mut event = v2_event("challenge=c", host);
+            event["requestContext"]["domainName"] = "api.example.com".into();
+            let built = request(event);
+            assert_eq!(challenge(&built).as_deref(), Some("c"), "{host:?}");
+            assert_eq!(built.uri().host(), Some("api.example.com"), "{host:?}");
+        }
+        let mut event = v2_event("challenge=c", "a b");
+        event["requestContext"]["domainName"] = "a b".into();
+        assert_eq!(
+            request(event).uri().host(),
+            None,
+            "no host at all: a relative URI"
+        );
+        let kept = request(v2_event("challenge=c", "hooks.example.com:8443"));
+        assert_eq!(
+            kept.uri().authority().map(|a| a.as_str()),
+            Some("hooks.example.com:8443")
+        );
+    }
+
+    #[test]
+    fn header_value_with_control_bytes_is_percent_encoded_and_a_bad_name_dropped() {
+        let mut event = v2_event("challenge=c", "api.example.com");
+        event["headers"]["x-nylas-signature"] = "ab\u{1}c\u{7f}\n".into();
+        event["headers"]["bad name"] = "x".into();
+        event["headers"]["x-fine"] = "caf\u{e9}\tok".into();
+        let built = request(event);
+        assert_eq!(built.headers()["x-nylas-signature"], "ab%01c%7F%0A");
+        assert_eq!(
+            built.headers()["x-fine"].as_bytes(),
+            "caf\u{e9}\tok".as_bytes()
+        );
+        assert!(!built.headers().contains_key("bad name"));
+        let mut rest = serde_json::json!({
+            "resource": "/webhook", "path": "/webhook", "httpMethod": "POST",
+            "headers": {"Host": "a b", "X-Odd": "\u{0}"},
+            "multiValueHeaders": {"X-Odd": ["\u{0}", "fine"], "bad name": ["x"]},
+            "requestContext": {"accountId": "1", "stage": "prod", "identity": {},
+                               "httpMethod": "POST", "domainName": "api.example.com"},
+            "body": "{}", "isBase64Encoded": false
+        });
+        let built = request(rest.take());
+        let odd: Vec<_> = built.headers().get_all("x-odd").iter().collect();
+        assert!(odd
+            .iter()
+            .all(|v| v.as_bytes().starts_with(b"%00") || v.as_bytes() == b"fine"));
     }
 
     proptest::proptest! {
-        /// Any query and scheme a client sends; the host and path are API Gateway's own.
+        /// Any query, host, scheme and header a client sends, any string JSON can carry; the
+        /// path is API Gateway's own, and always starts with `/`.
         #[test]
-        fn no_query_or_scheme_makes_lambda_http_panic(
+        fn no_query_host_or_header_makes_lambda_http_fail(
             query in ".{0,40}",
             path in "/([a-z0-9:/%?.]{0,8}|.{0,20})",
+            host in "([a-z0-9.:\\[\\]-]{0,12})|(.{0,20})",
             scheme in "(https?:?)|(.{0,8})",
+            name in "(x-[a-z]{1,6})|(.{0,8})",
+            value in "\\PC{0,20}|.{0,20}|[\\x00-\\x1f\\x7f]{0,4}",
         ) {
-            let mut event = v2_event(&query, "api.example.com");
+            let mut event = v2_event(&query, &host);
             event["rawPath"] = path.into();
-            // API Gateway hands over only values a header may hold.
-            if lambda_http::http::HeaderValue::from_str(&scheme).is_ok() {
-                event["headers"]["x-forwarded-proto"] = scheme.into();
-            }
+            event["headers"]["x-forwarded-proto"] = scheme.into();
+            event["headers"][name] = value.into();
             request(event);
         }
     }

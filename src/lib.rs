@@ -5,7 +5,7 @@
 //!
 //! ## One request, start to end
 //!
-//! [`event`] repairs what would make lambda_http panic (a hostile query string); then
+//! [`event`] repairs what would make lambda_http fail (a hostile query, host or header); then
 //! [`handler`] takes each step in this order, and nothing flows back up:
 //!
 //! 1. [`body`]: refuse a body over the size cap before any work.
@@ -40,11 +40,11 @@ mod sqs;
 
 // What `main.rs` wires, and what a queue of one's own implements (`Queue`).
 pub use config::{Config, ConfigError, SecretSource};
-pub use event::repair as repair_event;
+pub use event::Event;
 pub use handler::Receiver;
 pub use log::init as init_logging;
 pub use notification::{ApiVersion, Notification};
-pub use queue::{Delivered, Queue, QueueError};
+pub use queue::{Calls, Delivered, Queue, QueueError};
 pub use secret::Secrets;
 pub use signature::sign;
 pub use sqs::SqsQueue;

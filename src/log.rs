@@ -17,6 +17,12 @@ use tracing::Level;
 /// The CloudWatch namespace of the function's metrics; the template's alarms use it too.
 pub const NAMESPACE: &str = "NylasWebhookSqs";
 
+/// The dimension every metric carries, so that two stacks in one account and region write two
+/// metrics, and each stack's alarms select their own: the function's name, as Lambda sets it.
+pub static FUNCTION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
+});
+
 /// Installs a JSON subscriber for what is not a request line (start-up errors, the Lambda
 /// runtime's warnings): this crate's events at INFO and above, the libraries' at WARN.
 pub fn init() {
@@ -47,18 +53,18 @@ pub struct Delivery {
     pub kind: Option<String>,
     #[serde(rename = "nylas_id", skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
+    /// What verifying asked of Secrets Manager (`secret.rs`, `Reading`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_read: Option<String>,
 }
 
 impl Delivery {
-    pub fn of(notifications: &[Notification<'_>]) -> Self {
+    pub fn describe(&mut self, notifications: &[Notification<'_>]) {
         let first = notifications.first();
-        Self {
-            notifications: notifications.len(),
-            api_version: first.map(|n| n.api_version.as_str()),
-            kind: first.and_then(|n| n.kind.clone()),
-            id: first.map(|n| n.id.clone()),
-            retried: 0,
-        }
+        self.notifications = notifications.len();
+        self.api_version = first.map(|n| n.api_version.as_str());
+        self.kind = first.and_then(|n| n.kind.clone());
+        self.id = first.map(|n| n.id.clone());
     }
 }
 
@@ -95,6 +101,8 @@ pub struct Line<'a> {
     duration_ms: f64,
     #[serde(flatten)]
     delivery: &'a Delivery,
+    #[serde(rename = "FunctionName")]
+    function: &'static str,
     /// EMF's metadata: which members are metrics, in which namespace, by which dimensions.
     #[serde(rename = "_aws")]
     aws: Value,
@@ -146,10 +154,10 @@ impl<'a> Line<'a> {
                 .collect();
             json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics})
         };
-        let mut directives = vec![directive(&[], &counts.map(|(name, _)| name))];
+        let mut directives = vec![directive(&["FunctionName"], &counts.map(|(name, _)| name))];
         let mut metrics: BTreeMap<_, _> = counts.into_iter().collect();
         if rejection.is_some() {
-            directives.push(directive(&["reason"], &["Rejected"]));
+            directives.push(directive(&["FunctionName", "reason"], &["Rejected"]));
             metrics.insert("Rejected", 1);
         }
         Self {
@@ -160,6 +168,7 @@ impl<'a> Line<'a> {
             reason: rejection.map(|r| r.reason().0),
             duration_ms: elapsed.as_micros() as f64 / 1000.0,
             delivery,
+            function: FUNCTION.as_str(),
             aws: json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}),
             metrics,
         }
@@ -183,6 +192,7 @@ mod tests {
             kind: Some("message.created".to_owned()),
             id: None,
             retried: 1,
+            secret_read: None,
         }
     }
 
@@ -240,12 +250,35 @@ mod tests {
         let directives = line["_aws"]["CloudWatchMetrics"]
             .as_array()
             .expect("directives");
-        assert_eq!(directives[1]["Dimensions"], json!([["reason"]]));
+        assert_eq!(
+            directives[1]["Dimensions"],
+            json!([["FunctionName", "reason"]])
+        );
         assert_eq!(
             directives[1]["Metrics"],
             json!([{"Name": "Rejected", "Unit": "Count"}])
         );
         assert!(directives.iter().all(|d| d["Namespace"] == NAMESPACE));
+    }
+
+    /// Two stacks in one account write two metrics: every metric carries the function's name,
+    /// and the line holds its value (Lambda's `AWS_LAMBDA_FUNCTION_NAME`; `local` without).
+    #[test]
+    fn every_metric_carries_the_function_name() {
+        let outcome = Outcome::Rejected(SignatureError::Malformed.into());
+        let line = line(&outcome, &Delivery::default(), 0);
+        let directives = line["_aws"]["CloudWatchMetrics"]
+            .as_array()
+            .expect("directives");
+        for directive in directives {
+            let sets = directive["Dimensions"].as_array().expect("dimension sets");
+            assert!(
+                sets.iter().all(|set| set[0] == "FunctionName"),
+                "{directive}"
+            );
+        }
+        let expected = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or("local".to_owned());
+        assert_eq!(line["FunctionName"], expected);
     }
 
     #[test]
@@ -259,7 +292,7 @@ mod tests {
 
     #[test]
     fn signature_matching_no_secret_is_counted_by_its_reason() {
-        let outcome = Outcome::Rejected(SecretError::Mismatch { read_again: true }.into());
+        let outcome = Outcome::Rejected(SecretError::Mismatch.into());
         let line = line(&outcome, &Delivery::default(), 0);
         assert_eq!(
             (line["reason"].as_str(), line["Rejected"].as_u64()),

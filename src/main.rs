@@ -5,10 +5,8 @@ use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use lambda_http::tower::ServiceExt;
-use lambda_http::{lambda_runtime, service_fn, Adapter};
-use nylas_webhook_sqs::{
-    init_logging, repair_event, Config, Receiver, SecretSource, Secrets, SqsQueue,
-};
+use lambda_http::{lambda_runtime, service_fn, Adapter, LambdaEvent};
+use nylas_webhook_sqs::{init_logging, Config, Event, Receiver, SecretSource, Secrets, SqsQueue};
 use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -27,9 +25,13 @@ async fn main() -> ExitCode {
         Ok(config) => {
             let aws = aws_settings().load().await;
             let secrets = match config.secrets {
-                SecretSource::Stored { arn, previous_ttl } => {
+                SecretSource::Stored {
+                    arn,
+                    previous_ttl,
+                    keep,
+                } => {
                     let client = aws_sdk_secretsmanager::Client::new(&aws);
-                    Secrets::stored(client, arn, previous_ttl)
+                    Secrets::stored(client, arn, previous_ttl, keep)
                 }
                 SecretSource::Fixed(verifier) => Secrets::Fixed(*verifier),
             };
@@ -47,8 +49,9 @@ async fn main() -> ExitCode {
     };
     let receiver = &receiver;
     let handle = move |request| async move { Ok::<_, Infallible>(receiver.handle(request).await) };
-    // lambda_http::run, with the event repaired before lambda_http reads it.
-    let adapter = Adapter::from(service_fn(handle)).map_request(repair_event);
+    // lambda_http::run, with the event repaired while it is read (src/event.rs).
+    let adapter = Adapter::from(service_fn(handle))
+        .map_request(|event: LambdaEvent<Event>| LambdaEvent::new(event.payload.0, event.context));
     match lambda_runtime::run(adapter).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

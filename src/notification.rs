@@ -10,15 +10,17 @@
 //!   notification: it is forwarded whole and marked [`ApiVersion::Unknown`].
 //!
 //! Every notification has an id to deduplicate on, stable across Nylas's retries: the v3 `id`,
-//! or else the hex SHA-256 of its exact bytes (a retried v2 POST resends the same deltas).
+//! or else the hex SHA-256 of its exact bytes (a retried v2 POST resends the same deltas), with
+//! a counter on a repeat of the same bytes within the POST (`-2`, `-3`...), so that SQS's FIFO
+//! deduplication and the consumer never take two deltas of one POST for one.
 //!
 //! The few members read for message attributes are read leniently: a member of an unexpected
 //! type reads as absent, never as a reason to lose the notification's other attributes.
 
 use crate::body::Decoded;
 // The deduplication key, by the contract's rule (the module doc).
-use nylas_sqs_contract::id;
 pub use nylas_sqs_contract::ApiVersion;
+use nylas_sqs_contract::{id, repeat};
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -92,7 +94,16 @@ fn split_with<'a>(body: &'a [u8], gzip: Option<&'a [u8]>) -> Vec<Notification<'a
         Some(Envelope {
             deltas: Some(Deltas::Each(deltas)),
             ..
-        }) => deltas.into_iter().map(delta).collect(),
+        }) => {
+            let mut copies = std::collections::HashMap::new();
+            let mut deltas: Vec<_> = deltas.into_iter().map(delta).collect();
+            for delta in &mut deltas {
+                let copy = copies.entry(delta.id.clone()).or_insert(0);
+                *copy += 1;
+                delta.id = repeat(std::mem::take(&mut delta.id), *copy);
+            }
+            deltas
+        }
         _ => vec![Notification::unknown(body, gzip)],
     }
 }

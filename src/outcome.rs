@@ -57,7 +57,7 @@ impl Rejection {
     pub fn is_signature_mismatch(&self) -> bool {
         matches!(
             self,
-            Rejection::Secret(SecretError::Mismatch { .. }) | Rejection::Body(BodyError::Mangled)
+            Rejection::Secret(SecretError::Mismatch) | Rejection::Body(BodyError::Mangled)
         )
     }
 
@@ -74,7 +74,7 @@ impl Rejection {
             Rejection::Signature(SignatureError::Malformed) => {
                 ("malformed_signature", S::FORBIDDEN)
             }
-            Rejection::Secret(SecretError::Mismatch { .. }) => ("signature_mismatch", RETRY),
+            Rejection::Secret(SecretError::Mismatch) => ("signature_mismatch", RETRY),
             Rejection::Secret(SecretError::Unavailable(_)) => ("secret_unavailable", RETRY),
             Rejection::NotConfigured(_) => ("not_configured", RETRY),
             Rejection::Queue(QueueError::TooLarge { .. }) => {
@@ -139,11 +139,7 @@ mod tests {
             (BodyError::Mangled.into(), "body_mangled", 503),
             (SignatureError::Missing.into(), "missing_signature", 401),
             (SignatureError::Malformed.into(), "malformed_signature", 403),
-            (
-                SecretError::Mismatch { read_again: true }.into(),
-                "signature_mismatch",
-                503,
-            ),
+            (SecretError::Mismatch.into(), "signature_mismatch", 503),
             (
                 SecretError::Unavailable("x".to_owned()).into(),
                 "secret_unavailable",

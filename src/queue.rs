@@ -4,6 +4,7 @@
 
 use crate::notification::Notification;
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// Why not every notification of a request reached the queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,12 +37,33 @@ pub struct Delivered {
     pub retried: usize,
 }
 
+/// How the queue's calls of one delivery ended, as they end: whether any failed (an error, a
+/// timeout, nothing stored), and whether any succeeded. Only these decide the breaker: a
+/// delivery that ran out of time while every call succeeded says nothing about the queue.
+#[derive(Debug, Default)]
+pub struct Calls(AtomicU8);
+
+impl Calls {
+    pub fn record(&self, succeeded: bool) {
+        self.0
+            .fetch_or(if succeeded { 1 } else { 2 }, Ordering::Relaxed);
+    }
+
+    /// `Some(false)` when a call failed, `Some(true)` when calls ended and none failed, `None`
+    /// when no call ended.
+    pub fn healthy(&self) -> Option<bool> {
+        [None, Some(true), Some(false), Some(false)][usize::from(self.0.load(Ordering::Relaxed))]
+    }
+}
+
 /// Something that stores notifications.
 pub trait Queue {
-    /// Stores every notification, or fails: `Ok` means all of them are in the queue.
+    /// Stores every notification, or fails: `Ok` means all of them are in the queue. Each
+    /// call to the service is recorded in `calls` as it ends.
     fn deliver(
         &self,
         notifications: &[Notification<'_>],
+        calls: &Calls,
     ) -> impl Future<Output = Result<Delivered, QueueError>> + Send;
 }
 
@@ -62,6 +84,8 @@ pub mod memory {
         Fail(QueueError),
         /// Never answer.
         Hang,
+        /// Store batches of 10, each taking this long, one after another.
+        Slow(std::time::Duration),
     }
 
     /// A stored notification, owned.
@@ -107,20 +131,34 @@ pub mod memory {
         async fn deliver(
             &self,
             notifications: &[Notification<'_>],
+            calls: &Calls,
         ) -> Result<Delivered, QueueError> {
             let reply = self.replies.lock().expect("no panics").pop_front();
-            match reply.unwrap_or(Reply::Accept) {
-                Reply::Accept => {}
-                Reply::Fail(error) => return Err(error),
+            let (batch, each) = match reply.unwrap_or(Reply::Accept) {
+                Reply::Accept => (notifications.len().max(1), None),
+                Reply::Slow(each) => (10, Some(each)),
                 Reply::Hang => std::future::pending().await,
+                Reply::Fail(error) => {
+                    // A notification too large for the queue is never sent: no call.
+                    if !matches!(error, QueueError::TooLarge { .. }) {
+                        calls.record(false);
+                    }
+                    return Err(error);
+                }
+            };
+            for chunk in notifications.chunks(batch) {
+                if let Some(each) = each {
+                    tokio::time::sleep(each).await;
+                }
+                calls.record(true);
+                let mut stored = self.stored.lock().expect("no panics");
+                stored.extend(chunk.iter().map(|n| Stored {
+                    bytes: n.bytes.to_vec(),
+                    kind: n.kind.clone(),
+                    id: n.id.clone(),
+                    grant_id: n.grant_id.clone(),
+                }));
             }
-            let mut stored = self.stored.lock().expect("no panics");
-            stored.extend(notifications.iter().map(|n| Stored {
-                bytes: n.bytes.to_vec(),
-                kind: n.kind.clone(),
-                id: n.id.clone(),
-                grant_id: n.grant_id.clone(),
-            }));
             Ok(Delivered::default())
         }
     }

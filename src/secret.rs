@@ -8,13 +8,15 @@
 //! Both are read again, at most once every [`REREAD_AFTER`], when a signature matches
 //! neither (a new secret may have been stored: it is used within a minute, and what was
 //! refused meanwhile got a 503 Nylas retries), and before verifying when they were read more
-//! than [`REFRESH_AFTER`] ago (a revoked secret stops verifying on every warm instance). A
-//! failed read keeps what was read before. `NYLAS_WEBHOOK_SECRET` and
+//! than [`REFRESH_AFTER`] ago (a revoked secret stops verifying on every warm instance).
+//! A read whose answer says the secret is gone or unreadable (deleted, marked for deletion,
+//! access or key taken away) drops what was kept at once. A read that fails for a passing
+//! reason (throttling, a timeout, a 5xx) keeps the secrets last read, for at most
+//! `SECRET_KEEP_SECONDS` after that read. `NYLAS_WEBHOOK_SECRET` and
 //! `NYLAS_WEBHOOK_SECRET_PREVIOUS` give fixed secrets instead (tests, other hosting).
 
-use crate::nylas::{SENDER, SIGNATURE_HEADER};
 use crate::signature::{Secret, Signature, Verifier};
-use aws_sdk_secretsmanager::error::DisplayErrorContext;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
 use aws_sdk_secretsmanager::Client;
 use std::time::{Duration, SystemTime};
@@ -31,6 +33,10 @@ pub const REFRESH_AFTER: Duration = Duration::from_secs(300);
 /// retries for 20 minutes, and storing the new secret takes some minutes.
 pub const PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(1800);
 
+/// How long secrets read before keep verifying while every read fails for a passing reason,
+/// unless configured: an hour of Secrets Manager trouble costs no notification.
+pub const KEEP_SECRETS: Duration = Duration::from_secs(3600);
+
 /// Longest a read may take: it is part of Nylas's 10 s, with the queue's budget after it.
 const READ_BUDGET: Duration = Duration::from_secs(2);
 
@@ -40,19 +46,15 @@ const JSON_MEMBER: &str = "webhook_secret";
 /// Why a signature did not verify against the secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
-    #[error(
-        "{SIGNATURE_HEADER} matches no secret the function has ({}): the secret stored is not \
-         this webhook's (store it with `make secret`: README, \"Store the webhook secret\"), \
-         or the request is not from {SENDER}",
-        if *.read_again { "read again just now" } else { "read under 30 s ago, so not read again" }
-    )]
-    Mismatch { read_again: bool },
-    #[error(
-        "no webhook secret could be read ({0}): check that the secret exists and that the \
-         function may read it"
-    )]
+    #[error("the signature matches no secret the function has")]
+    Mismatch,
+    #[error("no webhook secret could be read ({0})")]
     Unavailable(String),
 }
+
+/// What verifying asked of Secrets Manager, for the log line: `read`, `skipped` (a read was
+/// due but one was tried under [`REREAD_AFTER`] ago), `failed, ...`; `None` when nothing.
+pub type Reading = Option<String>;
 
 /// The secrets a signature is verified against.
 #[derive(Debug)]
@@ -69,6 +71,7 @@ pub struct Store {
     client: Client,
     arn: String,
     previous_ttl: Duration,
+    keep: Duration,
     read: Mutex<Read>,
 }
 
@@ -92,73 +95,110 @@ impl Read {
         let mut secrets = self.current.iter().chain(previous.map(|(s, _)| s));
         secrets.any(|s| s.matches(body, signature))
     }
+
+    /// Forgets the secrets, for `why`.
+    fn drop_secrets(&mut self, why: String) {
+        (self.current, self.previous, self.read_at, self.error) = (None, None, None, why);
+    }
 }
 
 impl Secrets {
-    pub fn stored(client: Client, arn: String, previous_ttl: Duration) -> Self {
+    pub fn stored(client: Client, arn: String, previous_ttl: Duration, keep: Duration) -> Self {
+        let (read, ttl) = (Mutex::default(), previous_ttl);
         Secrets::Stored(Store {
             client,
             arn,
-            previous_ttl,
-            read: Mutex::default(),
+            previous_ttl: ttl,
+            keep,
+            read,
         })
     }
 
-    /// Checks `signature` against the current and the previous secret.
-    pub async fn verify(&self, body: &[u8], signature: &Signature) -> Result<(), SecretError> {
+    /// Checks `signature` against the current and the previous secret; says what it asked
+    /// Secrets Manager.
+    pub async fn verify(
+        &self,
+        body: &[u8],
+        signature: &Signature,
+    ) -> (Result<(), SecretError>, Reading) {
         let store = match self {
-            Secrets::Fixed(verifier) if verifier.matches(body, signature) => return Ok(()),
-            Secrets::Fixed(_) => return Err(SecretError::Mismatch { read_again: false }),
+            Secrets::Fixed(verifier) => {
+                let matched = verifier.matches(body, signature);
+                return (matched.then_some(()).ok_or(SecretError::Mismatch), None);
+            }
             Secrets::Stored(store) => store,
         };
         let mut read = store.read.lock().await;
         let passed = |at: Option<Instant>, time| at.is_none_or(|at| at.elapsed() >= time);
+        if read.read_at.is_some() && passed(read.read_at, store.keep) {
+            let keep = store.keep;
+            let why = format!("every read for {keep:?} failed, the last: {}", read.error);
+            read.drop_secrets(why);
+        }
         let may_read = passed(read.tried_at, REREAD_AFTER);
         // One HMAC per secret, unless a read brings new ones: stale secrets are read first.
         let mut matched =
             !(may_read && passed(read.read_at, REFRESH_AFTER)) && read.matches(body, signature);
-        let read_again = !matched && may_read;
-        if read_again {
-            store.read_into(&mut read).await;
-            matched = read.matches(body, signature);
-        }
-        match &read.current {
+        let reading = match (matched, may_read) {
+            (true, _) => None,
+            (false, true) => {
+                let reading = store.read_into(&mut read).await;
+                matched = read.matches(body, signature);
+                Some(reading)
+            }
+            (false, false) => Some("skipped".to_owned()),
+        };
+        let result = match &read.current {
             _ if matched => Ok(()),
-            Some(_) => Err(SecretError::Mismatch { read_again }),
+            Some(_) => Err(SecretError::Mismatch),
             None => Err(SecretError::Unavailable(read.error.clone())),
-        }
+        };
+        (result, reading)
     }
 }
 
 impl Store {
-    /// Reads both versions side by side. A failed read keeps what was read before.
-    async fn read_into(&self, read: &mut Read) {
+    /// Reads both versions side by side. A failed read drops what was read before when the
+    /// secret is gone, and keeps it otherwise.
+    async fn read_into(&self, read: &mut Read) -> String {
         read.tried_at = Some(Instant::now());
         let (current, previous) =
             tokio::join!(self.version("AWSCURRENT"), self.version("AWSPREVIOUS"));
         let current = current.and_then(|output| {
-            let output = output
-                .ok_or("Secrets Manager has no such secret, or no AWSCURRENT version of it")?;
-            Ok((secret_of(&output)?, output.created_date().copied()))
+            let gone = |reason: &str| (true, reason.to_owned());
+            let output = output.ok_or_else(|| {
+                gone("Secrets Manager has no such secret, or no AWSCURRENT version of it")
+            })?;
+            Ok((
+                secret_of(&output).map_err(|e| gone(&e))?,
+                output.created_date().copied(),
+            ))
         });
-        match current {
-            Ok((current, created)) => {
-                // AWSCURRENT's age, on the wall clock, becomes a deadline on the monotonic one.
-                let created = created.and_then(|created| SystemTime::try_from(created).ok());
-                let age = created.map(|created| created.elapsed().unwrap_or_default());
-                let left = age.map_or(Duration::ZERO, |age| self.previous_ttl.saturating_sub(age));
-                let previous = previous.ok().flatten().and_then(|p| secret_of(&p).ok());
-                read.current = Some(current);
-                read.previous = previous.map(|p| (p, Instant::now() + left));
-                read.read_at = read.tried_at;
+        let (current, created) = match current {
+            Ok(read) => read,
+            Err((true, reason)) => {
+                read.drop_secrets(reason.clone());
+                return format!("failed, secrets dropped: {reason}");
             }
-            Err(error) => read.error = error,
-        }
+            Err((false, reason)) => {
+                read.error = reason.clone();
+                return format!("failed, secrets kept: {reason}");
+            }
+        };
+        // AWSCURRENT's age, on the wall clock, becomes a deadline on the monotonic one.
+        let created = created.and_then(|created| SystemTime::try_from(created).ok());
+        let age = created.map(|created| created.elapsed().unwrap_or_default());
+        let left = age.map_or(Duration::ZERO, |age| self.previous_ttl.saturating_sub(age));
+        let previous = previous.ok().flatten().and_then(|p| secret_of(&p).ok());
+        read.current = Some(current);
+        read.previous = previous.map(|p| (p, Instant::now() + left));
+        read.read_at = read.tried_at;
+        "read".to_owned()
     }
 
     /// One version; `None` when there is no version at that stage (`AWSPREVIOUS` before any
-    /// rotation).
-    async fn version(&self, stage: &str) -> Result<Option<GetSecretValueOutput>, String> {
+    /// rotation, or any stage of a deleted secret). An error says whether the secret is gone.
+    async fn version(&self, stage: &str) -> Result<Option<GetSecretValueOutput>, (bool, String)> {
         let request = self
             .client
             .get_secret_value()
@@ -166,16 +206,23 @@ impl Store {
             .version_stage(stage);
         match tokio::time::timeout(READ_BUDGET, request.send()).await {
             Ok(Ok(output)) => Ok(Some(output)),
-            Ok(Err(error))
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                Ok(None)
+            Ok(Err(error)) => {
+                // Answers that say the secret is gone or unreadable, not that the service is
+                // busy (<https://docs.aws.amazon.com/secretsmanager/latest/apireference/API_GetSecretValue.html>).
+                let service = error.as_service_error();
+                if service.is_some_and(|e| e.is_resource_not_found_exception()) {
+                    return Ok(None);
+                }
+                let gone = service.is_some_and(|e| {
+                    e.is_invalid_request_exception()
+                        || e.is_decryption_failure()
+                        || e.code() == Some("AccessDeniedException")
+                });
+                Err((gone, DisplayErrorContext(&error).to_string()))
             }
-            Ok(Err(error)) => Err(DisplayErrorContext(&error).to_string()),
-            Err(_) => Err(format!(
-                "Secrets Manager did not answer within {READ_BUDGET:?}"
+            Err(_) => Err((
+                false,
+                format!("Secrets Manager did not answer within {READ_BUDGET:?}"),
             )),
         }
     }
@@ -210,7 +257,9 @@ mod tests {
     use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
     use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueError;
     use aws_sdk_secretsmanager::primitives::DateTime;
-    use aws_sdk_secretsmanager::types::error::{InternalServiceError, ResourceNotFoundException};
+    use aws_sdk_secretsmanager::types::error::{
+        DecryptionFailure, InternalServiceError, InvalidRequestException, ResourceNotFoundException,
+    };
     use aws_smithy_mocks::{mock, MockResponse, MockResponseInterceptor, Rule, RuleMode};
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex as StdMutex};
@@ -231,8 +280,10 @@ mod tests {
     enum Stage {
         /// A version's text, stored this long ago (`None`: no `CreatedDate`).
         Holds(&'static str, Option<Duration>),
-        /// Secrets Manager fails.
+        /// Secrets Manager fails for a passing reason.
         Fails,
+        /// Secrets Manager answers with this error code: the secret is gone or unreadable.
+        Refuses(&'static str),
     }
 
     impl Versions {
@@ -265,6 +316,24 @@ mod tests {
                             .set_created_date(created);
                         MockResponse::Output(output.build())
                     }
+                    Some(Stage::Refuses(code)) => {
+                        let meta = aws_sdk_secretsmanager::error::ErrorMetadata::builder();
+                        let meta = meta.code(code).message("refused").build();
+                        MockResponse::Error(match code {
+                            "InvalidRequestException" => {
+                                GetSecretValueError::InvalidRequestException(
+                                    InvalidRequestException::builder()
+                                        .message("marked for deletion")
+                                        .meta(meta)
+                                        .build(),
+                                )
+                            }
+                            "DecryptionFailure" => GetSecretValueError::DecryptionFailure(
+                                DecryptionFailure::builder().meta(meta).build(),
+                            ),
+                            _ => GetSecretValueError::generic(meta),
+                        })
+                    }
                     Some(Stage::Fails) => {
                         MockResponse::Error(GetSecretValueError::InternalServiceError(
                             InternalServiceError::builder()
@@ -286,6 +355,10 @@ mod tests {
     }
 
     fn stored_with_ttl(rule: &Rule, previous_ttl: Duration) -> Secrets {
+        stored_with(rule, previous_ttl, KEEP_SECRETS)
+    }
+
+    fn stored_with(rule: &Rule, previous_ttl: Duration, keep: Duration) -> Secrets {
         let interceptor = MockResponseInterceptor::new()
             .rule_mode(RuleMode::MatchAny)
             .with_rule(rule);
@@ -297,18 +370,29 @@ mod tests {
             .interceptor(interceptor)
             .retry_config(RetryConfig::disabled())
             .build();
-        Secrets::stored(Client::from_conf(config), ARN.to_owned(), previous_ttl)
+        Secrets::stored(
+            Client::from_conf(config),
+            ARN.to_owned(),
+            previous_ttl,
+            keep,
+        )
     }
 
     async fn verify(secrets: &Secrets, secret: &str) -> Result<(), SecretError> {
-        secrets.verify(BODY, &signed_with(secret)).await
+        secrets.verify(BODY, &signed_with(secret)).await.0
+    }
+
+    /// What verifying with `secret` said it asked of Secrets Manager.
+    async fn reading(secrets: &Secrets, secret: &str) -> String {
+        let (_, reading) = secrets.verify(BODY, &signed_with(secret)).await;
+        reading.unwrap_or_default()
     }
 
     #[tokio::test]
     async fn secrets_from_the_environment_match_or_mismatch() {
         let secrets = Secrets::Fixed(Verifier::new(Secret::new(b"s"), None));
         assert_eq!(verify(&secrets, "s").await, Ok(()));
-        let mismatch = SecretError::Mismatch { read_again: false };
+        let mismatch = SecretError::Mismatch;
         assert_eq!(verify(&secrets, "other").await, Err(mismatch));
     }
 
@@ -320,7 +404,8 @@ mod tests {
             .credentials_provider(Credentials::new("test", "test", None, None, "test"))
             .endpoint_url("http://127.0.0.1:9")
             .build();
-        let secrets = Secrets::stored(Client::from_conf(config), ARN.to_owned(), MINUTE);
+        let client = Client::from_conf(config);
+        let secrets = Secrets::stored(client, ARN.to_owned(), MINUTE, KEEP_SECRETS);
         let verdict = verify(&secrets, "s").await;
         let Err(SecretError::Unavailable(why)) = verdict else {
             panic!("not unavailable: {verdict:?}");
@@ -349,7 +434,7 @@ mod tests {
         let secrets = stored(&rule);
         assert_eq!(verify(&secrets, "old").await, Ok(()));
         tokio::time::advance(Duration::from_secs(11)).await;
-        let mismatch = SecretError::Mismatch { read_again: false };
+        let mismatch = SecretError::Mismatch;
         assert_eq!(verify(&secrets, "old").await, Err(mismatch));
         assert_eq!(verify(&secrets, "new").await, Ok(()));
     }
@@ -360,7 +445,7 @@ mod tests {
         versions.current("new", MINUTE * 31);
         versions.previous("mock-webhook-secret");
         let secrets = stored(&versions.rule());
-        let mismatch = SecretError::Mismatch { read_again: true };
+        let mismatch = SecretError::Mismatch;
         assert_eq!(verify(&secrets, "mock-webhook-secret").await, Err(mismatch));
     }
 
@@ -396,7 +481,7 @@ mod tests {
         versions.current("second", Duration::ZERO);
         versions.previous("first");
         tokio::time::advance(REREAD_AFTER - Duration::from_secs(1)).await;
-        let not_read = SecretError::Mismatch { read_again: false };
+        let not_read = SecretError::Mismatch;
         assert_eq!(verify(&secrets, "second").await, Err(not_read));
         assert_eq!(rule.num_calls(), 2, "not read again within 30 s");
         tokio::time::advance(Duration::from_secs(1)).await;
@@ -431,7 +516,7 @@ mod tests {
         versions.current("replacement", MINUTE * 31);
         versions.previous("leaked");
         tokio::time::advance(REFRESH_AFTER).await;
-        let mismatch = SecretError::Mismatch { read_again: true };
+        let mismatch = SecretError::Mismatch;
         assert_eq!(verify(&secrets, "leaked").await, Err(mismatch));
         assert_eq!(verify(&secrets, "replacement").await, Ok(()));
     }
@@ -447,7 +532,7 @@ mod tests {
         tokio::time::advance(REFRESH_AFTER).await;
         assert_eq!(verify(&secrets, "kept").await, Ok(()));
         assert_eq!(rule.num_calls(), 4, "read again, and failed");
-        let not_read = SecretError::Mismatch { read_again: false };
+        let not_read = SecretError::Mismatch;
         assert_eq!(verify(&secrets, "other").await, Err(not_read));
     }
 
@@ -529,14 +614,86 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_mismatch_says_whether_the_secrets_were_read_again() {
-        let read = SecretError::Mismatch { read_again: true }.to_string();
-        let not_read = SecretError::Mismatch { read_again: false }.to_string();
-        assert!(read.contains("(read again just now)"), "{read}");
-        assert!(
-            not_read.contains("(read under 30 s ago, so not read again)"),
-            "{not_read}"
+    /// A deleted secret (forced, or within its recovery window), a role without access, a key
+    /// it cannot use: the secrets kept are dropped at the next read, and nothing verifies.
+    #[tokio::test(start_paused = true)]
+    async fn a_secret_that_is_gone_or_unreadable_stops_verifying_at_the_next_read() {
+        for code in [
+            None,
+            Some("InvalidRequestException"),
+            Some("AccessDeniedException"),
+            Some("DecryptionFailure"),
+        ] {
+            let versions = Versions::default();
+            versions.current("leaked", MINUTE);
+            let rule = versions.rule();
+            let secrets = stored(&rule);
+            assert_eq!(verify(&secrets, "leaked").await, Ok(()));
+            versions.set("AWSCURRENT", code.map(Stage::Refuses));
+            versions.set("AWSPREVIOUS", code.map(Stage::Refuses));
+            tokio::time::advance(REREAD_AFTER).await;
+            let said = reading(&secrets, "forged").await;
+            assert!(
+                said.starts_with("failed, secrets dropped: "),
+                "{code:?}: {said}"
+            );
+            let verdict = verify(&secrets, "leaked").await;
+            assert!(
+                matches!(verdict, Err(SecretError::Unavailable(_))),
+                "{code:?}: {verdict:?}"
+            );
+            tokio::time::advance(REFRESH_AFTER).await;
+            let verdict = verify(&secrets, "leaked").await;
+            assert!(
+                matches!(verdict, Err(SecretError::Unavailable(_))),
+                "{code:?}: {verdict:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn secrets_kept_through_passing_failures_stop_verifying_after_the_keep_time() {
+        let versions = Versions::default();
+        versions.current("kept", MINUTE);
+        let rule = versions.rule();
+        let secrets = stored_with(&rule, PREVIOUS_SECRET_TTL, MINUTE * 20);
+        assert_eq!(verify(&secrets, "kept").await, Ok(()));
+        versions.set("AWSCURRENT", Some(Stage::Fails));
+        tokio::time::advance(MINUTE * 19).await;
+        assert_eq!(
+            verify(&secrets, "kept").await,
+            Ok(()),
+            "still within 20 minutes"
         );
+        tokio::time::advance(MINUTE).await;
+        let verdict = verify(&secrets, "kept").await;
+        let Err(SecretError::Unavailable(why)) = verdict else {
+            panic!("still verifying: {verdict:?}");
+        };
+        assert!(why.contains("the service failed"), "{why}");
+        versions.current("kept", MINUTE);
+        tokio::time::advance(REREAD_AFTER).await;
+        assert_eq!(
+            verify(&secrets, "kept").await,
+            Ok(()),
+            "read again once it answers"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reading_says_what_verifying_asked_of_secrets_manager() {
+        let versions = Versions::default();
+        versions.current("s", MINUTE);
+        let secrets = stored(&versions.rule());
+        assert_eq!(reading(&secrets, "s").await, "read");
+        assert_eq!(reading(&secrets, "s").await, "", "kept: nothing asked");
+        assert_eq!(reading(&secrets, "other").await, "skipped");
+        versions.set("AWSCURRENT", Some(Stage::Fails));
+        tokio::time::advance(REREAD_AFTER).await;
+        let failed = reading(&secrets, "other").await;
+        assert!(failed.starts_with("failed, secrets kept: "), "{failed}");
+        assert!(failed.contains("the service failed"), "{failed}");
+        let fixed = Secrets::Fixed(Verifier::new(Secret::new(b"s"), None));
+        assert_eq!(fixed.verify(BODY, &signed_with("x")).await.1, None);
     }
 }

@@ -4,7 +4,7 @@
 //! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
 
 use crate::notification::Notification;
-use crate::queue::{Delivered, Queue, QueueError};
+use crate::queue::{Calls, Delivered, Queue, QueueError};
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
@@ -267,14 +267,25 @@ fn refusals(sent: usize, output: &SendMessageBatchOutput) -> Vec<Refusal> {
 
 impl Queue for SqsQueue {
     /// Sends every message that fits in SQS, then reports the first that does not.
-    async fn deliver(&self, notifications: &[Notification<'_>]) -> Result<Delivered, QueueError> {
+    async fn deliver(
+        &self,
+        notifications: &[Notification<'_>],
+        calls: &Calls,
+    ) -> Result<Delivered, QueueError> {
         let messages: Vec<Message<'_>> = notifications
             .iter()
             .map(|n| Message::new(n, self.fifo))
             .collect();
         let too_large = messages.iter().position(|m| m.size > MAX_BYTES);
         let fitting: Vec<&Message<'_>> = messages.iter().filter(|m| m.size <= MAX_BYTES).collect();
-        let retried = send_all(&fitting, |batch| self.send_batch(batch)).await?;
+        let retried = send_all(&fitting, |batch| async move {
+            let sent = batch.len();
+            let refused = self.send_batch(batch).await;
+            // A call that stored nothing failed, whatever SQS blamed.
+            calls.record(refused.as_ref().is_ok_and(|refused| refused.len() < sent));
+            refused
+        })
+        .await?;
         match too_large {
             Some(index) => Err(QueueError::TooLarge {
                 index,
@@ -807,8 +818,11 @@ mod tests {
         let fifo = "https://sqs.us-east-1.amazonaws.com/1/q.fifo";
         let standard = "https://sqs.us-east-1.amazonaws.com/1/q";
         for url in [fifo, standard] {
-            let delivered = mocked(&rule, url).deliver(&split(body.as_bytes())).await;
+            let calls = Calls::default();
+            let (queue, notifications) = (mocked(&rule, url), split(body.as_bytes()));
+            let delivered = queue.deliver(&notifications, &calls).await;
             assert_eq!(delivered, Ok(Delivered { retried: 0 }));
+            assert_eq!(calls.healthy(), Some(true));
         }
         let expected = [fifo, "0 g-1 n-1 n-1", standard, "0 - - n-1"];
         assert_eq!(*entries.lock().expect("no panics"), expected);
@@ -837,7 +851,9 @@ mod tests {
         let noise = noise.replace(['"', '\\'], "x");
         let body = format!(r#"{{"deltas":[{{"a":1}},{{"x":"{noise}"}},{{"b":2}}]}}"#);
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
-        let delivered = queue.deliver(&split(body.as_bytes())).await;
+        let delivered = queue
+            .deliver(&split(body.as_bytes()), &Calls::default())
+            .await;
         let Err(QueueError::TooLarge { index, size, limit }) = delivered else {
             panic!("not too large: {delivered:?}");
         };
@@ -860,7 +876,7 @@ mod tests {
         assert_eq!(Message::new(&notifications[0], false).size, MAX_BYTES);
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
         assert_eq!(
-            queue.deliver(&notifications).await,
+            queue.deliver(&notifications, &Calls::default()).await,
             Ok(Delivered { retried: 0 })
         );
     }
@@ -875,10 +891,43 @@ mod tests {
             )
         });
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
-        let delivered = queue.deliver(&split(b"{}")).await;
+        let calls = Calls::default();
+        let delivered = queue.deliver(&split(b"{}"), &calls).await;
         let Err(QueueError::Unavailable(why)) = delivered else {
             panic!("not unavailable: {delivered:?}");
         };
         assert!(why.contains("no such queue"), "{why}");
+        assert_eq!(calls.healthy(), Some(false), "the breaker opens on it");
+    }
+
+    #[tokio::test]
+    async fn a_call_that_stored_nothing_failed_and_one_that_stored_some_succeeded() {
+        for (refused, healthy) in [(2, false), (1, true)] {
+            let rule = aws_smithy_mocks::mock!(Client::send_message_batch).then_compute_output(
+                move |input| {
+                    let entries = input.entries();
+                    let (failed, stored) = entries.split_at(refused);
+                    let failure = |entry: &SendMessageBatchRequestEntry| {
+                        let failure = BatchResultErrorEntry::builder().id(entry.id());
+                        let failure = failure.code("KMS.DisabledException").sender_fault(true);
+                        failure.build().expect("complete")
+                    };
+                    SendMessageBatchOutput::builder()
+                        .set_successful(Some(stored.iter().map(|e| stored_entry(e.id())).collect()))
+                        .set_failed(Some(failed.iter().map(failure).collect()))
+                        .build()
+                        .expect("complete")
+                },
+            );
+            let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
+            let calls = Calls::default();
+            let body = r#"{"deltas": [{"a": 1}, {"b": 2}]}"#;
+            let delivered = queue.deliver(&split(body.as_bytes()), &calls).await;
+            assert!(
+                matches!(delivered, Err(QueueError::Refused(_))),
+                "{delivered:?}"
+            );
+            assert_eq!(calls.healthy(), Some(healthy), "{refused} of 2 refused");
+        }
     }
 }

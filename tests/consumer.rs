@@ -16,7 +16,7 @@ use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, Queu
 use nylas_webhook_consumer::{Consumer, Idempotency, Notification, Outcome, Report, SqsEvent};
 use nylas_webhook_sqs::core::{split, SIGNATURE_HEADER};
 use nylas_webhook_sqs::sign;
-use nylas_webhook_sqs::{Queue, SqsQueue};
+use nylas_webhook_sqs::{Calls, Queue, SqsQueue};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
@@ -108,7 +108,7 @@ impl EventSource {
     /// receiver's own `SqsQueue`.
     async fn send_as_receiver(&self, body: &[u8]) {
         let queue = SqsQueue::new(self.client.clone(), self.queue_url.clone());
-        let delivered = queue.deliver(&split(body)).await;
+        let delivered = queue.deliver(&split(body), &Calls::default()).await;
         delivered.expect("moto stores the notifications");
     }
 

@@ -2,6 +2,7 @@
 //! the team's handler, recorded, and logged; what must be tried again reported back as a
 //! partial batch response (<https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html>).
 
+use crate::dead_letter::DeadLetter;
 use crate::idempotency::{Begin, Idempotency};
 use crate::log;
 use crate::notification::{decode_message, Notification};
@@ -32,12 +33,18 @@ pub enum Outcome {
     Behind,
     /// Not decodable, the handler failed, or the idempotency table did not answer: returned.
     Failed(String),
+    /// Failed on its last receive, on a FIFO queue: sent to the dead-letter queue by the
+    /// consumer, so that its group's later messages run (`dead_letter.rs`).
+    DeadLettered(String),
 }
 
 impl Outcome {
     /// Whether SQS must deliver the message again.
     pub fn returns(&self) -> bool {
-        !matches!(self, Outcome::Processed | Outcome::Duplicate)
+        !matches!(
+            self,
+            Outcome::Processed | Outcome::Duplicate | Outcome::DeadLettered(_)
+        )
     }
 }
 
@@ -70,6 +77,7 @@ impl Report {
 pub struct Consumer<H> {
     handler: H,
     idempotency: Option<Idempotency>,
+    dead_letter: Option<DeadLetter>,
     clock: Arc<dyn Fn() -> SystemTime + Send + Sync>,
 }
 
@@ -85,8 +93,16 @@ where
         Self {
             handler,
             idempotency,
+            dead_letter: None,
             clock: Arc::new(SystemTime::now),
         }
+    }
+
+    /// Sends a FIFO message that fails on its last receive to `dead_letter` itself, and goes
+    /// on with its group. Without it, SQS's redrive moves the group's waiting messages too.
+    pub fn with_dead_letter(mut self, dead_letter: Option<DeadLetter>) -> Self {
+        self.dead_letter = dead_letter;
+        self
     }
 
     /// Reads the time from `clock`, for tests that move it on.
@@ -137,10 +153,18 @@ where
 
     async fn one(&self, message: &SqsMessage, until: SystemTime) -> Outcome {
         let started = Instant::now();
-        let outcome = match decode_message(message) {
+        let mut outcome = match decode_message(message) {
             Err(error) => Outcome::Failed(error.to_string()),
             Ok(notification) => self.once(notification, until).await,
         };
+        if let (Outcome::Failed(why), Some(dead)) = (&outcome, &self.dead_letter) {
+            if dead.takes(message) {
+                outcome = match dead.send(message).await {
+                    Ok(()) => Outcome::DeadLettered(why.clone()),
+                    Err(error) => Outcome::Failed(format!("{why}; not dead-lettered: {error}")),
+                };
+            }
+        }
         log::message(message, &outcome, started.elapsed());
         outcome
     }

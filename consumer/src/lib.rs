@@ -26,13 +26,25 @@
 //!    FIFO queue, a group's first failure takes the group's later messages with it.
 //! 5. [`log`]: one JSON line per message, also an EMF metrics record.
 
+// The consumer catches a handler's panic to return that message alone and release its record:
+// with panic = "abort" the process dies with the whole batch instead. cargo lambda builds
+// with abort when the release profile does not say (README, "Consuming the queue").
+#[cfg(panic = "abort")]
+compile_error!(
+    "nylas-webhook-consumer needs panics to unwind: add `panic = \"unwind\"` under \
+     [profile.release] in your Cargo.toml (cargo lambda builds with panic = \"abort\" when the \
+     profile does not say)"
+);
+
 pub mod batch;
+pub mod dead_letter;
 pub mod idempotency;
 pub mod log;
 pub mod notification;
 
 pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 pub use batch::{Consumer, Outcome, Report};
+pub use dead_letter::DeadLetter;
 pub use idempotency::Idempotency;
 pub use notification::{Delta, Envelope, MessageError, Notification, Type};
 pub use nylas_sqs_contract::ApiVersion;
@@ -44,22 +56,40 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Runs `handler` as the Lambda function, on each notification once. Reads the environment:
 /// `IDEMPOTENCY_TABLE`, the DynamoDB table of records (or `IDEMPOTENCY=off` for a handler that
-/// is idempotent on its own), and `IDEMPOTENCY_TTL_SECONDS` (default 86400).
+/// is idempotent on its own), `IDEMPOTENCY_TTL_SECONDS` (default 86400), and on a FIFO queue
+/// `DEAD_LETTER_QUEUE_URL` with `MAX_RECEIVE_COUNT` (the queue's `maxReceiveCount`).
 pub async fn run<H, F, E>(handler: H) -> Result<(), Error>
 where
     H: Fn(Notification) -> F,
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let idempotency = match idempotency_settings(|name| std::env::var(name).ok())? {
-        Some((table, ttl)) => {
-            let config = aws_settings().load().await;
-            let client = aws_sdk_dynamodb::Client::new(&config);
-            Some(Idempotency::new(client, table).with_ttl(ttl))
-        }
-        None => None,
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let idempotency = idempotency_settings(var)?;
+    let dead_letter = match (var("DEAD_LETTER_QUEUE_URL"), var("MAX_RECEIVE_COUNT")) {
+        (Some(url), Some(count)) => Some((
+            url,
+            count.parse::<u32>().map_err(|_| {
+                format!("MAX_RECEIVE_COUNT must be the queue's maxReceiveCount, not {count:?}")
+            })?,
+        )),
+        _ => None,
     };
-    serve(Consumer::new(handler, idempotency)).await
+    let config = match (&idempotency, &dead_letter) {
+        (None, None) => None,
+        _ => Some(aws_settings().load().await),
+    };
+    let idempotency = idempotency
+        .zip(config.as_ref())
+        .map(|((table, ttl), config)| {
+            Idempotency::new(aws_sdk_dynamodb::Client::new(config), table).with_ttl(ttl)
+        });
+    let dead_letter = dead_letter
+        .zip(config.as_ref())
+        .map(|((url, count), config)| {
+            DeadLetter::new(aws_sdk_sqs::Client::new(config), url, count)
+        });
+    serve(Consumer::new(handler, idempotency).with_dead_letter(dead_letter)).await
 }
 
 /// The idempotency table and TTL the environment (`var`) names, or none when it switches
@@ -113,10 +143,23 @@ where
     .await
 }
 
-/// The invocation's time left at `now`, from Lambda's deadline (Unix milliseconds).
+/// Longest a Lambda invocation may run: the in-progress expiry when the deadline is no time.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
+
+/// The invocation's time left at `now`, from Lambda's deadline (Unix milliseconds). A deadline
+/// already past or more than [`MAX_INVOCATION`] away is no deadline (cargo lambda's emulator
+/// sends a duration, 600000): Lambda's longest invocation then, which holds a notification's
+/// in-progress record longer, never shorter, than the attempt can run. Said once per process.
 fn remaining(deadline_ms: u64, now: SystemTime) -> Duration {
     let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    deadline.duration_since(now).unwrap_or_default()
+    match deadline.duration_since(now) {
+        Ok(left) if !left.is_zero() && left <= MAX_INVOCATION => left,
+        _ => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| log::no_deadline(deadline_ms, MAX_INVOCATION));
+            MAX_INVOCATION
+        }
+    }
 }
 
 #[cfg(test)]
@@ -124,15 +167,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_time_left_runs_to_lambdas_deadline() {
+    fn the_time_left_runs_to_lambdas_deadline_or_is_lambdas_longest_invocation() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let deadline = 1_700_000_000_000 + 29_500;
         assert_eq!(remaining(deadline, now), Duration::from_millis(29_500));
+        assert_eq!(remaining(deadline - 40_000, now), MAX_INVOCATION, "past");
+        assert_eq!(remaining(600_000, now), MAX_INVOCATION, "a duration");
+        let absurd = 1_700_000_000_000 + 901_000;
         assert_eq!(
-            remaining(deadline - 40_000, now),
-            Duration::ZERO,
-            "past: none left"
+            remaining(absurd, now),
+            MAX_INVOCATION,
+            "past Lambda's longest"
         );
+        assert_eq!(remaining(1_700_000_000_000 + 900_000, now), MAX_INVOCATION);
     }
 
     fn settings(vars: &[(&str, &str)]) -> Result<Option<(String, Duration)>, String> {

@@ -1,7 +1,7 @@
 //! One JSON line per message, which is also a CloudWatch embedded metric format (EMF) record,
 //! as the receiver writes per request: the outcome, `nylas-id` and type, never the content.
-//! Metrics `Processed`, `Duplicate`, `Failed` and `Returned` (in progress elsewhere, or behind a
-//! FIFO group's failure).
+//! Metrics `Processed`, `Duplicate`, `Failed`, `DeadLettered` and `Returned` (in progress
+//! elsewhere, or behind a FIFO group's failure), with the function's name as their dimension.
 
 use crate::batch::Outcome;
 use aws_lambda_events::event::sqs::SqsMessage;
@@ -22,6 +22,7 @@ pub fn line(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) -> Value
         Outcome::InProgress => ("in_progress", "Returned", "WARN"),
         Outcome::Behind => ("behind_failure", "Returned", "WARN"),
         Outcome::Failed(_) => ("failed", "Failed", "ERROR"),
+        Outcome::DeadLettered(_) => ("dead_lettered", "DeadLettered", "ERROR"),
     };
     let attribute = |name: &str| {
         let value = message.message_attributes.get(name);
@@ -31,17 +32,19 @@ pub fn line(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) -> Value
     let timestamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
-    let metrics = json!({"Namespace": NAMESPACE, "Dimensions": [[]],
+    // One metric per function, so that two stacks' consumers never share one (src/log.rs).
+    let metrics = json!({"Namespace": NAMESPACE, "Dimensions": [["FunctionName"]],
         "Metrics": [{"Name": metric, "Unit": "Count"}]});
     let mut line = json!({
         "level": level,
-        "message": match outcome { Outcome::Failed(why) => why.as_str(), _ => label },
+        "message": match outcome { Outcome::Failed(why) | Outcome::DeadLettered(why) => why.as_str(), _ => label },
         "outcome": label,
         "nylas_id": id,
         "nylas_type": kind,
         "message_id": message.message_id,
         "receive_count": message.attributes.get("ApproximateReceiveCount"),
         "duration_ms": elapsed.as_micros() as f64 / 1000.0,
+        "FunctionName": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned()),
         "_aws": {"Timestamp": timestamp.as_millis() as u64, "CloudWatchMetrics": [metrics]},
     });
     line[metric] = json!(1);
@@ -59,6 +62,15 @@ pub fn unrecorded(id: &str, error: &dyn std::fmt::Display) {
     write(
         &json!({"level": "WARN", "message": format!("processed but not recorded as completed: {error}"),
         "outcome": "unrecorded", "nylas_id": id}),
+    );
+}
+
+/// The invocation's deadline was no time (`lib.rs`, `remaining`); said once per process.
+pub fn no_deadline(deadline_ms: u64, instead: Duration) {
+    write(
+        &json!({"level": "WARN", "message": format!("the invocation's deadline ({deadline_ms} ms) \
+        is not a time within Lambda's 15 minutes: in-progress records expire {instead:?} after \
+        they are taken"), "outcome": "no_deadline"}),
     );
 }
 

@@ -11,7 +11,8 @@ use std::fmt;
 /// One notification, as Nylas sent it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
-    /// `nylas-id`: the v3 `id`, or the SHA-256 of the bytes. The same on every retry.
+    /// `nylas-id`: the v3 `id`, or the SHA-256 of the bytes (with `-2`, `-3`... on a repeat of the
+    /// same bytes within one POST). The same on every retry.
     pub id: String,
     pub api_version: ApiVersion,
     /// The trigger with its suffixes parsed; `None` for a notification of unknown shape.
@@ -185,7 +186,7 @@ pub fn decode_message(message: &SqsMessage) -> Result<Notification, MessageError
             id.id.and_then(|id| id.as_str().map(str::to_owned))
         }
     };
-    if nylas_sqs_contract::id(v3_id.as_deref(), &bytes) != id {
+    if !nylas_sqs_contract::gives_id(id, v3_id.as_deref(), &bytes) {
         return Err(MessageError::IdMismatch);
     }
     Ok(Notification {

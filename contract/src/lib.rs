@@ -8,11 +8,13 @@
 //! - The [`attribute`]s say what the notification is without reading the body.
 //! - [`id`] is the deduplication key, stable across Nylas's retries: the v3 `id`, or the hex
 //!   SHA-256 of the exact bytes (v2 has no id; a retried v2 POST resends the same deltas).
+//!   A repeat of the same bytes within one POST gets a counter ([`repeat`]), so two
+//!   notifications of one POST never share an id; [`gives_id`] checks either.
 //! - [`FifoKeys`]: on a FIFO queue, one group per grant (or account), deduplicated on [`id`].
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use flate2::bufread::GzDecoder;
+use flate2::bufread::MultiGzDecoder;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 use sha2::{Digest, Sha256};
@@ -77,6 +79,28 @@ pub fn id(v3_id: Option<&str>, bytes: &[u8]) -> String {
     match v3_id.filter(|id| is_key(id)) {
         Some(id) => id.to_owned(),
         None => hex::encode(Sha256::digest(bytes)),
+    }
+}
+
+/// The id of the `copy`-th notification (from 1) of one POST with the same bytes: `id` for the
+/// first, `<id>-<copy>` for each repeat. The same POST sent again gives each the same id.
+pub fn repeat(id: String, copy: usize) -> String {
+    match copy {
+        0 | 1 => id,
+        copy => format!("{id}-{copy}"),
+    }
+}
+
+/// Whether `id` is what [`id`] and [`repeat`] give for these bytes: the consumer's check that
+/// a message's bytes are the ones the receiver named.
+pub fn gives_id(id: &str, v3_id: Option<&str>, bytes: &[u8]) -> bool {
+    let copy = |rest: &str| {
+        let n = rest.strip_prefix('-').and_then(|n| n.parse::<usize>().ok());
+        n.is_some_and(|n| n >= 2 && rest == format!("-{n}"))
+    };
+    match id.strip_prefix(self::id(v3_id, bytes).as_str()) {
+        Some(rest) => rest.is_empty() || copy(rest),
+        None => false,
     }
 }
 
@@ -175,8 +199,9 @@ pub enum DecodeError {
 }
 
 /// The exact bytes of the notification in a message `body` written with `encoding`: base64
-/// checked strictly (canonical padding and trailing bits), gzip inflated whole, with its
-/// checksum and length checked, and nothing after it.
+/// checked strictly (canonical padding and trailing bits), gzip inflated whole, every member
+/// of it (Nylas's gzip, kept as sent, may hold several, and the receiver inflates them all),
+/// each with its checksum and length checked, and nothing after the last.
 pub fn decode(body: &str, encoding: Encoding) -> Result<Cow<'_, [u8]>, DecodeError> {
     let base64 = || STANDARD.decode(body).map_err(|_| DecodeError::NotBase64);
     match encoding {
@@ -184,7 +209,7 @@ pub fn decode(body: &str, encoding: Encoding) -> Result<Cow<'_, [u8]>, DecodeErr
         Encoding::Base64 => Ok(Cow::Owned(base64()?)),
         Encoding::GzipBase64 => {
             let gzip = base64()?;
-            let mut decoder = GzDecoder::new(gzip.as_slice());
+            let mut decoder = MultiGzDecoder::new(gzip.as_slice());
             let mut plain = Vec::new();
             let cap = MAX_INFLATED as u64 + 1;
             (&mut decoder)
@@ -193,10 +218,6 @@ pub fn decode(body: &str, encoding: Encoding) -> Result<Cow<'_, [u8]>, DecodeErr
                 .map_err(|_| DecodeError::NotGzip)?;
             if plain.len() > MAX_INFLATED {
                 return Err(DecodeError::TooLarge);
-            }
-            // A second member or trailing bytes: not what either end writes.
-            if !decoder.into_inner().is_empty() {
-                return Err(DecodeError::NotGzip);
             }
             Ok(Cow::Owned(plain))
         }
@@ -280,6 +301,36 @@ mod tests {
         let trailing = STANDARD.encode(&gzip);
         let refused = decode(&trailing, Encoding::GzipBase64);
         assert_eq!(refused, Err(DecodeError::NotGzip));
+    }
+
+    #[test]
+    fn gzip_of_several_members_inflates_to_all_of_them() {
+        let member = |bytes: &[u8]| {
+            let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
+            encoder.write_all(bytes).unwrap();
+            encoder.finish().unwrap()
+        };
+        let two = [member(b"{\"a\":"), member(b"1}")].concat();
+        let body = STANDARD.encode(&two);
+        let decoded = decode(&body, Encoding::GzipBase64).unwrap();
+        assert_eq!(decoded, b"{\"a\":1}".as_slice());
+    }
+
+    #[test]
+    fn repeats_of_the_same_bytes_get_distinct_ids_that_still_check() {
+        let first = id(None, b"{}");
+        assert_eq!(repeat(first.clone(), 1), first);
+        let second = repeat(first.clone(), 2);
+        assert_eq!(second, format!("{first}-2"));
+        assert!(gives_id(&first, None, b"{}") && gives_id(&second, None, b"{}"));
+        assert!(gives_id("n-1", Some("n-1"), b"{}") && gives_id("n-1-3", Some("n-1"), b"{}"));
+        for wrong in ["-1", "-02", "-0", "-x", "2", "-2-2", "-"] {
+            assert!(
+                !gives_id(&format!("{first}{wrong}"), None, b"{}"),
+                "{wrong}"
+            );
+        }
+        assert!(!gives_id(&second, None, b"[]"));
     }
 
     #[test]

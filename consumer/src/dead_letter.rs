@@ -1,0 +1,61 @@
+//! On a FIFO queue, a poison message goes to the dead-letter queue alone.
+//!
+//! A message returned behind a failed one of its group is received again with it, so SQS's
+//! own redrive would move the whole group's waiting messages with the poison one, none of them
+//! run (`ApproximateReceiveCount` grows on every receive). So on a failed message's last
+//! receive (`MAX_RECEIVE_COUNT`, the queue's `maxReceiveCount`), the consumer sends it to the
+//! dead-letter queue itself, as it came, and goes on with its group. A standard queue's
+//! messages do not wait for each other: SQS's redrive moves them, as it would without this.
+
+use aws_lambda_events::event::sqs::SqsMessage;
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+/// The dead-letter queue, and the receive that is a message's last.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    client: aws_sdk_sqs::Client,
+    queue_url: String,
+    max_receive_count: u32,
+}
+
+impl DeadLetter {
+    pub fn new(client: aws_sdk_sqs::Client, queue_url: String, max_receive_count: u32) -> Self {
+        let max = max_receive_count;
+        Self {
+            client,
+            queue_url,
+            max_receive_count: max,
+        }
+    }
+
+    /// Whether a failed `message` goes to the dead-letter queue now: a FIFO message on its
+    /// last receive.
+    pub fn takes(&self, message: &SqsMessage) -> bool {
+        let count = message.attributes.get("ApproximateReceiveCount");
+        let count = count.and_then(|c| c.parse::<u32>().ok());
+        message.attributes.contains_key("MessageGroupId")
+            && count.is_some_and(|count| count >= self.max_receive_count)
+    }
+
+    /// Sends `message` to the dead-letter queue as it came: body, attributes and group.
+    pub async fn send(&self, message: &SqsMessage) -> Result<(), String> {
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(message.body.as_deref().unwrap_or_default())
+            .set_message_group_id(message.attributes.get("MessageGroupId").cloned())
+            .set_message_deduplication_id(message.message_id.clone());
+        for (name, value) in &message.message_attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type(value.data_type.as_deref().unwrap_or("String"))
+                .set_string_value(value.string_value.clone())
+                .build()
+                .map_err(|e| e.to_string())?;
+            request = request.message_attributes(name, value);
+        }
+        let sent = request.send().await;
+        sent.map(drop)
+            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+    }
+}
