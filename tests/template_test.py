@@ -92,6 +92,11 @@ class FunctionTest(unittest.TestCase):
         parameter = PARAMETERS[ENVIRONMENT[variable]["Ref"]]
         self.assertEqual(parameter["Default"], rust_constant("secret.rs", "PREVIOUS_SECRET_TTL"))
 
+    def test_the_time_secrets_are_kept_through_passing_failures_reaches_the_function(self):
+        variable = rust_constant("config.rs", "SECRET_KEEP")
+        parameter = PARAMETERS[ENVIRONMENT[variable]["Ref"]]
+        self.assertEqual(parameter["Default"], rust_constant("secret.rs", "KEEP_SECRETS"))
+
     def test_the_secret_the_function_reads_is_the_one_it_may_read(self):
         secret = ENVIRONMENT[rust_constant("config.rs", "SECRET_ARN")]
         self.assertEqual(RESOURCES[secret["Ref"]]["Type"], "AWS::SecretsManager::Secret")
@@ -254,7 +259,7 @@ class AlarmTest(unittest.TestCase):
 
     def test_the_failures_that_lose_notifications_raise_alarms(self):
         watched = {metric for alarm in self.alarms.values() for metric in self.metrics(alarm).values()}
-        for metric in [("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("AWS/ApiGateway", "5xx")]:
+        for metric in [("AWS/Lambda", "Errors"), ("AWS/Lambda", "Throttles"), ("NylasWebhookSqs", "ServerErrors")]:
             self.assertIn(metric, watched)
 
     def test_the_function_s_own_metrics_are_watched_as_it_writes_them(self):
@@ -275,15 +280,39 @@ class AlarmTest(unittest.TestCase):
                     self.assertTrue(written, f"{name}: nothing writes {metric}")
         too_large = self.alarms["TooLargeAlarm"]["Properties"]["Metrics"]
         reasons = [
-            (m["MetricStat"]["Metric"]["MetricName"], m["MetricStat"]["Metric"]["Dimensions"][0]["Value"])
+            (m["MetricStat"]["Metric"]["MetricName"], m["MetricStat"]["Metric"]["Dimensions"][-1]["Value"])
             for m in too_large if "MetricStat" in m
         ]
         self.assertEqual(reasons, [("Rejected", "body_too_large"), ("Rejected", "notification_too_large")])
         for _, reason in reasons:
             self.assertTrue(f'("{reason}",' in outcome, f"the function never writes reason {reason}")
 
+    def test_every_alarm_on_the_project_s_metrics_selects_its_own_stack(self):
+        # Two stacks in one account and region: each alarm reads its own stack's metric.
+        own = {"FunctionName": [{"Ref": "ReceiverFunction"}, {"Ref": "ConsumerFunction"}],
+               "ApiId": [{"Ref": "WebhookApi"}]}
+        for name, alarm in self.alarms.items():
+            props = alarm["Properties"]
+            metrics = [props] if "MetricName" in props else [
+                m["MetricStat"]["Metric"] for m in props["Metrics"] if "MetricStat" in m]
+            for metric in metrics:
+                if metric["Namespace"] != "NylasWebhookSqs":
+                    continue
+                stack = [d for d in metric.get("Dimensions", []) if d["Value"] in own.get(d["Name"], [])]
+                self.assertTrue(stack, f"{name} reads {metric['MetricName']} of every stack")
+        for name, log_filter in resources_of("AWS::Logs::MetricFilter").items():
+            for transformation in log_filter["Properties"]["MetricTransformations"]:
+                self.assertEqual(transformation["Dimensions"], [{"Key": "ApiId", "Value": "$.apiId"}], name)
+        access_log = only("AWS::ApiGatewayV2::Stage")[1]["Properties"]["AccessLogSettings"]["Format"]
+        for field in ('"apiId":"$context.apiId"', '"routeKey":"$context.routeKey"', '"method":"$context.httpMethod"'):
+            self.assertIn(field, access_log)
+        log = (ROOT / "src" / "log.rs").read_text()
+        self.assertIn('directive(&["FunctionName"]', log)
+        self.assertIn('directive(&["FunctionName", "reason"]', log)
+        self.assertIn('"Dimensions": [["FunctionName"]]', consumer_source("log.rs"))
+
     def test_throttling_and_floods_are_seen(self):
-        (throttled,) = resources_of("AWS::Logs::MetricFilter").values()
+        throttled = RESOURCES["ThrottledMetricFilter"]
         self.assertEqual(throttled["Properties"]["LogGroupName"], {"Ref": "ApiAccessLogGroup"})
         self.assertIn('$.status = "429"', throttled["Properties"]["FilterPattern"])
         access_log = only("AWS::ApiGatewayV2::Stage")[1]["Properties"]["AccessLogSettings"]["Format"]
@@ -299,22 +328,37 @@ class AlarmTest(unittest.TestCase):
         self.assertEqual(
             self.expression(alarm), "IF(FILL(mismatches, 0) > 0 AND FILL(forwarded, 0) == 0, 1, 0)"
         )
+        # Nylas sends a delivery again and again: mismatches in 3 of 4 five-minute periods, so
+        # one or two forged POSTs never fire it.
+        props = alarm["Properties"]
+        self.assertEqual((props["EvaluationPeriods"], props["DatapointsToAlarm"]), (4, 3))
+        self.assertEqual({m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}, {300})
 
-    def test_the_failing_deliveries_alarm_fires_well_before_nylas_marks_the_webhook_failing(self):
+    def test_the_failing_deliveries_alarm_counts_posts_and_fires_on_a_quiet_webhook(self):
         alarm = self.alarms["FailingDeliveriesAlarm"]
         props = alarm["Properties"]
         metrics = self.metrics(alarm)
-        self.assertEqual(
-            {id: m[1] for id, m in metrics.items()}, {"requests": "Count", "client": "4xx", "server": "5xx"}
-        )
-        self.assertEqual(self.expression(alarm), "(FILL(client, 0) + FILL(server, 0)) / requests")
+        self.assertEqual({id: m[1] for id, m in metrics.items()}, {"deliveries": "Deliveries", "failed": "FailedDeliveries"})
+        self.assertEqual(self.expression(alarm), "FILL(failed, 0) / deliveries")
         self.assertEqual((props["Threshold"], props["ComparisonOperator"]), (0.5, "GreaterThanThreshold"))
-        periods = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}
-        (period,) = periods
-        window = period * props["EvaluationPeriods"]
-        self.assertEqual(props["DatapointsToAlarm"], props["EvaluationPeriods"])
-        # Nylas: 95% non-200 over 15 minutes marks the webhook failing.
-        self.assertLessEqual(window, 5 * 60)
+        # POSTs only: the challenge's GETs can neither mute it nor count.
+        deliveries = RESOURCES["DeliveriesMetricFilter"]["Properties"]["FilterPattern"]
+        failed = RESOURCES["FailedDeliveriesMetricFilter"]["Properties"]["FilterPattern"]
+        for pattern in (deliveries, failed):
+            self.assertIn('$.method = "POST"', pattern)
+        self.assertIn('$.status != "200"', failed)
+        (period,) = {m["MetricStat"]["Period"] for m in props["Metrics"] if "MetricStat" in m}
+        # Fires after two failing periods, however quiet the rest: Nylas sends a failed
+        # delivery again over 10 to 20 minutes, and marks the webhook failing at 15 minutes.
+        self.assertEqual(props["DatapointsToAlarm"], 2)
+        self.assertLessEqual(2 * period, 5 * 60)
+        self.assertGreaterEqual(period * props["EvaluationPeriods"], 20 * 60)
+        self.assertEqual(props["TreatMissingData"], "notBreaching")
+
+    def test_api_5xx_counts_what_nylas_does_not_retry_never_the_function_s_503(self):
+        pattern = RESOURCES["ServerErrorsMetricFilter"]["Properties"]["FilterPattern"]
+        self.assertEqual(pattern, '{ $.status = "5*" && $.status != "503" }')
+        self.assertEqual(self.metrics(self.alarms["Api5xxAlarm"]), {"m": ("NylasWebhookSqs", "ServerErrors")})
 
     def test_no_alarm_topic_uses_the_aws_managed_sns_key(self):
         # CloudWatch cannot use alias/aws/sns: no alarm would ever be delivered.
@@ -348,8 +392,8 @@ class ConsumerTest(unittest.TestCase):
         self.assertEqual(props["ScalingConfig"]["MaximumConcurrency"], {"Ref": "ConsumerMaximumConcurrency"})
         self.assertLessEqual(props["BatchSize"], 10, "10 is the most a FIFO queue hands over")
         queue = RESOURCES["NotificationQueue"]["Properties"]
-        # Lambda refuses an SQS trigger whose visibility timeout is below the function's timeout.
-        self.assertLess(CONSUMER_PROPS["Timeout"], queue["VisibilityTimeout"])
+        # AWS's rule for an SQS trigger: at least six times the function's timeout.
+        self.assertGreaterEqual(queue["VisibilityTimeout"], 6 * CONSUMER_PROPS["Timeout"])
 
     def test_the_table_is_the_one_the_code_writes(self):
         code = consumer_source("idempotency.rs")
@@ -363,9 +407,18 @@ class ConsumerTest(unittest.TestCase):
         self.assertEqual(props["BillingMode"], "PAY_PER_REQUEST")
         self.assertEqual((table["DeletionPolicy"], table["UpdateReplacePolicy"]), ("Retain", "Retain"))
         variable = CONSUMER_PROPS["Environment"]["Variables"]
-        self.assertEqual(list(variable), ["IDEMPOTENCY_TABLE"])
+        self.assertEqual(list(variable), ["IDEMPOTENCY_TABLE", "DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"])
         self.assertIn('var("IDEMPOTENCY_TABLE")', consumer_source("lib.rs"))
         self.assertEqual(variable["IDEMPOTENCY_TABLE"], {"Ref": "IdempotencyTable"})
+
+    def test_a_fifo_poison_message_is_dead_lettered_on_the_redrive_s_last_receive(self):
+        variable = CONSUMER_PROPS["Environment"]["Variables"]
+        redrive = RESOURCES["NotificationQueue"]["Properties"]["RedrivePolicy"]
+        self.assertEqual(variable["MAX_RECEIVE_COUNT"], redrive["maxReceiveCount"])
+        self.assertEqual(variable["DEAD_LETTER_QUEUE_URL"], {"Ref": "DeadLetterQueue"})
+        self.assertEqual(redrive["deadLetterTargetArn"], {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
+        for name in ("DEAD_LETTER_QUEUE_URL", "MAX_RECEIVE_COUNT"):
+            self.assertIn(f'var("{name}")', consumer_source("lib.rs"))
 
     def test_the_consumer_may_do_what_it_does_and_no_more(self):
         self.assertEqual(CONSUMER_PROPS["Role"], {"Fn::GetAtt": ["ConsumerRole", "Arn"]})
@@ -376,10 +429,12 @@ class ConsumerTest(unittest.TestCase):
             if not action.startswith(("xray:", "logs:"))
         }
         queue, table = str({"Fn::GetAtt": ["NotificationQueue", "Arn"]}), str({"Fn::GetAtt": ["IdempotencyTable", "Arn"]})
+        dead = str({"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
         self.assertEqual(granted, {
             ("sqs:ReceiveMessage", queue), ("sqs:DeleteMessage", queue), ("sqs:GetQueueAttributes", queue),
-            ("dynamodb:PutItem", table), ("dynamodb:DeleteItem", table),
+            ("dynamodb:PutItem", table), ("dynamodb:DeleteItem", table), ("sqs:SendMessage", dead),
         })
+        self.assertIn(".send_message()", consumer_source("dead_letter.rs"))
         code = consumer_source("idempotency.rs")
         for call in (".put_item()", ".delete_item()"):
             self.assertIn(call, code)
@@ -391,6 +446,7 @@ class ConsumerTest(unittest.TestCase):
     def test_consumer_failures_raise_an_alarm(self):
         failures = RESOURCES["ConsumerFailuresAlarm"]["Properties"]
         self.assertEqual((failures["Namespace"], failures["MetricName"]), ("NylasWebhookSqs", "Failed"))
+        self.assertEqual(failures["Dimensions"], [{"Name": "FunctionName", "Value": {"Ref": "ConsumerFunction"}}])
         self.assertIn('"Failed"', consumer_source("log.rs"))
         errors = RESOURCES["ConsumerErrorsAlarm"]["Properties"]
         self.assertEqual(errors["Dimensions"][0]["Value"], {"Ref": "ConsumerFunction"})
