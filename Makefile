@@ -19,7 +19,8 @@ STACK ?= nylas-webhook-sqs
 ARCH ?= arm64
 FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
-SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/sam
+SAM_BIN ?= $(VENV)/bin/sam
+SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_BIN)
 
 .PHONY: help tools dev invoke queue consume secret revoke-previous deploy test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
@@ -81,10 +82,10 @@ revoke-previous:
 	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py revoke-previous
 
-## deploy: sam deploy --guided, with the tools from .venv on its PATH (after make build; RANDOM_PATH=1 puts a random segment in the URL)
+## deploy: sam deploy --guided, with the tools from .venv on its PATH (after make build; RANDOM_PATH=1 puts a random segment in the URL when none is saved; every saved setting is kept)
 deploy: $(TOOLS)
-	$(SAM) deploy --guided $(if $(RANDOM_PATH),--parameter-overrides \
-		WebhookPath=/webhook/$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(16))'))
+	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" RANDOM_PATH=$(RANDOM_PATH) \
+		$(VENV)/bin/python scripts/deploy.py $(SAM_BIN)
 
 ## test: formatting, lints, template checks, unit, property, integration, doc and make dev tests
 test: $(TOOLS) lint

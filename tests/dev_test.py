@@ -344,5 +344,47 @@ class DevTest(unittest.TestCase):
             self.assertIn(f"make {target} ", output, f"{target} is not listed")
 
 
+class DeployTest(unittest.TestCase):
+    """`make deploy` with a stand-in `sam` that records its arguments."""
+
+    SAVED = (
+        'version = 0.1\n[default.deploy.parameters]\ncapabilities = "CAPABILITY_IAM"\n'
+        'parameter_overrides = "QueueType=\\"fifo\\" AlarmEmail=\\"ops@example.com\\" '
+        'WebhookPath=\\"/webhook/kept\\""\n'
+    )
+
+    def deploy(self, samconfig, **settings):
+        with tempfile.TemporaryDirectory() as folder:
+            folder = pathlib.Path(folder)
+            config = folder / "samconfig.toml"
+            if samconfig is not None:
+                config.write_text(samconfig)
+            recorded, sam = folder / "args", folder / "sam"
+            sam.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {recorded}\n')
+            sam.chmod(0o755)
+            code, output = make("deploy", settings={"SAM_BIN": str(sam), "SAMCONFIG": str(config), **settings})
+            self.assertEqual(code, 0, output)
+            return recorded.read_text().splitlines(), output
+
+    def test_a_second_deploy_with_random_path_keeps_the_path_and_every_saved_setting(self):
+        args, output = self.deploy(self.SAVED, RANDOM_PATH="1")
+        self.assertEqual(args[:2], ["deploy", "--guided"])
+        self.assertNotIn("--parameter-overrides", args, "sam keeps what samconfig saved")
+        self.assertIn("keeping the saved WebhookPath", output)
+
+    def test_a_first_deploy_with_random_path_makes_one_and_keeps_the_other_saved_settings(self):
+        saved = self.SAVED.replace(' WebhookPath=\\"/webhook/kept\\"', "")
+        args, _ = self.deploy(saved, RANDOM_PATH="1")
+        overrides = args[args.index("--parameter-overrides") + 1:]
+        self.assertEqual(overrides[:2], ["QueueType=fifo", "AlarmEmail=ops@example.com"])
+        self.assertRegex(overrides[2], r"^WebhookPath=/webhook/[0-9a-f]{32}$")
+        args, _ = self.deploy(None, RANDOM_PATH="1")
+        self.assertRegex(args[-1], r"^WebhookPath=/webhook/[0-9a-f]{32}$", "no samconfig at all")
+
+    def test_a_deploy_without_random_path_passes_no_override(self):
+        args, _ = self.deploy(self.SAVED)
+        self.assertNotIn("--parameter-overrides", args)
+
+
 if __name__ == "__main__":
     summary.run(verbosity=1)
