@@ -94,6 +94,7 @@ test: $(TOOLS) lint
 	NYLAS_INTEGRATION=1 cargo test --workspace --all-targets 2>&1 | tee -a target/test.log
 	cargo test --workspace --doc 2>&1 | tee -a target/test.log
 	$(VENV)/bin/python tests/dev_test.py 2>&1 | tee -a target/test.log
+	$(VENV)/bin/python tests/team_crate_test.py 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
 ## lint: cargo fmt --check and clippy, warnings as errors

@@ -13,7 +13,9 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
-use nylas_webhook_consumer::{Consumer, Idempotency, Notification, Outcome, Report, SqsEvent};
+use nylas_webhook_consumer::{
+    Consumer, DeadLetter, Idempotency, Notification, Outcome, Report, SqsEvent,
+};
 use nylas_webhook_sqs::core::{split, SIGNATURE_HEADER};
 use nylas_webhook_sqs::sign;
 use nylas_webhook_sqs::{Calls, Queue, SqsQueue};
@@ -37,6 +39,9 @@ const TESTS: &[(&str, support::Test)] = tests![
     receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent,
     bad_messages_are_logged_failures_that_reach_the_dead_letter_queue,
     without_idempotency_each_delivery_runs_the_handler,
+    a_fifo_poison_message_goes_to_the_dead_letter_queue_alone_on_its_last_receive,
+    two_member_gzip_over_one_mebibyte_reaches_the_handler_exactly,
+    identical_deltas_of_one_post_each_reach_the_handler_once,
 ];
 
 /// The invocation's time left, as Lambda's context gives it: the in-progress records' life.
@@ -656,4 +661,129 @@ fn without_idempotency_each_delivery_runs_the_handler(sqs: &LocalSqs) {
         assert_eq!(count(&reports, |o| *o == Outcome::Processed), 2);
     });
     assert_eq!(recorder.ids(), ["n-1", "n-1"]);
+}
+
+/// README, "What happens to a failing message": on FIFO, a message that fails on its last
+/// receive goes to the dead-letter queue alone, sent there by the consumer, and its group's
+/// later messages run. Before its last receive, it goes back with them behind it. The receive
+/// counts are set on the events: moto does not hold a group's order across receives as SQS.
+fn a_fifo_poison_message_goes_to_the_dead_letter_queue_alone_on_its_last_receive(sqs: &LocalSqs) {
+    let source = EventSource::new(sqs, sqs.create_fifo_queue());
+    let dead_letters = sqs.create_fifo_queue();
+    let recorder = Recorder::default();
+    recorder.fail(&["a-2"]);
+    let client = aws_sdk_sqs::Client::new(&sqs.config);
+    let dead = DeadLetter::new(client, dead_letters.clone(), 5);
+    let consumer = Consumer::new(recorder.handler(), None).with_dead_letter(Some(dead));
+    let batch = runtime().block_on(async {
+        for id in ["a-1", "a-2", "a-3"] {
+            source.send_as_receiver(&v3(id, "A", 1)).await;
+        }
+        let mut batch = source.poll().await;
+        let outcomes = |report: &Report| -> Vec<String> {
+            let label = |o: &Outcome| format!("{o:?}").split('(').next().unwrap_or("").to_owned();
+            report.outcomes.iter().map(|(_, o)| label(o)).collect()
+        };
+        for (count, expected) in [
+            ("4", ["Processed", "Failed", "Behind"]),
+            ("5", ["Processed", "DeadLettered", "Processed"]),
+        ] {
+            for record in &mut batch.records {
+                record
+                    .attributes
+                    .insert("ApproximateReceiveCount".to_owned(), count.to_owned());
+            }
+            let report = consumer.handle(&batch, REMAINING).await;
+            assert_eq!(outcomes(&report), expected, "receive {count}");
+        }
+        let report = consumer.handle(&batch, REMAINING).await;
+        assert!(
+            report.response().batch_item_failures.is_empty(),
+            "nothing goes back"
+        );
+        batch
+    });
+    let moved = sqs.receive_all(&dead_letters);
+    assert_eq!(
+        moved.len(),
+        1,
+        "a-2 alone, once: moved twice, deduplicated on its message id"
+    );
+    let original = &batch.records[1];
+    assert_eq!(Some(moved[0].body.as_str()), original.body.as_deref());
+    assert_eq!(
+        moved[0].attributes.get("nylas-id").map(String::as_str),
+        Some("a-2")
+    );
+    assert_eq!(moved[0].group_id.as_deref(), Some("A"));
+    let ran = recorder.ids();
+    assert_eq!(
+        ran.iter().filter(|id| *id == "a-3").count(),
+        2,
+        "a-3 runs once a-2 is gone"
+    );
+}
+
+/// Nylas's gzip of several members, inflating past 1 MiB: the receiver stores it as Nylas sent
+/// it (gzip+base64), and the consumer inflates every member to the exact bytes.
+fn two_member_gzip_over_one_mebibyte_reaches_the_handler_exactly(sqs: &LocalSqs) {
+    use base64::Engine;
+    use std::io::Write;
+    let plain = json!({"specversion": "1.0", "type": "message.created", "id": "n-members",
+        "time": 1, "data": {"object": {"body": "y".repeat(1_300_000)}}})
+    .to_string()
+    .into_bytes();
+    let (head, tail) = plain.split_at(plain.len() / 2);
+    let member = |bytes: &[u8]| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(bytes).expect("a Vec");
+        encoder.finish().expect("a Vec")
+    };
+    let gzip = [member(head), member(tail)].concat();
+    let queue_url = sqs.create_queue();
+    let stack = Stack::forwarding_to(sqs, queue_url.clone());
+    let path = support::project_dir().join("events/v3-message-created.json");
+    let mut event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("the sample")).expect("JSON");
+    event["body"] = base64::engine::general_purpose::STANDARD
+        .encode(&gzip)
+        .into();
+    event["isBase64Encoded"] = true.into();
+    event["headers"]["content-encoding"] = "gzip".into();
+    event["headers"]["x-nylas-signature"] = sign(SAMPLE_SECRET.as_bytes(), &gzip).into();
+    assert_eq!(stack.invoke_event(&event).status, 200);
+    let source = EventSource::new(sqs, queue_url);
+    let recorder = Recorder::default();
+    let reports = runtime().block_on(source.drain(&Consumer::new(recorder.handler(), None)));
+    assert_eq!(
+        count(&reports, |o| *o == Outcome::Processed),
+        1,
+        "{reports:?}"
+    );
+    let seen = recorder.seen.lock().unwrap();
+    assert!(seen[0].bytes == plain, "the exact bytes, both members");
+}
+
+/// Two identical deltas of one POST reach the handler as two notifications, once each, on a
+/// standard queue and on FIFO, however often the POST is sent.
+fn identical_deltas_of_one_post_each_reach_the_handler_once(sqs: &LocalSqs) {
+    let delta = r#"{"date": 1, "object": "message", "type": "message.opened", "object_data": {"account_id": "a-1"}}"#;
+    let body = format!(r#"{{"deltas": [{delta}, {delta}]}}"#);
+    for queue_url in [sqs.create_queue(), sqs.create_fifo_queue()] {
+        let stack = Stack::forwarding_to(sqs, queue_url.clone());
+        let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
+        for _ in 0..2 {
+            let reply = stack.send("POST", &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
+            assert_eq!(reply.status, 200);
+        }
+        let source = EventSource::new(sqs, queue_url);
+        let recorder = Recorder::default();
+        let (store, _one_at_a_time) = table(sqs);
+        let consumer = Consumer::new(recorder.handler(), Some(store));
+        runtime().block_on(source.drain(&consumer));
+        let mut ids = recorder.ids();
+        ids.sort();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        assert_eq!(ids[1], format!("{}-2", ids[0]));
+    }
 }

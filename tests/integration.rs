@@ -61,6 +61,10 @@ const TESTS: &[(&str, support::Test)] = tests![
     fifo_queue_keeps_each_account_s_order,
     sqs_outage_is_answered_at_once_and_nothing_is_lost_or_stored_twice_after_it,
     six_mebibyte_v2_body_of_many_deltas_is_stored_whole_and_exact,
+    deleted_secret_stops_verifying_at_the_next_read,
+    hostile_hosts_and_header_values_get_an_answer_and_a_signed_post_is_stored,
+    two_identical_deltas_are_two_messages_and_a_resend_adds_nothing_on_fifo,
+    slow_fifo_post_is_stored_whole_on_a_resend_and_refuses_no_other,
 ];
 
 fn main() -> ExitCode {
@@ -1105,4 +1109,129 @@ fn six_mebibyte_v2_body_of_many_deltas_is_stored_whole_and_exact(sqs: &LocalSqs)
     );
     let stored = inflate(&decode_base64(&received[0].body));
     assert!(stored == body.as_bytes(), "the exact bytes");
+}
+
+/// README, "Rotate the secret": deleting a leaked secret (at once, or with a recovery window)
+/// stops it verifying at the next read, which any mismatch forces after 30 s.
+fn deleted_secret_stops_verifying_at_the_next_read(sqs: &LocalSqs) {
+    let body = event_body("v3-grant-created.json");
+    let stacks: Vec<_> = [true, false]
+        .into_iter()
+        .map(|force| {
+            let arn = sqs.create_secret("leaked-webhook-secret");
+            let stack = Stack::with_secret(sqs, &arn);
+            assert_eq!(
+                post_signed_with(&stack, "leaked-webhook-secret", &body).0,
+                200
+            );
+            sqs.delete_secret(&arn, force);
+            stack
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(31));
+    for stack in &stacks {
+        assert_eq!(post_signed_with(stack, "forged", &body).0, 503);
+        let after = post_signed_with(stack, "leaked-webhook-secret", &body);
+        assert_eq!(after, (503, "secret_unavailable".to_owned()));
+        assert_eq!(stack.received().len(), 1, "only the POST before the delete");
+        assert!(
+            stack.logs().contains("failed, secrets dropped"),
+            "{}",
+            stack.logs()
+        );
+    }
+}
+
+/// lambda_http fails on a Host that is no host and on a header value with a control byte:
+/// raw events as API Gateway passes them on still get an HTTP answer (src/event.rs), and a
+/// signed POST is stored whatever its headers say.
+fn hostile_hosts_and_header_values_get_an_answer_and_a_signed_post_is_stored(sqs: &LocalSqs) {
+    let mut stack = Stack::start(sqs);
+    let hostile = |event: &str, header: &str, value: &str| {
+        let mut event = sample_event(event);
+        event["headers"][header] = value.into();
+        stack.invoke_event(&event)
+    };
+    for (header, value) in [
+        ("host", "a b"),
+        ("host", "x.example.com:99999"),
+        ("x-odd", "a\u{1}b\u{7f}"),
+        ("user-agent", "\u{0}\n"),
+    ] {
+        let echoed = hostile("challenge.json", header, value);
+        assert_eq!(echoed.status, 200, "{header}: {value:?}: {echoed:?}");
+        let stored = hostile("v3-message-created.json", header, value);
+        assert_eq!(stored.status, 200, "{header}: {value:?}: {stored:?}");
+    }
+    assert_eq!(stack.received().len(), 4);
+    let forged = hostile("v3-message-created.json", "x-nylas-signature", "ab\u{1}");
+    assert_eq!(
+        (forged.status, forged.body.as_str()),
+        (403, "malformed_signature")
+    );
+    assert!(stack.functions_running());
+}
+
+/// Two identical deltas in one POST are two notifications: two messages with distinct ids,
+/// on a standard queue and on FIFO, where the same POST sent again adds nothing.
+fn two_identical_deltas_are_two_messages_and_a_resend_adds_nothing_on_fifo(sqs: &LocalSqs) {
+    let delta = r#"{"date": 1, "object": "message", "type": "message.opened", "object_data": {"account_id": "a-1"}}"#;
+    let body = format!(r#"{{"deltas": [{delta}, {delta}]}}"#);
+    let hash = hex::encode(Sha256::digest(delta.as_bytes()));
+    for queue in [sqs.create_queue(), sqs.create_fifo_queue()] {
+        let fifo = queue.ends_with(".fifo");
+        let stack = Stack::forwarding_to(sqs, queue);
+        assert_eq!(signed_post(&stack, &body).status, 200);
+        if fifo {
+            assert_eq!(signed_post(&stack, &body).status, 200);
+        }
+        let received = stack.received();
+        let mut ids: Vec<_> = received
+            .iter()
+            .filter_map(|m| attribute(m, "nylas-id"))
+            .collect();
+        ids.sort();
+        assert_eq!(ids, [hash.clone(), format!("{hash}-2")], "fifo: {fifo}");
+        assert!(received.iter().all(|m| m.body == delta));
+    }
+}
+
+/// 200 deltas of one account on FIFO through an SQS taking 0.15 s a call: the group's 20
+/// batches go one after another, and may run past the 6 s budget (503). Every call succeeds,
+/// so the breaker stays closed: another POST meanwhile is stored, and the POST sent again 1 s
+/// later is tried, until every delta is stored, once, in order.
+fn slow_fifo_post_is_stored_whole_on_a_resend_and_refuses_no_other(sqs: &LocalSqs) {
+    let proxy = FaultyProxy::start(&sqs.endpoint, Fault::Delay(Duration::from_millis(150)));
+    let stack = Stack::through(sqs, sqs.create_fifo_queue(), &proxy.endpoint, 1);
+    let deltas: Vec<String> = (0..200)
+        .map(|i| {
+            format!(
+                r#"{{"type": "message.created", "n": {i}, "object_data": {{"account_id": "a-1"}}}}"#
+            )
+        })
+        .collect();
+    let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
+    let mut answers = Vec::new();
+    for _ in 0..3 {
+        let reply = signed_post(&stack, &body);
+        answers.push(reply.status);
+        let other = signed_post(&stack, &v3_body(&format!("other-{}", answers.len())));
+        assert_eq!(other.status, 200, "{other:?}: no other POST is refused");
+        if reply.status == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert_eq!(answers.last(), Some(&200), "{answers:?}");
+    assert!(
+        !stack.logs().contains("queue_down"),
+        "the breaker never opened"
+    );
+    let stored: Vec<String> = stack
+        .received()
+        .into_iter()
+        .filter(|m| attribute(m, "nylas-grant-id") == Some("a-1"))
+        .map(|m| m.body)
+        .collect();
+    assert_eq!(stored, deltas, "every delta once, in order");
 }

@@ -49,7 +49,10 @@ pub use idempotency::Idempotency;
 pub use notification::{Delta, Envelope, MessageError, Notification, Type};
 pub use nylas_sqs_contract::ApiVersion;
 
-use lambda_runtime::{service_fn, Error, LambdaEvent};
+/// The error `run` and `serve` return: lambda_runtime's, re-exported so that a team's `main`
+/// needs no other dependency to name it.
+pub use lambda_runtime::Error;
+use lambda_runtime::{service_fn, LambdaEvent};
 use std::fmt::Display;
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -336,6 +336,20 @@ impl LocalSqs {
             .expect("moto stores the secret");
     }
 
+    /// Deletes the secret, as an operator does after a leak: at once (`force`), or with
+    /// Secrets Manager's recovery window (the secret is then "marked for deletion").
+    #[allow(dead_code)]
+    pub fn delete_secret(&self, arn: &str, force: bool) {
+        let request = self.secrets.delete_secret().secret_id(arn);
+        let request = match force {
+            true => request.force_delete_without_recovery(true),
+            false => request.recovery_window_in_days(7),
+        };
+        self.runtime
+            .block_on(request.send())
+            .expect("moto deletes the secret");
+    }
+
     /// A queue URL of the right form for a queue that does not exist.
     pub fn missing_queue_url(&self) -> String {
         format!("{}/123456789012/no-such-queue", self.endpoint)
