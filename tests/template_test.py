@@ -158,8 +158,8 @@ class ApiTest(unittest.TestCase):
         self.assertRegex(random, pattern)
         for path in ["webhook", "/", "/webhook/", "//webhook", "/a b", "/{proxy+}", "/a?b"]:
             self.assertIsNone(pattern.fullmatch(path), path)
-        makefile = (ROOT / "Makefile").read_text()
-        self.assertIn("WebhookPath=/webhook/", makefile)
+        deploy = (ROOT / "scripts" / "deploy.py").read_text()
+        self.assertIn('path = f"/webhook/{secrets.token_hex(16)}"', deploy)
 
 
 class QueueTest(unittest.TestCase):
