@@ -17,32 +17,14 @@
 
 use lambda_http::http::{HeaderName, HeaderValue, Uri};
 use lambda_http::request::LambdaRequest;
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::{de::Error, Deserialize, Deserializer};
 use serde_json::Value;
 
-/// Bytes RFC 3986 does not allow in a query; `%` is kept, so what was encoded stays as it was.
-const NOT_QUERY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~')
-    .remove(b'!')
-    .remove(b'$')
-    .remove(b'&')
-    .remove(b'\'')
-    .remove(b'(')
-    .remove(b')')
-    .remove(b'*')
-    .remove(b'+')
-    .remove(b',')
-    .remove(b';')
-    .remove(b'=')
-    .remove(b':')
-    .remove(b'@')
-    .remove(b'/')
-    .remove(b'?')
-    .remove(b'%');
+/// Bytes RFC 3986 does not allow in a query (`%` is allowed, so what was encoded stays as it was).
+#[rustfmt::skip]
+const NOT_QUERY: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'#').add(b'<').add(b'>')
+    .add(b'[').add(b'\\').add(b']').add(b'^').add(b'`').add(b'{').add(b'|').add(b'}');
 
 /// An API Gateway event, repaired as the module doc says while it is read.
 pub struct Event(pub LambdaRequest);
@@ -75,26 +57,21 @@ impl<'de> Deserialize<'de> for Event {
 /// cannot build a URI with (it then uses API Gateway's domain name, and https).
 fn repair(mut request: LambdaRequest) -> LambdaRequest {
     let (headers, domain, path) = match &mut request {
-        LambdaRequest::ApiGatewayV2(request) => {
-            let query = request.raw_query_string.as_deref();
-            request.raw_query_string = query.map(|q| utf8_percent_encode(q, NOT_QUERY).to_string());
-            let path = request.raw_path.as_deref();
+        LambdaRequest::ApiGatewayV2(r) => {
+            let query = r.raw_query_string.as_deref();
+            r.raw_query_string = query.map(|q| utf8_percent_encode(q, NOT_QUERY).to_string());
             (
-                &mut request.headers,
-                &mut request.request_context.domain_name,
-                path.unwrap_or("/"),
+                &mut r.headers,
+                &mut r.request_context.domain_name,
+                &r.raw_path,
             )
         }
-        LambdaRequest::ApiGatewayV1(request) => {
-            let path = request.path.as_deref();
-            (
-                &mut request.headers,
-                &mut request.request_context.domain_name,
-                path.unwrap_or("/"),
-            )
+        LambdaRequest::ApiGatewayV1(r) => {
+            (&mut r.headers, &mut r.request_context.domain_name, &r.path)
         }
         _ => return request,
     };
+    let path = path.as_deref().unwrap_or("/");
     let scheme = headers.get("x-forwarded-proto").map(|v| v.as_bytes());
     if scheme.is_some_and(|s| s != b"http" && s != b"https") {
         headers.remove("x-forwarded-proto");

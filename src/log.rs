@@ -17,12 +17,6 @@ use tracing::Level;
 /// The CloudWatch namespace of the function's metrics; the template's alarms use it too.
 pub const NAMESPACE: &str = "NylasWebhookSqs";
 
-/// The dimension every metric carries, so that two stacks in one account and region write two
-/// metrics, and each stack's alarms select their own: the function's name, as Lambda sets it.
-pub static FUNCTION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
-});
-
 /// Installs a JSON subscriber for what is not a request line (start-up errors, the Lambda
 /// runtime's warnings): this crate's events at INFO and above, the libraries' at WARN.
 pub fn init() {
@@ -168,7 +162,7 @@ impl<'a> Line<'a> {
             reason: rejection.map(|r| r.reason().0),
             duration_ms: elapsed.as_micros() as f64 / 1000.0,
             delivery,
-            function: FUNCTION.as_str(),
+            function: nylas_sqs_contract::function_name(),
             aws: json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}),
             metrics,
         }

@@ -4,7 +4,7 @@
 
 use crate::notification::Notification;
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Why not every notification of a request reached the queue.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -37,22 +37,29 @@ pub struct Delivered {
     pub retried: usize,
 }
 
-/// How the queue's calls of one delivery ended, as they end: whether any failed (an error, a
-/// timeout, nothing stored), and whether any succeeded. Only these decide the breaker: a
+/// Whether any of one delivery's calls to the queue failed (an error, a timeout, nothing
+/// stored), and whether any succeeded, recorded as each ends. Only these decide the breaker: a
 /// delivery that ran out of time while every call succeeded says nothing about the queue.
 #[derive(Debug, Default)]
-pub struct Calls(AtomicU8);
+pub struct Calls {
+    failed: AtomicBool,
+    succeeded: AtomicBool,
+}
 
 impl Calls {
     pub fn record(&self, succeeded: bool) {
-        self.0
-            .fetch_or(if succeeded { 1 } else { 2 }, Ordering::Relaxed);
+        let ended = if succeeded {
+            &self.succeeded
+        } else {
+            &self.failed
+        };
+        ended.store(true, Ordering::Relaxed);
     }
 
-    /// `Some(false)` when a call failed, `Some(true)` when calls ended and none failed, `None`
-    /// when no call ended.
+    /// `None` when no call ended; else whether none failed.
     pub fn healthy(&self) -> Option<bool> {
-        [None, Some(true), Some(false), Some(false)][usize::from(self.0.load(Ordering::Relaxed))]
+        let failed = self.failed.load(Ordering::Relaxed);
+        (failed || self.succeeded.load(Ordering::Relaxed)).then_some(!failed)
     }
 }
 

@@ -11,10 +11,11 @@
 //! than [`REFRESH_AFTER`] ago (a revoked secret stops verifying on every warm instance).
 //! A read whose answer says the secret is gone or unreadable (deleted, marked for deletion,
 //! access or key taken away) drops what was kept at once. A read that fails for a passing
-//! reason (throttling, a timeout, a 5xx) keeps the secrets last read, for at most
-//! `SECRET_KEEP_SECONDS` after that read. `NYLAS_WEBHOOK_SECRET` and
+//! reason (throttling, a timeout, a 5xx) keeps the secrets last read, unless that was more than
+//! `SECRET_KEEP_SECONDS` ago. `NYLAS_WEBHOOK_SECRET` and
 //! `NYLAS_WEBHOOK_SECRET_PREVIOUS` give fixed secrets instead (tests, other hosting).
 
+use crate::nylas::{SENDER, SIGNATURE_HEADER};
 use crate::signature::{Secret, Signature, Verifier};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
@@ -46,9 +47,16 @@ const JSON_MEMBER: &str = "webhook_secret";
 /// Why a signature did not verify against the secrets.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
-    #[error("the signature matches no secret the function has")]
+    #[error(
+        "{SIGNATURE_HEADER} matches no secret the function has: the secret stored is not this \
+         webhook's (store it with `make secret`: README, \"Store the webhook secret\"), or the \
+         request is not from {SENDER}"
+    )]
     Mismatch,
-    #[error("no webhook secret could be read ({0})")]
+    #[error(
+        "no webhook secret could be read ({0}): check that the secret exists and that the \
+         function may read it"
+    )]
     Unavailable(String),
 }
 
@@ -96,21 +104,20 @@ impl Read {
         secrets.any(|s| s.matches(body, signature))
     }
 
-    /// Forgets the secrets, for `why`.
-    fn drop_secrets(&mut self, why: String) {
-        (self.current, self.previous, self.read_at, self.error) = (None, None, None, why);
+    /// Forgets the secrets: nothing verifies until a read brings them back.
+    fn forget(&mut self) {
+        (self.current, self.previous, self.read_at) = (None, None, None);
     }
 }
 
 impl Secrets {
     pub fn stored(client: Client, arn: String, previous_ttl: Duration, keep: Duration) -> Self {
-        let (read, ttl) = (Mutex::default(), previous_ttl);
         Secrets::Stored(Store {
             client,
             arn,
-            previous_ttl: ttl,
+            previous_ttl,
             keep,
-            read,
+            read: Mutex::default(),
         })
     }
 
@@ -130,11 +137,6 @@ impl Secrets {
         };
         let mut read = store.read.lock().await;
         let passed = |at: Option<Instant>, time| at.is_none_or(|at| at.elapsed() >= time);
-        if read.read_at.is_some() && passed(read.read_at, store.keep) {
-            let keep = store.keep;
-            let why = format!("every read for {keep:?} failed, the last: {}", read.error);
-            read.drop_secrets(why);
-        }
         let may_read = passed(read.tried_at, REREAD_AFTER);
         // One HMAC per secret, unless a read brings new ones: stale secrets are read first.
         let mut matched =
@@ -159,30 +161,28 @@ impl Secrets {
 
 impl Store {
     /// Reads both versions side by side. A failed read drops what was read before when the
-    /// secret is gone, and keeps it otherwise.
+    /// secret is gone, or when it was read `keep` ago; else it keeps it.
     async fn read_into(&self, read: &mut Read) -> String {
         read.tried_at = Some(Instant::now());
         let (current, previous) =
             tokio::join!(self.version("AWSCURRENT"), self.version("AWSPREVIOUS"));
         let current = current.and_then(|output| {
-            let gone = |reason: &str| (true, reason.to_owned());
-            let output = output.ok_or_else(|| {
-                gone("Secrets Manager has no such secret, or no AWSCURRENT version of it")
-            })?;
-            Ok((
-                secret_of(&output).map_err(|e| gone(&e))?,
-                output.created_date().copied(),
-            ))
+            let gone = "Secrets Manager has no such secret, or no AWSCURRENT version of it";
+            let output = output.ok_or((true, gone.to_owned()))?;
+            let secret = secret_of(&output).map_err(|why| (true, why))?;
+            Ok((secret, output.created_date().copied()))
         });
         let (current, created) = match current {
             Ok(read) => read,
-            Err((true, reason)) => {
-                read.drop_secrets(reason.clone());
-                return format!("failed, secrets dropped: {reason}");
-            }
-            Err((false, reason)) => {
-                read.error = reason.clone();
-                return format!("failed, secrets kept: {reason}");
+            Err((gone, reason)) => {
+                let dropped = gone || read.read_at.is_some_and(|at| at.elapsed() >= self.keep);
+                if dropped {
+                    read.forget();
+                }
+                let kept = if dropped { "dropped" } else { "kept" };
+                let said = format!("failed, secrets {kept}: {reason}");
+                read.error = reason;
+                return said;
             }
         };
         // AWSCURRENT's age, on the wall clock, becomes a deadline on the monotonic one.

@@ -20,11 +20,10 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: String, max_receive_count: u32) -> Self {
-        let max = max_receive_count;
         Self {
             client,
             queue_url,
-            max_receive_count: max,
+            max_receive_count,
         }
     }
 
@@ -57,5 +56,32 @@ impl DeadLetter {
         let sent = request.send().await;
         sent.map(drop)
             .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(group: Option<&str>, count: &str) -> SqsMessage {
+        let mut attributes = serde_json::json!({"ApproximateReceiveCount": count});
+        if let Some(group) = group {
+            attributes["MessageGroupId"] = group.into();
+        }
+        serde_json::from_value(serde_json::json!({"messageId": "m", "attributes": attributes}))
+            .expect("an SQS message")
+    }
+
+    #[test]
+    fn only_a_fifo_message_on_its_last_receive_is_taken() {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let dead = DeadLetter::new(aws_sdk_sqs::Client::from_conf(config), "u".to_owned(), 5);
+        assert!(dead.takes(&message(Some("g"), "5")));
+        assert!(dead.takes(&message(Some("g"), "6")));
+        assert!(!dead.takes(&message(Some("g"), "4")), "not its last receive");
+        assert!(!dead.takes(&message(None, "5")), "a standard queue's: SQS's redrive");
+        assert!(!dead.takes(&message(Some("g"), "x")));
     }
 }

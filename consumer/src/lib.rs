@@ -67,31 +67,19 @@ where
     F: Future<Output = Result<(), E>>,
     E: Display,
 {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let idempotency = idempotency_settings(var)?;
-    let dead_letter = match (var("DEAD_LETTER_QUEUE_URL"), var("MAX_RECEIVE_COUNT")) {
-        (Some(url), Some(count)) => Some((
-            url,
-            count.parse::<u32>().map_err(|_| {
-                format!("MAX_RECEIVE_COUNT must be the queue's maxReceiveCount, not {count:?}")
-            })?,
-        )),
-        _ => None,
+    let var = |name: &str| std::env::var(name).ok();
+    let (idempotency, dead_letter) = (idempotency_settings(var)?, dead_letter_settings(var)?);
+    let aws = match idempotency.is_some() || dead_letter.is_some() {
+        true => Some(aws_settings().load().await),
+        false => None,
     };
-    let config = match (&idempotency, &dead_letter) {
-        (None, None) => None,
-        _ => Some(aws_settings().load().await),
-    };
-    let idempotency = idempotency
-        .zip(config.as_ref())
-        .map(|((table, ttl), config)| {
-            Idempotency::new(aws_sdk_dynamodb::Client::new(config), table).with_ttl(ttl)
-        });
+    let aws = aws.as_ref();
+    let idempotency = idempotency.zip(aws).map(|((table, ttl), aws)| {
+        Idempotency::new(aws_sdk_dynamodb::Client::new(aws), table).with_ttl(ttl)
+    });
     let dead_letter = dead_letter
-        .zip(config.as_ref())
-        .map(|((url, count), config)| {
-            DeadLetter::new(aws_sdk_sqs::Client::new(config), url, count)
-        });
+        .zip(aws)
+        .map(|((url, count), aws)| DeadLetter::new(aws_sdk_sqs::Client::new(aws), url, count));
     serve(Consumer::new(handler, idempotency).with_dead_letter(dead_letter)).await
 }
 
@@ -113,6 +101,29 @@ fn idempotency_settings(
         _ => Err(
             "IDEMPOTENCY_TABLE is not set: set it to the idempotency table's name, or set \
                   IDEMPOTENCY=off for a handler that is idempotent on its own"
+                .to_owned(),
+        ),
+    }
+}
+
+/// The dead-letter queue and the queue's `maxReceiveCount` the environment (`var`) names, or
+/// none when it names neither. One without the other is an error: the consumer would let a
+/// FIFO poison message take its group to the dead-letter queue.
+fn dead_letter_settings(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, u32)>, String> {
+    match (var("DEAD_LETTER_QUEUE_URL"), var("MAX_RECEIVE_COUNT")) {
+        (None, None) => Ok(None),
+        (Some(url), Some(count)) if !url.is_empty() => match count.parse() {
+            Ok(count) if count > 0 => Ok(Some((url, count))),
+            _ => Err(format!(
+                "MAX_RECEIVE_COUNT must be the queue's maxReceiveCount (a whole number), not \
+                 {count:?}"
+            )),
+        },
+        _ => Err(
+            "set both DEAD_LETTER_QUEUE_URL and MAX_RECEIVE_COUNT (the queue's redrive \
+             policy), or neither"
                 .to_owned(),
         ),
     }
@@ -210,6 +221,33 @@ mod tests {
         assert!(bad
             .unwrap_err()
             .starts_with("IDEMPOTENCY_TTL_SECONDS must be"));
+    }
+
+    #[test]
+    fn the_dead_letter_queue_takes_both_settings_or_neither() {
+        let settings = |vars: &[(&str, &str)]| {
+            dead_letter_settings(|name| {
+                let found = vars.iter().find(|(n, _)| *n == name);
+                found.map(|(_, v)| v.to_string())
+            })
+        };
+        assert_eq!(settings(&[]), Ok(None));
+        let both = [("DEAD_LETTER_QUEUE_URL", "u"), ("MAX_RECEIVE_COUNT", "5")];
+        assert_eq!(settings(&both), Ok(Some(("u".to_owned(), 5))));
+        for half in [
+            &both[..1],
+            &both[1..],
+            &[("DEAD_LETTER_QUEUE_URL", ""), both[1]],
+        ] {
+            assert!(
+                settings(half).unwrap_err().starts_with("set both"),
+                "{half:?}"
+            );
+        }
+        for count in ["0", "five", "-1"] {
+            let bad = settings(&[both[0], ("MAX_RECEIVE_COUNT", count)]).unwrap_err();
+            assert!(bad.starts_with("MAX_RECEIVE_COUNT must be"), "{count}");
+        }
     }
 
     #[test]

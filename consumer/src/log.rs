@@ -44,7 +44,7 @@ pub fn line(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) -> Value
         "message_id": message.message_id,
         "receive_count": message.attributes.get("ApproximateReceiveCount"),
         "duration_ms": elapsed.as_micros() as f64 / 1000.0,
-        "FunctionName": std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned()),
+        "FunctionName": nylas_sqs_contract::function_name(),
         "_aws": {"Timestamp": timestamp.as_millis() as u64, "CloudWatchMetrics": [metrics]},
     });
     line[metric] = json!(1);
@@ -118,6 +118,8 @@ mod tests {
             let declared = &line["_aws"]["CloudWatchMetrics"][0];
             assert_eq!(declared["Metrics"][0]["Name"], metric);
             assert_eq!(declared["Namespace"], NAMESPACE);
+            assert_eq!(declared["Dimensions"], json!([["FunctionName"]]));
+            assert_eq!(line["FunctionName"], nylas_sqs_contract::function_name());
         }
     }
 

@@ -47,6 +47,16 @@ pub const NO_GRANT_GROUP: &str = "no-grant";
 /// Most bytes a `gzip+base64` body inflates to when decoded: the most Lambda carries.
 pub const MAX_INFLATED: usize = 6 * 1024 * 1024;
 
+/// The value of the `FunctionName` dimension both functions' metrics carry, so that two stacks
+/// in one account and region write two metrics and each stack's alarms read their own: the
+/// name Lambda gives the function (`AWS_LAMBDA_FUNCTION_NAME`), `local` elsewhere.
+pub fn function_name() -> &'static str {
+    static NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
+    });
+    &NAME
+}
+
 /// Which Nylas payload shape a notification came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ApiVersion {
