@@ -15,7 +15,8 @@ For each binary:
 Usage: python scripts/coldstart.py FUNCTION HELLO [BEFORE]  (paths of release binaries).
 BEFORE, a build of an earlier commit, is measured in the same run, its starts alternating
 with the others', so that a change is measured against the same load.
-RUNS and INVOCATIONS set the counts; EVENT another API Gateway event to send. As on
+RUNS, INVOCATIONS and CPU_ROUNDS (5: rounds of INVOCATIONS, binaries alternating, median
+taken) set the counts; EVENT another API Gateway event to send. As on
 Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE names one bundle (CERT_BUNDLE, this machine's by default; CERT_BUNDLE= leaves it unset).
 Needs the project's .venv (moto). Prints a table, and with PEER=1 (BEFORE is the
 straightforward receiver, benches/peer) the verdicts on issue 15's ratios.
@@ -44,6 +45,7 @@ import local_aws
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 RUNS = int(os.environ.get("RUNS", "60"))
 INVOCATIONS = int(os.environ.get("INVOCATIONS", "1000"))
+CPU_ROUNDS = int(os.environ.get("CPU_ROUNDS", "5"))
 EVENT = json.loads(pathlib.Path(os.environ.get("EVENT", ROOT / "events" / "v3-message-created.json")).read_text())
 EVENT_BYTES = json.dumps(EVENT).encode()
 
@@ -260,9 +262,16 @@ def measure(binaries, invocation_env):
     for _ in range(RUNS):
         for name, binary, binary_env in binaries:
             starts[name].append(run(binary, binary_env, 0))
+    # CPU per invocation drifts with the machine's load: CPU_ROUNDS rounds of INVOCATIONS each,
+    # the binaries alternating, and the median of each binary's rounds.
+    rounds = {name: [] for name, _, _ in binaries}
+    for _ in range(CPU_ROUNDS):
+        for name, binary, binary_env in binaries:
+            rounds[name].append(run(binary, invocation_env(name, binary_env), INVOCATIONS))
     results = {}
     for name, binary, binary_env in binaries:
-        _, _, cpu, peak = run(binary, invocation_env(name, binary_env), INVOCATIONS)
+        cpu = statistics.median(r[2] for r in rounds[name])
+        peak = max(r[3] for r in rounds[name])
         inits = sorted(s[0] for s in starts[name])
         firsts = sorted(s[1] for s in starts[name])
         results[name] = {
@@ -276,7 +285,7 @@ def measure(binaries, invocation_env):
 
 
 def print_table(results, event):
-    print(f"{RUNS} starts each, then {INVOCATIONS} invocations of {event}")
+    print(f"{RUNS} starts each, then {CPU_ROUNDS} rounds of {INVOCATIONS} invocations of {event} (median)")
     print(f"{'':<15} {'init (median)':>14} {'init (p90)':>11} {'first response':>15} {'CPU/invocation':>15} {'peak RSS':>9}")
     for name, r in results.items():
         print(f"{name:<15} {r['init_ms']:>11.2f} ms {r['init_p90_ms']:>8.2f} ms {r['first_ms']:>12.2f} ms {r['cpu_us']:>12.0f} µs {r['peak_mb']:>6.1f} MB")
