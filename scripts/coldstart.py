@@ -15,7 +15,8 @@ For each binary:
 Usage: python scripts/coldstart.py FUNCTION HELLO [BEFORE]  (paths of release binaries).
 BEFORE, a build of an earlier commit, is measured in the same run, its starts alternating
 with the others', so that a change is measured against the same load.
-RUNS, INVOCATIONS and CPU_ROUNDS (5: rounds of INVOCATIONS, binaries alternating, median
+WRAP runs each binary under a command (valgrind's callgrind: instructions, repeatable where
+seconds are not). RUNS, INVOCATIONS and CPU_ROUNDS (5: rounds of INVOCATIONS, binaries alternating, median
 taken) set the counts; EVENT another API Gateway event to send. As on
 Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE names one bundle (CERT_BUNDLE, this machine's by default; CERT_BUNDLE= leaves it unset).
 Needs the project's .venv (moto). Prints a table, and with PEER=1 (BEFORE is the
@@ -205,7 +206,8 @@ def run(binary, env, invocations):
     }
     RuntimeApi.state = state
     started = time.perf_counter()
-    process = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wrapper = os.environ.get("WRAP", "").split()  # WRAP="valgrind --tool=callgrind ...": counts
+    process = subprocess.Popen([*wrapper, binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         if not wait_idle(state, 1, 30):
             sys.exit(f"{binary} did not finish its first invocation")
@@ -224,6 +226,12 @@ def run(binary, env, invocations):
             peak = peak_kb(process.pid)
         return init, first, cpu, peak
     finally:
+        if wrapper:  # a wrapper writes what it counted when its program ends, not when killed
+            process.terminate()
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
         process.kill()
         process.wait()
 

@@ -19,7 +19,7 @@ use lambda_http::http::{HeaderName, HeaderValue, Uri};
 use lambda_http::request::LambdaRequest;
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
 use serde::{de::Error, Deserialize, Deserializer};
-use serde_json::Value;
+use serde_json::value::{RawValue, Value};
 
 /// Bytes RFC 3986 does not allow in a query (`%` is allowed, so what was encoded stays as it was).
 #[rustfmt::skip]
@@ -31,25 +31,35 @@ pub struct Event(pub LambdaRequest);
 
 impl<'de> Deserialize<'de> for Event {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let mut event = Value::deserialize(deserializer)?;
-        for headers in ["headers", "multiValueHeaders"] {
-            if let Some(Value::Object(headers)) = event.get_mut(headers) {
-                headers.retain(|name, _| HeaderName::from_bytes(name.as_bytes()).is_ok());
-                let values = headers.values_mut().flat_map(|v| match v {
-                    Value::Array(values) => values.iter_mut().collect(),
-                    value => vec![value],
-                });
-                for value in values {
-                    if let Value::String(text) = value {
-                        if HeaderValue::from_str(text).is_err() {
-                            *text = utf8_percent_encode(text, CONTROLS).to_string();
-                        }
-                    }
+        // Read as lambda_http reads it; only an event it cannot read pays for the repair.
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let request = serde_json::from_str(raw.get()).or_else(|_| {
+            let mut event: Value = serde_json::from_str(raw.get())?;
+            repair_headers(&mut event);
+            LambdaRequest::deserialize(event)
+        });
+        Ok(Event(repair(request.map_err(D::Error::custom)?)))
+    }
+}
+
+/// Drops the header names `http` refuses, and percent-encodes the values it refuses.
+fn repair_headers(event: &mut Value) {
+    for headers in ["headers", "multiValueHeaders"] {
+        let Some(Value::Object(headers)) = event.get_mut(headers) else {
+            continue;
+        };
+        headers.retain(|name, _| HeaderName::from_bytes(name.as_bytes()).is_ok());
+        let values = headers.values_mut().flat_map(|v| match v {
+            Value::Array(values) => values.iter_mut().collect(),
+            value => vec![value],
+        });
+        for value in values {
+            if let Value::String(text) = value {
+                if HeaderValue::from_str(text).is_err() {
+                    *text = utf8_percent_encode(text, CONTROLS).to_string();
                 }
             }
         }
-        let request = LambdaRequest::deserialize(event).map_err(D::Error::custom)?;
-        Ok(Event(repair(request)))
     }
 }
 
@@ -87,7 +97,8 @@ fn repair(mut request: LambdaRequest) -> LambdaRequest {
     {
         headers.remove("host");
     }
-    if domain.as_deref().is_some_and(|d| !builds(d)) {
+    // lambda_http reads the domain name only when there is no `Host`.
+    if !headers.contains_key("host") && domain.as_deref().is_some_and(|d| !builds(d)) {
         *domain = None;
     }
     request

@@ -80,8 +80,14 @@ mod tests {
         let dead = DeadLetter::new(aws_sdk_sqs::Client::from_conf(config), "u".to_owned(), 5);
         assert!(dead.takes(&message(Some("g"), "5")));
         assert!(dead.takes(&message(Some("g"), "6")));
-        assert!(!dead.takes(&message(Some("g"), "4")), "not its last receive");
-        assert!(!dead.takes(&message(None, "5")), "a standard queue's: SQS's redrive");
+        assert!(
+            !dead.takes(&message(Some("g"), "4")),
+            "not its last receive"
+        );
+        assert!(
+            !dead.takes(&message(None, "5")),
+            "a standard queue's: SQS's redrive"
+        );
         assert!(!dead.takes(&message(Some("g"), "x")));
     }
 }
