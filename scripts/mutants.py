@@ -28,11 +28,12 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PASSES = [
     ("receiver",
      [f"src/{name}.rs" for name in
-      ("outcome", "signature", "secret", "sqs", "body", "notification", "nylas", "handler", "event", "breaker")],
+      ("outcome", "signature", "secret", "sqs", "body", "notification", "nylas", "handler", "event", "breaker",
+       "queue")],
      ["--cargo-arg=--lib", "--cargo-arg=--test=properties"]),
     ("consumer",
      ["contract/src/lib.rs", "consumer/src/batch.rs", "consumer/src/idempotency.rs",
-      "consumer/src/notification.rs", "consumer/src/lib.rs"],
+      "consumer/src/notification.rs", "consumer/src/lib.rs", "consumer/src/dead_letter.rs"],
      ["-p", "nylas-sqs-contract", "-p", "nylas-webhook-consumer", "--test-workspace=false",
       "--cargo-arg=--lib"]),
 ]

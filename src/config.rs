@@ -53,9 +53,9 @@ pub struct Config {
 /// Where the webhook secrets come from (`secret.rs`).
 #[derive(Debug)]
 pub enum SecretSource {
-    /// A Secrets Manager secret, by ARN: the deployed way; and how long its previous version
-    /// verifies after a new one is stored.
-    /// And how long what was read verifies while reads fail for a passing reason.
+    /// A Secrets Manager secret, by ARN: the deployed way; how long its previous version
+    /// verifies after a new one is stored, and what was read while reads fail for a passing
+    /// reason.
     Stored {
         arn: String,
         previous_ttl: Duration,
