@@ -386,6 +386,23 @@ mod tests {
         assert_eq!(found[1].id, sha256(second.as_bytes()));
     }
 
+    /// Two deltas of one POST never share an id; the same POST again gives the same ids.
+    #[test]
+    fn repeats_of_one_delta_in_a_post_get_a_counter_and_others_keep_their_hash() {
+        let (a, b) = (
+            r#"{"type": "message.opened"}"#,
+            r#"{"type": "thread.replied"}"#,
+        );
+        let body = format!(r#"{{"deltas": [{a}, {b}, {a}, {a}]}}"#);
+        let ids = |body: &str| -> Vec<String> {
+            split(body.as_bytes()).into_iter().map(|n| n.id).collect()
+        };
+        let (ha, hb) = (sha256(a.as_bytes()), sha256(b.as_bytes()));
+        let expected = [ha.clone(), hb, format!("{ha}-2"), format!("{ha}-3")];
+        assert_eq!(ids(&body), expected);
+        assert_eq!(ids(&body), expected, "the same POST again: the same ids");
+    }
+
     #[test]
     fn v2_delta_of_any_json_type_is_still_forwarded() {
         let body = r#"{"deltas":[1,"two",null,{"type":{"x":1}},["t",{"account_id":"a"}]]}"#;

@@ -663,7 +663,7 @@ fn without_idempotency_each_delivery_runs_the_handler(sqs: &LocalSqs) {
     assert_eq!(recorder.ids(), ["n-1", "n-1"]);
 }
 
-/// README, "What happens to a failing message": on FIFO, a message that fails on its last
+/// README, "What it guarantees": on FIFO, a message that fails on its last
 /// receive goes to the dead-letter queue alone, sent there by the consumer, and its group's
 /// later messages run. Before its last receive, it goes back with them behind it. The receive
 /// counts are set on the events: moto does not hold a group's order across receives as SQS.

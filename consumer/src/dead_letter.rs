@@ -62,22 +62,41 @@ impl DeadLetter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+    use aws_sdk_sqs::operation::send_message::{SendMessageError, SendMessageOutput};
+    use aws_sdk_sqs::types::error::QueueDoesNotExist;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule};
+    use std::sync::{Arc, Mutex};
 
     fn message(group: Option<&str>, count: &str) -> SqsMessage {
         let mut attributes = serde_json::json!({"ApproximateReceiveCount": count});
         if let Some(group) = group {
             attributes["MessageGroupId"] = group.into();
         }
-        serde_json::from_value(serde_json::json!({"messageId": "m", "attributes": attributes}))
-            .expect("an SQS message")
+        let text = |v: &str| serde_json::json!({"stringValue": v, "dataType": "String"});
+        serde_json::from_value(serde_json::json!({"messageId": "m-1", "body": "{}",
+            "attributes": attributes, "messageAttributes": {"nylas-id": text("n-1")}}))
+        .expect("an SQS message")
+    }
+
+    /// A dead-letter queue whose SQS answers as `rule` says, taking the 5th receive as the last.
+    fn dead_letter(rule: &Rule) -> DeadLetter {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(MockResponseInterceptor::new().with_rule(rule))
+            .build();
+        DeadLetter::new(aws_sdk_sqs::Client::from_conf(config), "dlq".to_owned(), 5)
     }
 
     #[test]
     fn only_a_fifo_message_on_its_last_receive_is_taken() {
-        let config = aws_sdk_sqs::Config::builder()
-            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
-            .build();
-        let dead = DeadLetter::new(aws_sdk_sqs::Client::from_conf(config), "u".to_owned(), 5);
+        let dead = dead_letter(
+            &mock!(aws_sdk_sqs::Client::send_message)
+                .then_output(|| SendMessageOutput::builder().build()),
+        );
         assert!(dead.takes(&message(Some("g"), "5")));
         assert!(dead.takes(&message(Some("g"), "6")));
         assert!(
@@ -89,5 +108,35 @@ mod tests {
             "a standard queue's: SQS's redrive"
         );
         assert!(!dead.takes(&message(Some("g"), "x")));
+    }
+
+    #[tokio::test]
+    async fn a_message_is_sent_as_it_came_and_a_refusal_is_an_error() {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let seen = sent.clone();
+        let rule = mock!(aws_sdk_sqs::Client::send_message).then_compute_output(move |input| {
+            let attribute = input.message_attributes().and_then(|a| a.get("nylas-id"));
+            seen.lock().unwrap().push(format!(
+                "{} {} {} {} {}",
+                input.queue_url().unwrap_or("-"),
+                input.message_body().unwrap_or("-"),
+                input.message_group_id().unwrap_or("-"),
+                input.message_deduplication_id().unwrap_or("-"),
+                attribute.and_then(|a| a.string_value()).unwrap_or("-"),
+            ));
+            SendMessageOutput::builder().build()
+        });
+        let fifo = message(Some("g"), "5");
+        assert_eq!(dead_letter(&rule).send(&fifo).await, Ok(()));
+        assert_eq!(*sent.lock().unwrap(), ["dlq {} g m-1 n-1"]);
+        let refused = mock!(aws_sdk_sqs::Client::send_message).then_error(|| {
+            SendMessageError::QueueDoesNotExist(
+                QueueDoesNotExist::builder()
+                    .message("no such queue")
+                    .build(),
+            )
+        });
+        let error = dead_letter(&refused).send(&fifo).await.unwrap_err();
+        assert!(error.contains("no such queue"), "{error}");
     }
 }

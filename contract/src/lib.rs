@@ -314,6 +314,12 @@ mod tests {
     }
 
     #[test]
+    fn the_function_name_is_lambda_s_or_local() {
+        let lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME");
+        assert_eq!(function_name(), lambda.as_deref().unwrap_or("local"));
+    }
+
+    #[test]
     fn gzip_of_several_members_inflates_to_all_of_them() {
         let member = |bytes: &[u8]| {
             let mut encoder = GzEncoder::new(Vec::new(), Compression::default());
