@@ -34,7 +34,7 @@ fn v2(count: usize) -> Vec<u8> {
 
 /// Everything the function does to a POST before the SQS call.
 fn core_path(verifier: &Verifier, body: &[u8], signature: &[u8]) -> usize {
-    let signature = parse(Some(signature)).expect("the bench signs its payloads");
+    let signature = parse(Some(signature), "").expect("the bench signs its payloads");
     assert!(verifier.matches(body, &signature));
     let notifications = split(body);
     let messages: Vec<Message<'_>> = notifications

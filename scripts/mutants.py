@@ -28,12 +28,13 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 PASSES = [
     ("receiver",
      [f"src/{name}.rs" for name in
-      ("outcome", "signature", "secret", "sqs", "body", "notification", "nylas", "handler", "event", "breaker",
-       "queue")],
+      ("outcome", "signature", "secret", "sqs", "message", "body", "sender", "nylas", "handler", "event",
+       "breaker", "queue", "log", "config")],
      ["--cargo-arg=--lib", "--cargo-arg=--test=properties"]),
     ("consumer",
      ["contract/src/lib.rs", "consumer/src/batch.rs", "consumer/src/idempotency.rs",
-      "consumer/src/notification.rs", "consumer/src/lib.rs", "consumer/src/dead_letter.rs"],
+      "consumer/src/notification.rs", "consumer/src/lib.rs", "consumer/src/dead_letter.rs",
+      "consumer/src/outcome.rs", "consumer/src/log.rs"],
      ["-p", "nylas-sqs-contract", "-p", "nylas-webhook-consumer", "--test-workspace=false",
       "--cargo-arg=--lib"]),
 ]

@@ -7,16 +7,12 @@
 //! says: the header is not signed. Inflating stops at a cap, and a body that would pass it is
 //! kept compressed: it is authentic, so it is stored, not refused.
 
-use flate2::read::MultiGzDecoder;
-use std::io::Read;
+use nylas_sqs_contract::inflate;
 
 /// Largest raw body accepted: Lambda's limit for a whole synchronous event, 6,291,456 bytes,
 /// so every body that reaches the function is taken (README, "Body size"). Nylas caps v3
 /// payloads at about 1 MB; v2 bodies batch deltas with no documented maximum.
 pub const MAX_RAW: usize = 6 * 1024 * 1024;
-
-/// Largest body a gzip delivery is inflated to: what Lambda could have carried uncompressed.
-pub const MAX_INFLATED: usize = MAX_RAW;
 
 /// The first two bytes of every gzip stream (RFC 1952).
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
@@ -43,8 +39,21 @@ pub enum Decoded<'a> {
     Plain(&'a [u8]),
     /// A gzip body and what it inflated to.
     Inflated { gzip: &'a [u8], plain: Vec<u8> },
-    /// A gzip body that inflates past [`MAX_INFLATED`]: kept as it came, compressed.
+    /// A gzip body that inflates past what Lambda could have carried uncompressed
+    /// ([`nylas_sqs_contract::MAX_INFLATED`]): kept as it came, compressed.
     TooLarge(&'a [u8]),
+}
+
+impl Decoded<'_> {
+    /// The bytes to split, and the gzip they came as: a body too large to inflate is split
+    /// as its gzip.
+    pub fn parts(&self) -> (&[u8], Option<&[u8]>) {
+        match self {
+            Decoded::Plain(plain) => (plain, None),
+            Decoded::Inflated { gzip, plain } => (plain, Some(gzip)),
+            Decoded::TooLarge(gzip) => (gzip, Some(gzip)),
+        }
+    }
 }
 
 /// Refuses a raw body over [`MAX_RAW`].
@@ -74,12 +83,10 @@ pub fn decode(raw: &[u8]) -> Decoded<'_> {
     if !raw.starts_with(GZIP_MAGIC) {
         return Decoded::Plain(raw);
     }
-    let mut plain = Vec::new();
-    let limit = MAX_INFLATED as u64 + 1;
-    match MultiGzDecoder::new(raw).take(limit).read_to_end(&mut plain) {
-        Ok(_) if plain.len() > MAX_INFLATED => Decoded::TooLarge(raw),
-        Ok(_) => Decoded::Inflated { gzip: raw, plain },
-        Err(_) => Decoded::Plain(raw),
+    match inflate(raw) {
+        Ok(plain) => Decoded::Inflated { gzip: raw, plain },
+        Err(Some(_)) => Decoded::TooLarge(raw),
+        Err(None) => Decoded::Plain(raw),
     }
 }
 

@@ -9,7 +9,6 @@
 //! Nothing is kept or sent again here: a refused delivery is answered 503 and Nylas sends it
 //! again, so the breaker cannot store a notification twice.
 
-use crate::nylas::SENDER;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -20,8 +19,8 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 /// Refused without trying: the queue failed `since` ago and no probe has succeeded since.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "the queue failed {since:?} ago: answered without trying it, so {SENDER} will retry (one \
-     delivery every {PROBE_EVERY:?} tries the queue)"
+    "the queue failed {since:?} ago: answered without trying it (one delivery every \
+     {PROBE_EVERY:?} tries the queue)"
 )]
 pub struct Open {
     pub since: Duration,

@@ -10,10 +10,10 @@ use crate::body;
 use crate::breaker::Breaker;
 use crate::config::ConfigError;
 use crate::log::{self, Delivery};
-use crate::nylas::{self, CHALLENGE, SIGNATURE_HEADER};
 use crate::outcome::{Outcome, Rejection};
 use crate::queue::{Calls, Queue};
 use crate::secret::{SecretError, Secrets};
+use crate::sender::Sender;
 use crate::signature;
 use lambda_http::http::{header, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -23,9 +23,10 @@ use std::time::{Duration, Instant};
 /// answering 503 well before that means Nylas retries instead of timing out.
 pub const QUEUE_BUDGET: Duration = Duration::from_secs(6);
 
-/// The webhook receiver: verifies, splits and forwards.
+/// The webhook receiver: verifies, splits and forwards what `sender` signs.
 #[derive(Debug)]
 pub struct Receiver<Q> {
+    sender: Sender,
     /// What a POST needs, or why the function does not have it.
     ready: Result<(Secrets, Q), ConfigError>,
     /// Open while the queue is down: POSTs are answered 503 at once.
@@ -34,8 +35,9 @@ pub struct Receiver<Q> {
 }
 
 impl<Q: Queue + Sync> Receiver<Q> {
-    pub fn new(secrets: Secrets, queue: Q) -> Self {
+    pub fn new(sender: Sender, secrets: Secrets, queue: Q) -> Self {
         Self {
+            sender,
             ready: Ok((secrets, queue)),
             breaker: Breaker::default(),
             budget: QUEUE_BUDGET,
@@ -44,8 +46,9 @@ impl<Q: Queue + Sync> Receiver<Q> {
 
     /// A receiver that answers the challenge, and every POST with 503 until `error` is fixed
     /// and the function restarted (a deploy does both).
-    pub fn not_configured(error: ConfigError) -> Self {
+    pub fn not_configured(sender: Sender, error: ConfigError) -> Self {
         Self {
+            sender,
             ready: Err(error),
             breaker: Breaker::default(),
             budget: QUEUE_BUDGET,
@@ -57,14 +60,15 @@ impl<Q: Queue + Sync> Receiver<Q> {
         let started = Instant::now();
         let mut delivery = Delivery::default();
         let outcome = match *request.method() {
-            Method::GET => challenge(&request),
+            Method::GET => self.challenge(&request),
             Method::POST => match self.receive(&request, &mut delivery).await {
                 Ok(()) => Outcome::Forwarded,
                 Err(rejection) => Outcome::Rejected(rejection),
             },
-            _ => Outcome::Rejected(Rejection::MethodNotAllowed),
+            _ => Outcome::Rejected(Rejection::MethodNotAllowed(self.sender.allow())),
         };
-        log::request(&outcome, &delivery, started.elapsed());
+        let answer = outcome.answer(self.sender.name);
+        log::request(&answer, &delivery, started.elapsed());
         outcome.into_response()
     }
 
@@ -72,7 +76,9 @@ impl<Q: Queue + Sync> Receiver<Q> {
         let raw: &[u8] = request.body().as_ref();
         body::check_size(raw)?;
         let header_value = |name: &str| request.headers().get(name).map(|v| v.as_bytes());
-        let signature = signature::parse(header_value(SIGNATURE_HEADER))?;
+        let sender = &self.sender;
+        let signature = header_value(sender.signature_header);
+        let signature = signature::parse(signature, sender.signature_prefix)?;
         let (secrets, queue) = self
             .ready
             .as_ref()
@@ -87,7 +93,8 @@ impl<Q: Queue + Sync> Receiver<Q> {
             return Err(error.into());
         }
         let decoded = body::decode(raw);
-        let notifications = nylas::split(&decoded);
+        let (bytes, gzip) = decoded.parts();
+        let notifications = (sender.split)(bytes, gzip, request.headers());
         delivery.describe(&notifications);
         self.breaker.admit()?;
         let calls = Calls::default();
@@ -103,20 +110,21 @@ impl<Q: Queue + Sync> Receiver<Q> {
         delivery.retried = delivered?.retried;
         Ok(())
     }
-}
 
-/// `GET ?challenge=<value>`: Nylas verifies the URL by expecting the value back, exactly.
-fn challenge(request: &Request) -> Outcome {
-    let Some(parameter) = CHALLENGE else {
-        return Outcome::Rejected(Rejection::MethodNotAllowed);
-    };
-    let value = request
-        .query_string_parameters_ref()
-        .and_then(|query| query.first(parameter))
-        .filter(|value| !value.is_empty());
-    match value {
-        Some(value) => Outcome::Challenged(value.to_owned()),
-        None => Outcome::Rejected(Rejection::MissingChallenge),
+    /// `GET ?challenge=<value>`: the sender verifies the URL by expecting the value back,
+    /// exactly.
+    fn challenge(&self, request: &Request) -> Outcome {
+        let Some(parameter) = self.sender.challenge else {
+            return Outcome::Rejected(Rejection::MethodNotAllowed(self.sender.allow()));
+        };
+        let value = request
+            .query_string_parameters_ref()
+            .and_then(|query| query.first(parameter))
+            .filter(|value| !value.is_empty());
+        match value {
+            Some(value) => Outcome::Challenged(value.to_owned()),
+            None => Outcome::Rejected(Rejection::MissingChallenge),
+        }
     }
 }
 
@@ -124,6 +132,7 @@ fn challenge(request: &Request) -> Outcome {
 mod tests {
     use super::*;
     use crate::body::gzip;
+    use crate::nylas::NYLAS;
     use crate::queue::memory::{MemoryQueue, Reply};
     use crate::queue::QueueError;
     use crate::signature::{sign, Secret, Verifier};
@@ -136,7 +145,7 @@ mod tests {
 
     fn receiver(queue: MemoryQueue) -> Receiver<MemoryQueue> {
         let secrets = Secrets::Fixed(Verifier::new(Secret::new(SECRET), None));
-        Receiver::new(secrets, queue)
+        Receiver::new(NYLAS, secrets, queue)
     }
 
     fn post(body: Body, signature: Option<&str>) -> Request {
@@ -144,7 +153,7 @@ mod tests {
         *request.method_mut() = Method::POST;
         if let Some(signature) = signature {
             let value = signature.parse().expect("hex is a valid header value");
-            request.headers_mut().insert(SIGNATURE_HEADER, value);
+            request.headers_mut().insert(NYLAS.signature_header, value);
         }
         request
     }
@@ -364,7 +373,7 @@ mod tests {
             name: "QUEUE_URL",
             what: "a URL",
         };
-        let receiver = || Receiver::<MemoryQueue>::not_configured(error.clone());
+        let receiver = || Receiver::<MemoryQueue>::not_configured(NYLAS, error.clone());
         let (status, body, _) = answer_by(receiver(), get(&[("challenge", "c-1")])).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "c-1"));
         let (status, body, _) = answer_by(receiver(), signed(V3)).await;

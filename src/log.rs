@@ -1,21 +1,16 @@
 //! Logs and metrics: one JSON line per request, which is also a CloudWatch embedded metric
-//! format (EMF) record, so CloudWatch turns it into metrics with no API call and no extra
-//! permission (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>).
+//! format (EMF) record, written with the contract's `emf`, as the consumer writes its own.
 //! A line says what happened, to how many notifications and which (the first's type and id),
 //! never what they contained; [`crate::signature::Secret`] cannot be printed.
 
-use crate::notification::Notification;
-use crate::outcome::Outcome;
+use crate::sender::Notification;
 use lambda_http::http::StatusCode;
+use nylas_sqs_contract::emf;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use tracing::Level;
-
-/// The CloudWatch namespace of the function's metrics; the template's alarms use it too.
-pub const NAMESPACE: &str = "NylasWebhookSqs";
 
 /// Installs a JSON subscriber for what is not a request line (start-up errors, the Lambda
 /// runtime's warnings): this crate's events at INFO and above, the libraries' at WARN.
@@ -34,6 +29,21 @@ pub fn init() {
         .with(filter)
         .with(json)
         .init();
+}
+
+/// How a request was answered, as the handler decided it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: StatusCode,
+    /// `challenged`, `forwarded` or `rejected`.
+    pub outcome: &'static str,
+    /// Why it was rejected: a short, stable name.
+    pub reason: Option<&'static str>,
+    pub message: String,
+    /// The signature matched no secret, whatever the reason says.
+    pub signature_mismatch: bool,
+    /// Who the webhook's sender is.
+    pub sender: &'static str,
 }
 
 /// What a verified POST carried, for the log line.
@@ -63,20 +73,10 @@ impl Delivery {
 }
 
 /// Writes the line for one request to standard output, where Lambda sends it to CloudWatch.
-pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    let line = Line::new(outcome, delivery, elapsed, now.as_millis() as u64);
-    let Ok(line) = serde_json::to_string(&line) else {
-        return;
-    };
-    // The test harness shows a test's output only when it fails. A log that cannot be written
-    // must not fail the request, and `println!` would panic.
-    if cfg!(test) {
-        println!("{line}");
-    } else {
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+pub fn request(answer: &Answer, delivery: &Delivery, elapsed: Duration) {
+    let line = Line::new(answer, delivery, elapsed, emf::now_ms());
+    if let Ok(line) = serde_json::to_string(&line) {
+        emf::write(&line, cfg!(test));
     }
 }
 
@@ -87,11 +87,12 @@ pub fn request(outcome: &Outcome, delivery: &Delivery, elapsed: Duration) {
 #[derive(Debug, Serialize)]
 pub struct Line<'a> {
     level: &'static str,
-    message: String,
+    message: &'a str,
     outcome: &'static str,
     status: u16,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<&'static str>,
+    sender: &'static str,
     duration_ms: f64,
     #[serde(flatten)]
     delivery: &'a Delivery,
@@ -107,63 +108,50 @@ pub struct Line<'a> {
 
 impl<'a> Line<'a> {
     pub fn new(
-        outcome: &Outcome,
+        answer: &'a Answer,
         delivery: &'a Delivery,
         elapsed: Duration,
         timestamp_ms: u64,
     ) -> Self {
-        let status = outcome.status();
-        let (label, message, rejection) = match outcome {
-            Outcome::Challenged(_) => ("challenged", "challenged".to_owned(), None),
-            Outcome::Forwarded => ("forwarded", "forwarded".to_owned(), None),
-            Outcome::Rejected(rejection) => ("rejected", rejection.to_string(), Some(rejection)),
-        };
+        let status = answer.status;
         let level = match status.as_u16() {
             200 => "INFO",
             500.. => "ERROR",
             _ => "WARN",
         };
-        let forwarded = match outcome {
-            Outcome::Forwarded => delivery.notifications,
-            Outcome::Challenged(_) | Outcome::Rejected(_) => 0,
+        let forwarded = match answer.outcome {
+            "forwarded" => delivery.notifications,
+            _ => 0,
         };
         let counts = [
             ("Received", 1),
-            ("Challenged", usize::from(label == "challenged")),
+            ("Challenged", usize::from(answer.outcome == "challenged")),
             ("Forwarded", forwarded),
             ("EnqueueRetries", delivery.retried),
             (
                 "ServiceUnavailable",
                 usize::from(status == StatusCode::SERVICE_UNAVAILABLE),
             ),
-            (
-                "SignatureMismatch",
-                usize::from(rejection.is_some_and(|r| r.is_signature_mismatch())),
-            ),
+            ("SignatureMismatch", usize::from(answer.signature_mismatch)),
         ];
-        let directive = |dimensions: &[&str], names: &[&str]| {
-            let metrics: Vec<Value> = names
-                .iter()
-                .map(|n| json!({"Name": n, "Unit": "Count"}))
-                .collect();
-            json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics})
-        };
-        let mut directives = vec![directive(&["FunctionName"], &counts.map(|(name, _)| name))];
+        let names = counts.map(|(name, _)| name);
+        let mut directives = vec![(&["FunctionName"][..], &names[..])];
         let mut metrics: BTreeMap<_, _> = counts.into_iter().collect();
-        if rejection.is_some() {
-            directives.push(directive(&["FunctionName", "reason"], &["Rejected"]));
+        if answer.reason.is_some() {
+            directives.push((&["FunctionName", "reason"], &["Rejected"]));
             metrics.insert("Rejected", 1);
         }
         Self {
             level,
-            message,
-            outcome: label,
+            message: &answer.message,
+            outcome: answer.outcome,
             status: status.as_u16(),
-            reason: rejection.map(|r| r.reason().0),
+            reason: answer.reason,
+            sender: answer.sender,
             duration_ms: elapsed.as_micros() as f64 / 1000.0,
             delivery,
-            function: nylas_sqs_contract::function_name(),
-            aws: json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}),
+            function: emf::function_name(),
+            aws: emf::metadata(timestamp_ms, &directives),
             metrics,
         }
     }
@@ -172,10 +160,7 @@ impl<'a> Line<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::body::BodyError;
-    use crate::queue::QueueError;
-    use crate::secret::SecretError;
-    use crate::signature::SignatureError;
+    use serde_json::json;
 
     const ELAPSED: Duration = Duration::from_micros(1_500);
 
@@ -190,8 +175,23 @@ mod tests {
         }
     }
 
-    fn line(outcome: &Outcome, delivery: &Delivery, timestamp: u64) -> Value {
-        serde_json::to_value(Line::new(outcome, delivery, ELAPSED, timestamp))
+    fn answer(status: u16, reason: Option<&'static str>) -> Answer {
+        let outcome = match reason {
+            Some(_) => "rejected",
+            None => "forwarded",
+        };
+        Answer {
+            status: StatusCode::from_u16(status).expect("a status"),
+            outcome,
+            reason,
+            message: reason.unwrap_or(outcome).to_owned(),
+            signature_mismatch: false,
+            sender: "Nylas",
+        }
+    }
+
+    fn line(answer: &Answer, delivery: &Delivery, timestamp: u64) -> Value {
+        serde_json::to_value(Line::new(answer, delivery, ELAPSED, timestamp))
             .expect("a line is JSON")
     }
 
@@ -209,13 +209,14 @@ mod tests {
 
     #[test]
     fn forwarded_line_counts_notifications_and_retries() {
-        let line = line(&Outcome::Forwarded, &delivery(), 1_700_000_000_000);
+        let line = line(&answer(200, None), &delivery(), 1_700_000_000_000);
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["status"], 200);
         assert_eq!(line["Forwarded"], 3);
         assert_eq!(line["EnqueueRetries"], 1);
         assert_eq!(line["duration_ms"], 1.5);
         assert_eq!(line["nylas_type"], "message.created");
+        assert_eq!(line["sender"], "Nylas");
         assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
         assert!(line.get("reason").is_none() && line.get("nylas_id").is_none());
         let names = [
@@ -235,12 +236,11 @@ mod tests {
 
     #[test]
     fn rejection_is_a_metric_by_reason() {
-        let outcome = Outcome::Rejected(SignatureError::Malformed.into());
-        let line = line(&outcome, &Delivery::default(), 0);
+        let line = line(&answer(403, Some("malformed_signature")), &delivery(), 0);
         assert_eq!(line["level"], "WARN");
         assert_eq!(line["reason"], "malformed_signature");
         assert_eq!(line["Rejected"], 1);
-        assert_eq!(line["Forwarded"], 0);
+        assert_eq!(line["Forwarded"], 0, "only a forwarded POST counts");
         let directives = line["_aws"]["CloudWatchMetrics"]
             .as_array()
             .expect("directives");
@@ -252,15 +252,14 @@ mod tests {
             directives[1]["Metrics"],
             json!([{"Name": "Rejected", "Unit": "Count"}])
         );
-        assert!(directives.iter().all(|d| d["Namespace"] == NAMESPACE));
+        assert!(directives.iter().all(|d| d["Namespace"] == emf::NAMESPACE));
     }
 
     /// Two stacks in one account write two metrics: every metric carries the function's name,
     /// and the line holds its value (Lambda's `AWS_LAMBDA_FUNCTION_NAME`; `local` without).
     #[test]
     fn every_metric_carries_the_function_name() {
-        let outcome = Outcome::Rejected(SignatureError::Malformed.into());
-        let line = line(&outcome, &Delivery::default(), 0);
+        let line = line(&answer(403, Some("malformed_signature")), &delivery(), 0);
         let directives = line["_aws"]["CloudWatchMetrics"]
             .as_array()
             .expect("directives");
@@ -276,49 +275,30 @@ mod tests {
     }
 
     #[test]
-    fn queue_failure_is_an_error_and_a_503_metric() {
-        let failed = QueueError::Unavailable("QueueDoesNotExist".to_owned());
-        let line = line(&Outcome::Rejected(failed.into()), &delivery(), 0);
+    fn a_503_is_an_error_and_a_metric() {
+        let line = line(&answer(503, Some("queue_failed")), &delivery(), 0);
         assert_eq!(line["level"], "ERROR");
         assert_eq!(line["ServiceUnavailable"], 1);
         assert_eq!(line["Forwarded"], 0);
     }
 
     #[test]
-    fn signature_matching_no_secret_is_counted_by_its_reason() {
-        let outcome = Outcome::Rejected(SecretError::Mismatch.into());
-        let line = line(&outcome, &Delivery::default(), 0);
-        assert_eq!(
-            (line["reason"].as_str(), line["Rejected"].as_u64()),
-            (Some("signature_mismatch"), Some(1))
-        );
-        assert_eq!(line["ServiceUnavailable"], 1);
-        assert_eq!(line["SignatureMismatch"], 1);
+    fn a_signature_mismatch_is_counted_whatever_the_reason() {
+        let mut mismatch = answer(503, Some("body_mangled"));
+        mismatch.signature_mismatch = true;
+        assert_eq!(line(&mismatch, &delivery(), 0)["SignatureMismatch"], 1);
+        let other = answer(503, Some("secret_unavailable"));
+        assert_eq!(line(&other, &delivery(), 0)["SignatureMismatch"], 0);
     }
 
     #[test]
-    fn a_mangled_body_counts_as_a_signature_mismatch_and_nothing_else_does() {
-        let mangled = Outcome::Rejected(BodyError::Mangled.into());
+    fn a_challenge_is_counted_as_one() {
+        let mut challenged = answer(200, None);
+        challenged.outcome = "challenged";
+        let line = line(&challenged, &Delivery::default(), 0);
         assert_eq!(
-            line(&mangled, &Delivery::default(), 0)["SignatureMismatch"],
-            1
+            (line["Challenged"].as_u64(), line["Forwarded"].as_u64()),
+            (Some(1), Some(0))
         );
-        let others = [
-            Outcome::Forwarded,
-            Outcome::Rejected(SignatureError::Malformed.into()),
-            Outcome::Rejected(SecretError::Unavailable("down".to_owned()).into()),
-            Outcome::Rejected(BodyError::TooLarge { size: 1 }.into()),
-        ];
-        for outcome in others {
-            assert_eq!(line(&outcome, &delivery(), 0)["SignatureMismatch"], 0);
-        }
-    }
-
-    #[test]
-    fn challenge_line_never_holds_the_challenge_value() {
-        let outcome = Outcome::Challenged("challenge-value-9d1c".to_owned());
-        let line = line(&outcome, &Delivery::default(), 0);
-        assert_eq!(line["Challenged"], 1);
-        assert!(!line.to_string().contains("challenge-value-9d1c"));
     }
 }

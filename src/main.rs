@@ -6,7 +6,9 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{lambda_runtime, service_fn, Adapter, LambdaEvent};
-use nylas_webhook_sqs::{init_logging, Config, Event, Receiver, SecretSource, Secrets, SqsQueue};
+use nylas_webhook_sqs::{
+    init_logging, Config, Event, Receiver, SecretSource, Secrets, SqsQueue, SENDER,
+};
 use std::convert::Infallible;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -33,10 +35,12 @@ async fn main() -> ExitCode {
                     let client = aws_sdk_secretsmanager::Client::new(&aws);
                     Secrets::stored(client, arn, previous_ttl, keep)
                 }
-                SecretSource::Fixed(verifier) => Secrets::Fixed(*verifier),
+                SecretSource::Fixed { current, previous } => {
+                    Secrets::fixed(&current, previous.as_deref())
+                }
             };
             let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url);
-            Receiver::new(secrets, queue)
+            Receiver::new(SENDER, secrets, queue)
         }
         Err(error) => {
             tracing::error!(
@@ -44,7 +48,7 @@ async fn main() -> ExitCode {
                 "not configured: the challenge is answered, and every POST gets 503 (Nylas \
                  retries) until the setting is fixed"
             );
-            Receiver::not_configured(error)
+            Receiver::not_configured(SENDER, error)
         }
     };
     let receiver = &receiver;

@@ -1,7 +1,7 @@
 //! Every answer the function gives, and the one place status codes are decided.
 //!
-//! Every failure an operator can fix gets [`RETRY`], the answer the sender retries (503 for
-//! Nylas, `nylas.rs`): a queue that fails, a secret not stored yet or rotated (a signature
+//! Every failure an operator can fix gets [`RETRY`], the answer the sender retries: a queue
+//! that fails, a secret not stored yet or rotated (a signature
 //! that matches no secret looks the same), a missing setting, an API Gateway setting that
 //! changes the bytes. Only requests that are not from the sender, or that can never be
 //! stored, get a 4xx.
@@ -9,13 +9,18 @@
 use crate::body::BodyError;
 use crate::breaker::Open;
 use crate::config::ConfigError;
-use crate::nylas::{RETRY, SENDER};
+use crate::log::Answer;
 use crate::queue::QueueError;
 use crate::secret::SecretError;
 use crate::signature::SignatureError;
 use lambda_http::http::{header, HeaderValue, StatusCode};
 use lambda_http::{Body, Response};
 use std::time::Duration;
+
+/// The answer to every failure an operator can fix, so that the sender delivers again:
+/// Nylas retries 408, 429, 502, 503, 504 and 507 and drops a notification on a 500 or any
+/// other 4xx (<https://developer.nylas.com/docs/v3/notifications/webhooks/#retry-attempts>).
+pub const RETRY: StatusCode = StatusCode::SERVICE_UNAVAILABLE;
 
 /// How a request ended.
 #[derive(Debug)]
@@ -30,23 +35,26 @@ pub enum Outcome {
 /// Why a request was not answered with 200.
 #[derive(Debug, thiserror::Error)]
 pub enum Rejection {
-    #[error("GET without a challenge query parameter: {SENDER} sends GET only to verify the URL")]
+    #[error(
+        "GET without the challenge query parameter: the sender sends GET only to verify the URL"
+    )]
     MissingChallenge,
-    #[error("method not allowed: {SENDER} sends GET for the challenge and POST for notifications")]
-    MethodNotAllowed,
+    /// The methods the function answers: POST, and GET when the sender sends a challenge.
+    #[error("method not allowed: the function answers {0}")]
+    MethodNotAllowed(&'static str),
     #[error(transparent)]
     Body(#[from] BodyError),
-    #[error(transparent)]
+    #[error("{0}: the request is not from the sender")]
     Signature(#[from] SignatureError),
     #[error(transparent)]
     Secret(#[from] SecretError),
-    #[error("not configured, so {SENDER} will retry: {0}")]
+    #[error("not configured, so the sender will retry: {0}")]
     NotConfigured(ConfigError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
     QueueDown(#[from] Open),
-    #[error("the queue did not take every notification within {0:?}, so {SENDER} will retry")]
+    #[error("the queue did not take every notification within {0:?}, so the sender will retry")]
     QueueTimedOut(Duration),
 }
 
@@ -67,7 +75,7 @@ impl Rejection {
         use StatusCode as S;
         match self {
             Rejection::MissingChallenge => ("missing_challenge", S::BAD_REQUEST),
-            Rejection::MethodNotAllowed => ("method_not_allowed", S::METHOD_NOT_ALLOWED),
+            Rejection::MethodNotAllowed(_) => ("method_not_allowed", S::METHOD_NOT_ALLOWED),
             Rejection::Body(BodyError::TooLarge { .. }) => ("body_too_large", S::PAYLOAD_TOO_LARGE),
             Rejection::Body(BodyError::Mangled) => ("body_mangled", RETRY),
             Rejection::Signature(SignatureError::Missing) => ("missing_signature", S::UNAUTHORIZED),
@@ -96,9 +104,30 @@ impl Outcome {
         }
     }
 
+    /// What the log line says of it; `sender` names who sent the request.
+    pub fn answer(&self, sender: &'static str) -> Answer {
+        let (outcome, message, rejection) = match self {
+            Outcome::Challenged(_) => ("challenged", "challenged".to_owned(), None),
+            Outcome::Forwarded => ("forwarded", "forwarded".to_owned(), None),
+            Outcome::Rejected(rejection) => ("rejected", rejection.to_string(), Some(rejection)),
+        };
+        Answer {
+            status: self.status(),
+            outcome,
+            reason: rejection.map(|r| r.reason().0),
+            message,
+            signature_mismatch: rejection.is_some_and(Rejection::is_signature_mismatch),
+            sender,
+        }
+    }
+
     /// The HTTP answer. The challenge is echoed exactly: the whole body, as plain text.
     pub fn into_response(self) -> Response<Body> {
         let status = self.status();
+        let allow = match &self {
+            Outcome::Rejected(Rejection::MethodNotAllowed(allow)) => Some(*allow),
+            _ => None,
+        };
         let body = match self {
             Outcome::Challenged(value) => Body::Text(value),
             Outcome::Forwarded => Body::Empty,
@@ -112,8 +141,8 @@ impl Outcome {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        if status == StatusCode::METHOD_NOT_ALLOWED {
-            headers.insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
+        if let Some(allow) = allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
     }
@@ -130,7 +159,11 @@ mod tests {
     fn every_refusal_has_the_status_the_readme_states() {
         let contract = [
             (Rejection::MissingChallenge, "missing_challenge", 400),
-            (Rejection::MethodNotAllowed, "method_not_allowed", 405),
+            (
+                Rejection::MethodNotAllowed("GET, POST"),
+                "method_not_allowed",
+                405,
+            ),
             (
                 BodyError::TooLarge { size: 1 }.into(),
                 "body_too_large",
@@ -198,5 +231,60 @@ mod tests {
             assert_eq!(response.status().as_u16(), status, "{reason}");
             assert_eq!(response.body().as_ref(), reason.as_bytes());
         }
+    }
+
+    #[test]
+    fn a_405_allows_what_the_sender_sends() {
+        for allow in ["GET, POST", "POST"] {
+            let response = Outcome::Rejected(Rejection::MethodNotAllowed(allow)).into_response();
+            assert_eq!(response.headers()[header::ALLOW], allow);
+        }
+        let response = Outcome::Forwarded.into_response();
+        assert!(!response.headers().contains_key(header::ALLOW));
+    }
+
+    /// A signature that matched no secret is counted so, whatever the reason logged; nothing
+    /// else is.
+    #[test]
+    fn the_answer_counts_a_signature_mismatch_whatever_its_reason() {
+        let mismatches = [SecretError::Mismatch.into(), BodyError::Mangled.into()];
+        for rejection in mismatches {
+            assert!(
+                Outcome::Rejected(rejection)
+                    .answer("Nylas")
+                    .signature_mismatch
+            );
+        }
+        let others: [Rejection; 3] = [
+            SignatureError::Malformed.into(),
+            SecretError::Unavailable("down".to_owned()).into(),
+            BodyError::TooLarge { size: 1 }.into(),
+        ];
+        for rejection in others {
+            assert!(
+                !Outcome::Rejected(rejection)
+                    .answer("Nylas")
+                    .signature_mismatch
+            );
+        }
+        assert!(!Outcome::Forwarded.answer("Nylas").signature_mismatch);
+    }
+
+    #[test]
+    fn the_answer_to_a_challenge_never_holds_its_value() {
+        let answer = Outcome::Challenged("challenge-value-9d1c".to_owned()).answer("Nylas");
+        assert_eq!(
+            (answer.outcome, answer.message.as_str()),
+            ("challenged", "challenged")
+        );
+        let rejected = Outcome::Rejected(SignatureError::Missing.into()).answer("Nylas");
+        assert_eq!(
+            (rejected.reason, rejected.sender),
+            (Some("missing_signature"), "Nylas")
+        );
+        assert_eq!(
+            rejected.message,
+            "no signature header: the request is not from the sender"
+        );
     }
 }

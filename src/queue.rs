@@ -2,7 +2,7 @@
 //! fail. [`crate::sqs::SqsQueue`] is the implementation the function runs with; to send
 //! somewhere else, implement [`Queue`] for it and build it in `main.rs`.
 
-use crate::notification::Notification;
+use crate::sender::Notification;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -163,7 +163,7 @@ pub mod memory {
                     bytes: n.bytes.to_vec(),
                     kind: n.kind.clone(),
                     id: n.id.clone(),
-                    grant_id: n.grant_id.clone(),
+                    grant_id: n.group.clone(),
                 }));
             }
             Ok(Delivered::default())

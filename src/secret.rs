@@ -15,7 +15,6 @@
 //! `SECRET_KEEP_SECONDS` ago. `NYLAS_WEBHOOK_SECRET` and
 //! `NYLAS_WEBHOOK_SECRET_PREVIOUS` give fixed secrets instead (tests, other hosting).
 
-use crate::nylas::{SENDER, SIGNATURE_HEADER};
 use crate::signature::{Secret, Signature, Verifier};
 use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata};
 use aws_sdk_secretsmanager::operation::get_secret_value::GetSecretValueOutput;
@@ -30,14 +29,6 @@ pub const REREAD_AFTER: Duration = Duration::from_secs(30);
 /// Secrets read longer ago than this are read again before they verify a request.
 pub const REFRESH_AFTER: Duration = Duration::from_secs(300);
 
-/// How long `AWSPREVIOUS` verifies after `AWSCURRENT` was stored, unless configured: Nylas
-/// retries for 20 minutes, and storing the new secret takes some minutes.
-pub const PREVIOUS_SECRET_TTL: Duration = Duration::from_secs(1800);
-
-/// How long secrets read before keep verifying while every read fails for a passing reason,
-/// unless configured: an hour of Secrets Manager trouble costs no notification.
-pub const KEEP_SECRETS: Duration = Duration::from_secs(3600);
-
 /// Longest a read may take: it is part of Nylas's 10 s, with the queue's budget after it.
 const READ_BUDGET: Duration = Duration::from_secs(2);
 
@@ -48,9 +39,9 @@ const JSON_MEMBER: &str = "webhook_secret";
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "{SIGNATURE_HEADER} matches no secret the function has: the secret stored is not this \
+        "the signature matches no secret the function has: the secret stored is not this \
          webhook's (store it with `make secret`: README, \"Store the webhook secret\"), or the \
-         request is not from {SENDER}"
+         request is not from the sender"
     )]
     Mismatch,
     #[error(
@@ -111,6 +102,12 @@ impl Read {
 }
 
 impl Secrets {
+    /// Secrets given once: `current` and, while rotating, `previous`.
+    pub fn fixed(current: &str, previous: Option<&str>) -> Self {
+        let secret = |s: &str| Secret::new(s.as_bytes());
+        Secrets::Fixed(Verifier::new(secret(current), previous.map(secret)))
+    }
+
     pub fn stored(client: Client, arn: String, previous_ttl: Duration, keep: Duration) -> Self {
         Secrets::Stored(Store {
             client,
@@ -252,6 +249,9 @@ fn secret_of(output: &GetSecretValueOutput) -> Result<Secret, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{
+        PREVIOUS_SECRET_TTL_DEFAULT as PREVIOUS_SECRET_TTL, SECRET_KEEP_DEFAULT as KEEP_SECRETS,
+    };
     use crate::signature::{parse, sign};
     use aws_sdk_secretsmanager::config::retry::RetryConfig;
     use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
@@ -269,7 +269,7 @@ mod tests {
     const MINUTE: Duration = Duration::from_secs(60);
 
     fn signed_with(secret: &str) -> Signature {
-        parse(Some(sign(secret.as_bytes(), BODY).as_bytes())).expect("well formed")
+        parse(Some(sign(secret.as_bytes(), BODY).as_bytes()), "").expect("well formed")
     }
 
     /// A scripted Secrets Manager: what each stage holds now, changed by the test as it goes.

@@ -1,84 +1,27 @@
-//! The SQS implementation of [`Queue`], and every SQS rule in one place: what a message body
-//! may hold, the attributes, FIFO keys, batches of 10 entries and 1 MiB, which refused entries
-//! to send again. A fork that sends elsewhere replaces this file. Limits:
+//! The SQS implementation of [`Queue`]: batches of 10 entries and 1 MiB, side by side but in
+//! order within a FIFO group, and which refused entries to send again. What a message holds is
+//! `message.rs`. A fork that sends elsewhere replaces both. Limits:
 //! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
 
-use crate::notification::Notification;
+use crate::message::{Message, MAX_BYTES};
 use crate::queue::{Calls, Delivered, Queue, QueueError};
+use crate::sender::Notification;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use nylas_sqs_contract::{attribute, encode, is_attribute_value, FifoKeys, STRING};
-use std::borrow::Cow;
+use nylas_sqs_contract::STRING;
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
 use std::time::Duration;
 
-/// Most entries, and bytes (attributes included), in one message or `SendMessageBatch` call.
+/// Most entries in one `SendMessageBatch` call; [`MAX_BYTES`] bounds its size too.
 pub const MAX_ENTRIES: usize = 10;
-pub const MAX_BYTES: usize = 1_048_576;
 /// Most `SendMessageBatch` calls of one request in flight at once: a v2 POST of many deltas
 /// answers in time even when each call is slow.
 pub const IN_FLIGHT: usize = 8;
-
-/// One SQS message, ready to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Message<'a> {
-    pub body: Cow<'a, str>,
-    pub attributes: Vec<(&'static str, Cow<'a, str>)>,
-    pub fifo: Option<FifoKeys>,
-    /// What SQS counts against its 1 MiB: the body and each attribute's name, type and value.
-    pub size: usize,
-}
-
-impl<'a> Message<'a> {
-    /// The message for `notification`. Its body is the notification's text when SQS takes it
-    /// and it fits; otherwise its bytes base64-encoded (`nylas-encoding: base64`), or, when
-    /// that does not fit either, gzip-compressed and base64-encoded (`gzip+base64`): Nylas's
-    /// own gzip when it sent one. Only a message that does not fit even so is over
-    /// [`MAX_BYTES`].
-    pub fn new(notification: &'a Notification<'a>, fifo: bool) -> Self {
-        let n = notification;
-        let attempt = n.delivery_attempt.map(|a| a.to_string());
-        let attributes = [
-            (attribute::API_VERSION, Some(n.api_version.as_str().into())),
-            (attribute::TYPE, n.kind.as_deref().map(Cow::Borrowed)),
-            (attribute::ID, Some(Cow::Borrowed(n.id.as_str()))),
-            (
-                attribute::GRANT_ID,
-                n.grant_id.as_deref().map(Cow::Borrowed),
-            ),
-            (attribute::DELIVERY_ATTEMPT, attempt.map(Cow::Owned)),
-        ];
-        let mut attributes: Vec<_> = attributes
-            .into_iter()
-            .filter_map(|(name, value)| Some((name, value.filter(|v| is_attribute_value(v))?)))
-            .collect();
-        let size = |attributes: &[(&str, Cow<'_, str>)]| -> usize {
-            let each = attributes
-                .iter()
-                .map(|(n, v)| n.len() + STRING.len() + v.len());
-            each.sum()
-        };
-        let room = MAX_BYTES - size(&attributes);
-        let (body, encoding) = encode(n.bytes, n.gzip, |body, encoding| {
-            let attribute = encoding.attribute();
-            body + attribute.map_or(0, |e| attribute::ENCODING.len() + STRING.len() + e.len())
-                <= room
-        });
-        let encoding = encoding.attribute();
-        attributes.extend(encoding.map(|e| (attribute::ENCODING, Cow::Borrowed(e))));
-        Self {
-            size: body.len() + size(&attributes),
-            body,
-            attributes,
-            fifo: fifo.then(|| FifoKeys::new(&n.id, n.grant_id.as_deref())),
-        }
-    }
-}
 
 /// Groups messages of the given sizes (each within [`MAX_BYTES`]), in order, into batches as
 /// full as [`MAX_ENTRIES`] and [`MAX_BYTES`] allow.
@@ -322,185 +265,10 @@ fn entry(
 #[allow(clippy::single_range_in_vec_init)] // a plan of one batch is a Vec of one range
 mod tests {
     use super::*;
-    use crate::notification::split;
+    use crate::nylas::split;
     use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchResultEntry};
-    use base64::Engine;
-    use nylas_sqs_contract::{MAX_ATTRIBUTE_VALUE, NO_GRANT_GROUP};
     use std::cell::RefCell;
     use std::collections::VecDeque;
-    use std::io::Read;
-
-    fn message<'a>(notification: &'a Notification<'a>) -> Message<'a> {
-        Message::new(notification, false)
-    }
-
-    fn attribute<'a>(message: &'a Message<'_>, name: &str) -> Option<&'a str> {
-        let found = message.attributes.iter().find(|(n, _)| *n == name);
-        found.map(|(_, value)| value.as_ref())
-    }
-
-    fn notification(bytes: &[u8]) -> Notification<'_> {
-        split(bytes).remove(0)
-    }
-
-    #[test]
-    fn v3_message_carries_the_body_unchanged_and_every_attribute() {
-        let body = br#"{"specversion":"1.0","type":"grant.created","id":"n1","webhook_delivery_attempt":1,"data":{"object":{"grant_id":"g1"}}}"#;
-        let n = notification(body);
-        let m = message(&n);
-        assert_eq!(m.body.as_bytes(), body);
-        assert!(matches!(m.body, Cow::Borrowed(_)));
-        let attributes: Vec<_> = m.attributes.iter().map(|(k, v)| (*k, v.as_ref())).collect();
-        assert_eq!(
-            attributes,
-            [
-                (attribute::API_VERSION, "v3"),
-                (attribute::TYPE, "grant.created"),
-                (attribute::ID, "n1"),
-                (attribute::GRANT_ID, "g1"),
-                (attribute::DELIVERY_ATTEMPT, "1"),
-            ]
-        );
-    }
-
-    #[test]
-    fn unknown_body_is_marked_unknown_and_carries_its_id() {
-        let n = notification(b"plain text");
-        let m = message(&n);
-        assert_eq!(m.body, "plain text");
-        let id = n.id.as_str().into();
-        let expected = [
-            (attribute::API_VERSION, "unknown".into()),
-            (attribute::ID, id),
-        ];
-        assert_eq!(m.attributes, expected);
-    }
-
-    #[test]
-    fn binary_body_is_base64_encoded_and_marked() {
-        let n = notification(b"\x1f\x8b\x08\x00\xff");
-        let m = message(&n);
-        assert_eq!(m.body, "H4sIAP8=");
-        assert_eq!(attribute(&m, attribute::ENCODING), Some("base64"));
-    }
-
-    #[test]
-    fn text_sqs_refuses_is_base64_encoded() {
-        for body in [
-            &b"a\x00b"[..],
-            b"a\x1bb",
-            b"two controls \x00\x01",
-            "a\u{FFFF}b".as_bytes(),
-            "\u{FFFE}".as_bytes(),
-        ] {
-            let n = notification(body);
-            let m = message(&n);
-            assert_eq!(attribute(&m, attribute::ENCODING), Some("base64"));
-            let decoded = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
-            assert_eq!(decoded.as_deref(), Ok(body));
-        }
-    }
-
-    #[test]
-    fn binary_notification_is_base64_while_it_fits_and_gzip_and_base64_past_it() {
-        // Room for the body: 1 MiB less nylas-api-version (17 + 6 + 7), nylas-id (8 + 6 + 64)
-        // and nylas-encoding (14 + 6 + 6): 1,048,442 bytes, the base64 of 786,330 bytes.
-        let largest = vec![0xff; 786_330];
-        let n = notification(&largest);
-        let m = message(&n);
-        assert_eq!(attribute(&m, attribute::ENCODING), Some("base64"));
-        assert_eq!(m.size, 1_048_574);
-        let over = vec![0xff; 786_331];
-        let n = notification(&over);
-        let m = message(&n);
-        assert_eq!(attribute(&m, attribute::ENCODING), Some("gzip+base64"));
-        let gzip = base64::engine::general_purpose::STANDARD.decode(m.body.as_bytes());
-        let mut inflated = Vec::new();
-        let read =
-            flate2::read::GzDecoder::new(&gzip.expect("base64")[..]).read_to_end(&mut inflated);
-        assert_eq!((read.ok(), inflated == over), (Some(over.len()), true));
-    }
-
-    #[test]
-    fn tabs_newlines_and_unicode_are_sent_as_text() {
-        let body = "{\"type\":\t\"caf\u{e9} \u{1F600} \u{FFFD} \u{E000}\"\r\n}";
-        let n = notification(body.as_bytes());
-        let m = message(&n);
-        assert_eq!(m.body, body);
-        assert_eq!(attribute(&m, attribute::ENCODING), None);
-    }
-
-    #[test]
-    fn empty_control_or_overlong_attribute_values_are_left_out() {
-        let long = "x".repeat(MAX_ATTRIBUTE_VALUE + 1);
-        let body = format!(
-            r#"{{"specversion":"1.0","type":"","id":"a\u0000b","data":{{"grant_id":"{long}"}}}}"#
-        );
-        let n = notification(body.as_bytes());
-        let id = n.id.as_str().into();
-        let expected = [(attribute::API_VERSION, "v3".into()), (attribute::ID, id)];
-        assert_eq!(message(&n).attributes, expected);
-    }
-
-    #[test]
-    fn size_counts_the_body_and_each_attribute_name_type_and_value() {
-        let n = notification(br#"{"deltas":[{"type":"abc"}]}"#);
-        // {"type":"abc"}: 14 bytes; nylas-api-version, String, v2: 17 + 6 + 2;
-        // nylas-type, String, abc: 10 + 6 + 3; nylas-id, String, a SHA-256 in hex: 8 + 6 + 64.
-        assert_eq!(message(&n).size, 14 + 25 + 19 + 78);
-    }
-
-    #[test]
-    fn size_of_an_encoded_body_is_its_encoded_length() {
-        let n = notification(b"\x00\x01\x02");
-        // AAEC: 4 bytes; the api version 17 + 6 + 7; the id 8 + 6 + 64; nylas-encoding,
-        // String, base64: 14 + 6 + 6.
-        assert_eq!(message(&n).size, 4 + 30 + 78 + 26);
-    }
-
-    fn fifo_keys(body: &[u8]) -> Vec<FifoKeys> {
-        let notifications = split(body);
-        let keys = notifications.iter().map(|n| Message::new(n, true).fifo);
-        keys.map(|k| k.expect("a FIFO message has keys")).collect()
-    }
-
-    #[test]
-    fn standard_queue_messages_have_no_fifo_keys() {
-        assert_eq!(message(&notification(b"{}")).fifo, None);
-    }
-
-    #[test]
-    fn fifo_v3_groups_by_grant_and_deduplicates_on_the_notification_id() {
-        let body =
-            br#"{"specversion":"1.0","type":"t","id":"n-1","data":{"object":{"grant_id":"g-1"}}}"#;
-        let keys = FifoKeys {
-            group_id: "g-1".to_owned(),
-            deduplication_id: "n-1".to_owned(),
-        };
-        assert_eq!(fifo_keys(body), vec![keys]);
-    }
-
-    #[test]
-    fn fifo_v2_groups_by_account_and_deduplicates_on_the_delta_hash() {
-        let keys = fifo_keys(br#"{"deltas": [{"object_data": {"account_id": "a-1"}}, {"x": 1}]}"#);
-        assert_eq!(keys[0].group_id, "a-1");
-        assert_eq!(
-            keys[0].deduplication_id,
-            split(br#"{"deltas": [{"object_data": {"account_id": "a-1"}}]}"#)[0].id
-        );
-        assert_eq!(keys[1].group_id, NO_GRANT_GROUP);
-        assert_ne!(keys[0].deduplication_id, keys[1].deduplication_id);
-    }
-
-    #[test]
-    fn fifo_ids_sqs_would_refuse_are_replaced() {
-        let long = "n".repeat(129);
-        let body = format!(r#"{{"specversion":"1.0","id":"{long}","data":{{"grant_id":"g 1"}}}}"#);
-        let keys = &fifo_keys(body.as_bytes())[0];
-        assert_eq!(keys.group_id, NO_GRANT_GROUP);
-        assert_eq!(keys.deduplication_id, notification(body.as_bytes()).id);
-        assert_eq!(keys.deduplication_id.len(), 64, "a SHA-256 in hex");
-    }
 
     #[test]
     fn no_messages_plan_no_batch() {
@@ -546,7 +314,10 @@ mod tests {
         /// Sends the notifications of `body` as one batch.
         async fn run(&self, body: &[u8]) -> Result<usize, QueueError> {
             let notifications = split(body);
-            let messages: Vec<Message<'_>> = notifications.iter().map(message).collect();
+            let messages: Vec<Message<'_>> = notifications
+                .iter()
+                .map(|n| Message::new(n, false))
+                .collect();
             let batch: Vec<&Message<'_>> = messages.iter().collect();
             send_with_retries(&batch, &|sent: Vec<&Message<'_>>| {
                 self.calls.borrow_mut().push(sent.len());
@@ -726,7 +497,7 @@ mod tests {
         let notifications = split(body.as_bytes());
         let in_group: Vec<&str> = notifications
             .iter()
-            .filter(|n| n.grant_id.as_deref() == Some(group))
+            .filter(|n| n.group.as_deref() == Some(group))
             .map(|n| n.id.as_str())
             .collect();
         ids.iter()
@@ -803,7 +574,9 @@ mod tests {
                 let mut seen = seen.lock().expect("no panics");
                 seen.push(input.queue_url().unwrap_or_default().to_owned());
                 seen.extend(sent.iter().map(|e| {
-                    let attribute = e.message_attributes().and_then(|a| a.get(attribute::ID));
+                    let attribute = e
+                        .message_attributes()
+                        .and_then(|a| a.get(nylas_sqs_contract::attribute::ID));
                     format!(
                         "{} {} {} {}",
                         e.id(),
@@ -870,8 +643,9 @@ mod tests {
     async fn a_message_of_exactly_one_mebibyte_is_sent() {
         let rule = aws_smithy_mocks::mock!(Client::send_message_batch)
             .then_compute_output(|input| all_stored(input.entries()));
-        // nylas-api-version, String, unknown: 30 bytes; nylas-id, String, SHA-256: 78.
-        let body = "x".repeat(MAX_BYTES - 30 - 78);
+        // nylas-api-version, String, unknown: 30 bytes; nylas-id, String, SHA-256: 78;
+        // nylas-id-rule, String, sha256: 25.
+        let body = "x".repeat(MAX_BYTES - 30 - 78 - 25);
         let notifications = split(body.as_bytes());
         assert_eq!(Message::new(&notifications[0], false).size, MAX_BYTES);
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");

@@ -14,17 +14,20 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
 use nylas_webhook_consumer::{
-    Consumer, DeadLetter, Idempotency, Notification, Outcome, Report, SqsEvent,
+    Consumer, Context, DeadLetter, Idempotency, LambdaEvent, Notification, Outcome, Report,
+    SqsEvent,
 };
-use nylas_webhook_sqs::core::{split, SIGNATURE_HEADER};
-use nylas_webhook_sqs::sign;
-use nylas_webhook_sqs::{Calls, Queue, SqsQueue};
+use nylas_webhook_sqs::core::split;
+use nylas_webhook_sqs::{
+    sign, Calls, IdRule, Notification as Received, Queue, Receiver, Secrets, Sender, SqsQueue,
+    SENDER,
+};
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::proxy::{Fault, FaultyProxy};
 use support::{LocalSqs, Stack, SAMPLE_SECRET};
 
@@ -42,10 +45,13 @@ const TESTS: &[(&str, support::Test)] = tests![
     a_fifo_poison_message_goes_to_the_dead_letter_queue_alone_on_its_last_receive,
     two_member_gzip_over_one_mebibyte_reaches_the_handler_exactly,
     identical_deltas_of_one_post_each_reach_the_handler_once,
+    a_fork_for_another_sender_passes_from_the_webhook_to_the_handler,
 ];
 
 /// The invocation's time left, as Lambda's context gives it: the in-progress records' life.
 const REMAINING: Duration = Duration::from_secs(60);
+/// The invocation's request id, which every handler gets with its notification.
+const REQUEST_ID: &str = "req-8f1c";
 /// What the crash test's child process is told to do.
 const CHILD: &str = "CONSUMER_TEST_CHILD";
 
@@ -54,6 +60,16 @@ fn main() -> ExitCode {
         crashing_child(&event);
     }
     support::run("consumer", TESTS)
+}
+
+/// The invocation's context, as Lambda gives it: its request id, and a deadline [`REMAINING`]
+/// away.
+fn context() -> Context {
+    let deadline = SystemTime::now() + REMAINING;
+    let mut context = Context::default();
+    context.request_id = REQUEST_ID.to_owned();
+    context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    context
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -206,7 +222,7 @@ impl EventSource {
     /// Polls, handles and settles until the queue holds nothing visible; every report.
     async fn drain<H, F>(&self, consumer: &Consumer<H>) -> Vec<Report>
     where
-        H: Fn(Notification) -> F,
+        H: Fn(LambdaEvent<Notification>) -> F,
         F: std::future::Future<Output = Result<(), String>>,
     {
         let mut reports = Vec::new();
@@ -215,7 +231,7 @@ impl EventSource {
             if batch.records.is_empty() {
                 return reports;
             }
-            let report = consumer.handle(&batch, REMAINING).await;
+            let report = consumer.handle(&batch, &context()).await;
             self.settle(&batch, &report).await;
             reports.push(report);
         }
@@ -231,9 +247,16 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn handler(&self) -> impl Fn(Notification) -> std::future::Ready<Result<(), String>> {
+    fn handler(
+        &self,
+    ) -> impl Fn(LambdaEvent<Notification>) -> std::future::Ready<Result<(), String>> {
         let recorder = self.clone();
-        move |n: Notification| {
+        move |event: LambdaEvent<Notification>| {
+            assert_eq!(
+                event.context.request_id, REQUEST_ID,
+                "the invocation's context"
+            );
+            let n = event.payload;
             let failed = recorder.failing.lock().unwrap().contains(&n.id);
             recorder.seen.lock().unwrap().push(n);
             std::future::ready(if failed {
@@ -317,7 +340,7 @@ fn a_notification_delivered_again_25_minutes_later_is_handled_once(sqs: &LocalSq
 fn two_deliveries_at_the_same_time_run_the_handler_once(sqs: &LocalSqs) {
     let runs = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&runs);
-    let handler = move |_: Notification| {
+    let handler = move |_: LambdaEvent<Notification>| {
         counted.fetch_add(1, Ordering::SeqCst);
         async {
             tokio::time::sleep(Duration::from_millis(500)).await;
@@ -338,9 +361,9 @@ fn two_deliveries_at_the_same_time_run_the_handler_once(sqs: &LocalSqs) {
             .into_iter()
             .map(|record| serde_json::from_value(json!({ "Records": [record] })).expect("an event"))
             .collect();
+        let context = context();
         let reports =
-            futures_util::future::join_all(both.iter().map(|b| consumer.handle(b, REMAINING)))
-                .await;
+            futures_util::future::join_all(both.iter().map(|b| consumer.handle(b, &context))).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
         assert_eq!(count(&reports, |o| *o == Outcome::Processed), 1);
         assert_eq!(
@@ -370,7 +393,7 @@ fn two_copies_in_one_batch_run_the_handler_once(sqs: &LocalSqs) {
         records.extend(source.poll().await.records);
         let batch: SqsEvent =
             serde_json::from_value(json!({ "Records": records })).expect("an event");
-        let report = consumer.handle(&batch, REMAINING).await;
+        let report = consumer.handle(&batch, &context()).await;
         let outcomes: Vec<_> = report.outcomes.iter().map(|(_, o)| o.clone()).collect();
         assert_eq!(outcomes, [Outcome::Processed, Outcome::Duplicate]);
         assert!(
@@ -395,7 +418,7 @@ fn one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it(sqs: &Loca
         }
         let batch = source.poll().await;
         assert_eq!(batch.records.len(), 10, "one batch of ten");
-        let report = consumer.handle(&batch, REMAINING).await;
+        let report = consumer.handle(&batch, &context()).await;
         let returned = report.response().batch_item_failures;
         assert_eq!(returned.len(), 1);
         let failed = batch
@@ -408,7 +431,7 @@ fn one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it(sqs: &Loca
         // Every message delivered again (SQS delivers at least once): only n-6 runs, now
         // succeeding; the nine are acknowledged as duplicates.
         recorder.fail(&[]);
-        let again = consumer.handle(&batch, REMAINING).await;
+        let again = consumer.handle(&batch, &context()).await;
         assert_eq!(again.count(|o| *o == Outcome::Duplicate), 9);
         assert_eq!(again.count(|o| *o == Outcome::Processed), 1);
         assert_eq!(recorder.ids().len(), 11);
@@ -422,7 +445,7 @@ fn crashing_child(event: &str) -> ! {
     let endpoint = std::env::var("CONSUMER_TEST_ENDPOINT").expect("the endpoint");
     let table = std::env::var("CONSUMER_TEST_TABLE").expect("the table");
     let client = aws_sdk_dynamodb::Client::new(&support::sdk_config(&endpoint));
-    let handler = |_: Notification| async {
+    let handler = |_: LambdaEvent<Notification>| async {
         let mut out = std::io::stdout().lock();
         writeln!(out, "handler started")
             .and_then(|()| out.flush())
@@ -432,7 +455,7 @@ fn crashing_child(event: &str) -> ! {
     };
     let consumer = Consumer::new(handler, Some(Idempotency::new(client, table)));
     let batch: SqsEvent = serde_json::from_str(event).expect("an SQS event");
-    runtime().block_on(consumer.handle(&batch, REMAINING));
+    runtime().block_on(consumer.handle(&batch, &context()));
     unreachable!("the handler never returns");
 }
 
@@ -460,7 +483,7 @@ fn a_killed_attempt_is_processed_after_its_in_progress_record_expires(sqs: &Loca
         let recorder = Recorder::default();
         let (offset, clock) = movable_clock();
         let consumer = Consumer::new(recorder.handler(), Some(store)).with_clock(clock);
-        let report = consumer.handle(&batch, REMAINING).await;
+        let report = consumer.handle(&batch, &context()).await;
         assert_eq!(
             report.outcomes[0].1,
             Outcome::InProgress,
@@ -468,7 +491,7 @@ fn a_killed_attempt_is_processed_after_its_in_progress_record_expires(sqs: &Loca
         );
         assert!(recorder.ids().is_empty());
         offset.store(REMAINING.as_secs() + 1, Ordering::Relaxed);
-        let report = consumer.handle(&batch, REMAINING).await;
+        let report = consumer.handle(&batch, &context()).await;
         assert_eq!(report.outcomes[0].1, Outcome::Processed, "after it");
         assert_eq!(recorder.ids(), ["n-1"]);
     });
@@ -492,7 +515,7 @@ fn fifo_failure_returns_its_groups_later_messages_and_none_of_another_group(sqs:
         }
         let batch = source.poll().await;
         assert_eq!(batch.records.len(), 5);
-        let report = consumer.handle(&batch, REMAINING).await;
+        let report = consumer.handle(&batch, &context()).await;
         let returned: Vec<_> = batch
             .records
             .iter()
@@ -542,7 +565,7 @@ fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &Local
         let signature = sign(SAMPLE_SECRET.as_bytes(), body);
         let headers = [
             ("content-type", "application/json"),
-            (SIGNATURE_HEADER, &signature),
+            (SENDER.signature_header, &signature),
         ];
         assert_eq!(stack.send("POST", &headers, body).status, 200);
     }
@@ -693,10 +716,10 @@ fn a_fifo_poison_message_goes_to_the_dead_letter_queue_alone_on_its_last_receive
                     .attributes
                     .insert("ApproximateReceiveCount".to_owned(), count.to_owned());
             }
-            let report = consumer.handle(&batch, REMAINING).await;
+            let report = consumer.handle(&batch, &context()).await;
             assert_eq!(outcomes(&report), expected, "receive {count}");
         }
-        let report = consumer.handle(&batch, REMAINING).await;
+        let report = consumer.handle(&batch, &context()).await;
         assert!(
             report.response().batch_item_failures.is_empty(),
             "nothing goes back"
@@ -773,7 +796,11 @@ fn identical_deltas_of_one_post_each_reach_the_handler_once(sqs: &LocalSqs) {
         let stack = Stack::forwarding_to(sqs, queue_url.clone());
         let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
         for _ in 0..2 {
-            let reply = stack.send("POST", &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
+            let reply = stack.send(
+                "POST",
+                &[(SENDER.signature_header, &signature)],
+                body.as_bytes(),
+            );
             assert_eq!(reply.status, 200);
         }
         let source = EventSource::new(sqs, queue_url);
@@ -786,4 +813,86 @@ fn identical_deltas_of_one_post_each_reach_the_handler_once(sqs: &LocalSqs) {
         assert_eq!(ids.len(), 2, "{ids:?}");
         assert_eq!(ids[1], format!("{}-2", ids[0]));
     }
+}
+
+/// A fork's sender, as README's "Another HMAC sender" defines one: GitHub's webhooks. Its id is
+/// a header (`X-GitHub-Delivery`), it sends no challenge, it signs in `X-Hub-Signature-256`,
+/// and a repository's events stay in order. Nothing else of the function differs.
+const GITHUB: Sender = Sender {
+    name: "GitHub",
+    signature_header: "X-Hub-Signature-256",
+    signature_prefix: "sha256=",
+    challenge: None,
+    split: github,
+};
+
+fn github<'a>(
+    bytes: &'a [u8],
+    gzip: Option<&'a [u8]>,
+    headers: &lambda_http::http::HeaderMap,
+) -> Vec<Received<'a>> {
+    let header = |name: &str| headers.get(name)?.to_str().ok().map(str::to_owned);
+    let body: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let mut notification = Received::unknown(bytes, gzip);
+    if let Some(id) = header("X-GitHub-Delivery") {
+        (notification.id, notification.id_rule) = (id, IdRule::Given);
+    }
+    notification.kind = header("X-GitHub-Event");
+    notification.group = body["repository"]["full_name"].as_str().map(str::to_owned);
+    vec![notification]
+}
+
+/// The receiver and the consumer built for a second sender pass its notification end to end
+/// through moto's SQS (FIFO, grouped by repository) and DynamoDB: the consumer takes the id the
+/// sender gave, and the handler gets the exact bytes, once, however often they are delivered.
+fn a_fork_for_another_sender_passes_from_the_webhook_to_the_handler(sqs: &LocalSqs) {
+    use lambda_http::http::{header, Method};
+    use lambda_http::{Body, Request};
+    let queue_url = sqs.create_fifo_queue();
+    let client = aws_sdk_sqs::Client::new(&sqs.config);
+    let queue = SqsQueue::new(client.clone(), queue_url.clone());
+    let receiver = Receiver::new(GITHUB, Secrets::fixed("github-secret", None), queue);
+    let body = r#"{"action":"opened","repository":{"full_name":"acme/api"},"number":7}"#;
+    let signature = format!("sha256={}", sign(b"github-secret", body.as_bytes()));
+    let post = || {
+        let mut request = Request::new(Body::Text(body.to_owned()));
+        *request.method_mut() = Method::POST;
+        let headers = request.headers_mut();
+        headers.insert("X-Hub-Signature-256", signature.parse().unwrap());
+        headers.insert("X-GitHub-Delivery", "72d3162e-cc78-11e3".parse().unwrap());
+        headers.insert("X-GitHub-Event", "pull_request".parse().unwrap());
+        request
+    };
+    let recorder = Recorder::default();
+    let (store, _one_at_a_time) = table(sqs);
+    runtime().block_on(async {
+        let get = receiver.handle(Request::default()).await;
+        assert_eq!(get.status(), 405, "no challenge: GET is not answered");
+        assert_eq!(get.headers()[header::ALLOW], "POST");
+        let mut unsigned = post();
+        unsigned.headers_mut().remove("X-Hub-Signature-256");
+        assert_eq!(receiver.handle(unsigned).await.status(), 401);
+        assert_eq!(receiver.handle(post()).await.status(), 200);
+        let source = EventSource::new(sqs, queue_url.clone());
+        let batch = source.poll().await;
+        assert_eq!(batch.records.len(), 1);
+        let group = batch.records[0].attributes.get("MessageGroupId");
+        assert_eq!(group.map(String::as_str), Some("acme/api"));
+        let consumer = Consumer::new(recorder.handler(), Some(store));
+        let report = consumer.handle(&batch, &context()).await;
+        source.settle(&batch, &report).await;
+        assert_eq!(report.outcomes[0].1, Outcome::Processed, "{report:?}");
+        // The sender delivers it again: stored once more or deduplicated, it runs once.
+        assert_eq!(receiver.handle(post()).await.status(), 200);
+        source.drain(&consumer).await;
+        let seen = recorder.seen.lock().unwrap();
+        assert_eq!(seen.len(), 1, "the handler ran once");
+        assert_eq!(seen[0].id, "72d3162e-cc78-11e3");
+        assert_eq!(
+            seen[0].kind.as_ref().map(|k| k.name.as_str()),
+            Some("pull_request")
+        );
+        assert_eq!(seen[0].grant_id.as_deref(), Some("acme/api"));
+        assert!(seen[0].bytes == body.as_bytes(), "the exact bytes");
+    });
 }

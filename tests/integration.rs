@@ -7,10 +7,10 @@
 //! A plain `cargo test` skips them and says how to run them. Each test gets its own emulator,
 //! function process and queue, so tests run in parallel without seeing each other's messages.
 
+mod nylas;
 mod support;
 
-use nylas_webhook_sqs::core::SIGNATURE_HEADER;
-use nylas_webhook_sqs::sign;
+use nylas_webhook_sqs::{sign, SENDER};
 use sha2::{Digest, Sha256};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
@@ -18,16 +18,6 @@ use support::proxy::{Fault, FaultyProxy};
 use support::{tool, LocalSqs, Received, Stack, SAMPLE_SECRET};
 
 const TESTS: &[(&str, support::Test)] = tests![
-    challenge_event_is_echoed,
-    challenge_over_http_is_echoed_exactly,
-    get_without_challenge_is_400,
-    other_methods_are_405,
-    v3_message_created_event_reaches_the_queue,
-    v3_grant_created_event_reaches_the_queue,
-    rest_v1_event_reaches_the_queue,
-    base64_event_is_verified_over_decoded_bytes,
-    v2_event_puts_one_message_per_delta,
-    v2_post_with_many_deltas_reaches_the_queue_whole,
     signature_header_and_hex_in_any_case_verify,
     tampered_event_is_503_and_forwards_nothing,
     unsigned_event_is_401_and_forwards_nothing,
@@ -68,7 +58,8 @@ const TESTS: &[(&str, support::Test)] = tests![
 ];
 
 fn main() -> ExitCode {
-    support::run("integration", TESTS)
+    let tests: Vec<_> = TESTS.iter().chain(nylas::TESTS).copied().collect();
+    support::run("integration", tests.leak())
 }
 
 /// A sample event from `events/`.
@@ -99,7 +90,7 @@ fn signed_post(stack: &Stack, body: &str) -> support::Reply {
         "POST",
         &[
             ("content-type", "application/json"),
-            (SIGNATURE_HEADER, &signature),
+            (SENDER.signature_header, &signature),
         ],
         body.as_bytes(),
     )
@@ -121,128 +112,6 @@ fn v2_sample_queued_once(stack: &Stack) -> Vec<Received> {
 
 fn attribute<'a>(message: &'a Received, name: &str) -> Option<&'a str> {
     message.attributes.get(name).map(String::as_str)
-}
-
-fn challenge_event_is_echoed(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    let reply = stack.invoke("challenge.json");
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.body, "bc609b38-c81f-47fb-a275-1d9bd61be301");
-    assert_eq!(reply.content_type.as_deref(), Some("text/plain"));
-}
-
-fn challenge_over_http_is_echoed_exactly(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    let reply = stack.get("/webhook?challenge=Zm9v-YmFy_0123%2B%2F%3D");
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (200, "Zm9v-YmFy_0123+/=")
-    );
-    assert_eq!(reply.content_type.as_deref(), Some("text/plain"));
-    assert!(stack.received().is_empty());
-}
-
-fn get_without_challenge_is_400(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    assert_eq!(stack.get("/webhook").status, 400);
-    assert_eq!(stack.get("/webhook?other=1").status, 400);
-}
-
-fn other_methods_are_405(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    let body = event_body("v3-message-created.json");
-    let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
-    for method in ["PUT", "DELETE", "PATCH"] {
-        let reply = stack.send(method, &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
-        assert_eq!(reply.status, 405, "{method}");
-    }
-    assert!(stack.received().is_empty());
-}
-
-/// Invokes sample `event` on a stack of its own: expects 200 and, in the queue, exactly one
-/// message whose body is the event's body unchanged. Returns that message.
-fn forwarded_unchanged(sqs: &LocalSqs, event: &str) -> Received {
-    let stack = Stack::start(sqs);
-    let reply = stack.invoke(event);
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let mut received = stack.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, event_body(event));
-    received.remove(0)
-}
-
-fn v3_message_created_event_reaches_the_queue(sqs: &LocalSqs) {
-    let message = forwarded_unchanged(sqs, "v3-message-created.json");
-    let expected = [
-        ("nylas-api-version", "v3"),
-        ("nylas-delivery-attempt", "1"),
-        ("nylas-grant-id", "4c22d8e1-7a0b-4f3e-9c1d-5b6a7e8f9a0b"),
-        ("nylas-id", "5ac1e7c6-4b4f-4f5f-8e61-2f4b0c7e1a01"),
-        ("nylas-type", "message.created"),
-    ];
-    let expected = expected
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    assert_eq!(message.attributes, expected);
-}
-
-fn v3_grant_created_event_reaches_the_queue(sqs: &LocalSqs) {
-    let message = forwarded_unchanged(sqs, "v3-grant-created.json");
-    assert_eq!(attribute(&message, "nylas-type"), Some("grant.created"));
-    assert_eq!(
-        attribute(&message, "nylas-grant-id"),
-        Some("9e1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
-    );
-}
-
-fn rest_v1_event_reaches_the_queue(sqs: &LocalSqs) {
-    forwarded_unchanged(sqs, "rest-v1-grant-created.json");
-}
-
-fn base64_event_is_verified_over_decoded_bytes(sqs: &LocalSqs) {
-    let message = forwarded_unchanged(sqs, "v3-base64-body.json");
-    assert_eq!(
-        attribute(&message, "nylas-type"),
-        Some("message.updated.truncated")
-    );
-    assert_eq!(attribute(&message, "nylas-encoding"), None);
-}
-
-fn v2_event_puts_one_message_per_delta(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    assert_eq!(stack.invoke("v2-deltas.json").status, 200);
-    let received = v2_sample_queued_once(&stack);
-    let body = event_body("v2-deltas.json");
-    for message in &received {
-        assert!(
-            body.contains(&message.body),
-            "each delta is forwarded byte for byte"
-        );
-        assert!(message.body.starts_with("{\"date\": "));
-        assert_eq!(attribute(message, "nylas-api-version"), Some("v2"));
-        let id = hex::encode(Sha256::digest(message.body.as_bytes()));
-        assert_eq!(attribute(message, "nylas-id"), Some(id.as_str()));
-    }
-    assert_eq!(
-        attribute(&received[2], "nylas-grant-id"),
-        Some("7c1a3e5g7i9k")
-    );
-}
-
-fn v2_post_with_many_deltas_reaches_the_queue_whole(sqs: &LocalSqs) {
-    let stack = Stack::start(sqs);
-    let deltas: Vec<String> = (0..95)
-        .map(|i| format!(r#"{{"date": {i}, "object": "message", "type": "message.created", "object_data": {{"account_id": "acc-{i}", "note": "caf\u00e9 \"{i}\""}}}}"#))
-        .collect();
-    let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
-    let reply = signed_post(&stack, &body);
-    assert_eq!(reply.status, 200, "{reply:?}");
-    let mut bodies: Vec<String> = stack.received().into_iter().map(|m| m.body).collect();
-    bodies.sort();
-    let mut expected = deltas.clone();
-    expected.sort();
-    assert_eq!(bodies, expected);
 }
 
 fn signature_header_and_hex_in_any_case_verify(sqs: &LocalSqs) {
@@ -278,13 +147,21 @@ fn wrong_but_well_formed_mac_is_503_and_malformed_one_403(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     let body = event_body("v3-message-created.json");
     let signature = sign(b"some-other-secret", body.as_bytes());
-    let reply = stack.send("POST", &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
+    let reply = stack.send(
+        "POST",
+        &[(SENDER.signature_header, &signature)],
+        body.as_bytes(),
+    );
     assert_eq!(
         (reply.status, reply.body.as_str()),
         (503, "signature_mismatch")
     );
     let truncated = &sign(SAMPLE_SECRET.as_bytes(), body.as_bytes())[..40];
-    let reply = stack.send("POST", &[(SIGNATURE_HEADER, truncated)], body.as_bytes());
+    let reply = stack.send(
+        "POST",
+        &[(SENDER.signature_header, truncated)],
+        body.as_bytes(),
+    );
     assert_eq!(
         (reply.status, reply.body.as_str()),
         (403, "malformed_signature")
@@ -516,7 +393,7 @@ fn binary_event(bytes: &[u8], signature: &str, gzip: bool) -> serde_json::Value 
         .encode(bytes)
         .into();
     event["isBase64Encoded"] = true.into();
-    event["headers"][SIGNATURE_HEADER.to_ascii_lowercase()] = signature.into();
+    event["headers"][SENDER.signature_header.to_ascii_lowercase()] = signature.into();
     if gzip {
         event["headers"]["content-encoding"] = "gzip".into();
     }
@@ -655,7 +532,7 @@ fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {
     let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
     let reply = stack.send(
         "POST",
-        &[(SIGNATURE_HEADER, &signature)],
+        &[(SENDER.signature_header, &signature)],
         tampered.as_bytes(),
     );
     assert_eq!(
@@ -719,7 +596,11 @@ fn three_hundred_deltas_through_a_slow_sqs_answer_within_the_budget(sqs: &LocalS
 /// POSTs `body` signed with `secret`; the status and the reason.
 fn post_signed_with(stack: &Stack, secret: &str, body: &str) -> (u16, String) {
     let signature = sign(secret.as_bytes(), body.as_bytes());
-    let reply = stack.send("POST", &[(SIGNATURE_HEADER, &signature)], body.as_bytes());
+    let reply = stack.send(
+        "POST",
+        &[(SENDER.signature_header, &signature)],
+        body.as_bytes(),
+    );
     (reply.status, reply.body)
 }
 

@@ -9,7 +9,7 @@ use proptest::prelude::*;
 /// Whether the header `value` is a signature of `body` under `secret`.
 fn verifies(secret: &[u8], body: &[u8], value: &[u8]) -> Result<bool, SignatureError> {
     let verifier = Verifier::new(Secret::new(secret), None);
-    parse(Some(value)).map(|signature| verifier.matches(body, &signature))
+    parse(Some(value), "").map(|signature| verifier.matches(body, &signature))
 }
 
 /// Whitespace JSON allows between tokens.
@@ -87,7 +87,7 @@ proptest! {
         prop_assert_eq!(n.api_version, ApiVersion::V3);
         prop_assert_eq!(n.kind.as_deref(), Some(kind.as_str()));
         prop_assert_eq!(&n.id, &id);
-        prop_assert_eq!(n.grant_id.as_deref(), Some(grant.as_str()));
+        prop_assert_eq!(n.group.as_deref(), Some(grant.as_str()));
         prop_assert_eq!(n.delivery_attempt, Some(attempt));
     }
 

@@ -1,6 +1,6 @@
-"""A team's own consumer crate, written from README's snippet, built as `sam build` builds it
-(`cargo lambda build --release`): refused without `panic = "unwind"` in its release profile,
-with a message naming the setting; built with it.
+"""A team's own consumer crate, written from README's snippet with its one dependency line,
+built as `sam build` builds it (`cargo lambda build --release`): refused without
+`panic = "unwind"` in its release profile, with a message naming the setting; built with it.
 
 cargo lambda builds with panic = "abort" when the profile does not say, and the consumer
 catches a handler's panic to return that message alone (README, "Consuming the queue"). The
@@ -19,13 +19,13 @@ import summary
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 MAIN = """\
-use nylas_webhook_consumer::{run, Error, Notification};
+use nylas_webhook_consumer::{run, tokio, Error, LambdaEvent, Notification};
 
-#[tokio::main(flavor = "current_thread")]
+#[tokio::main(flavor = "current_thread", crate = "nylas_webhook_consumer::tokio")]
 async fn main() -> Result<(), Error> {
-    run(|notification: Notification| async move {
-        println!("{}", notification.id);
-        Ok::<(), std::convert::Infallible>(())
+    run(|event: LambdaEvent<Notification>| async move {
+        println!("{} {}", event.payload.id, event.context.request_id);
+        Ok::<(), std::io::Error>(())
     })
     .await
 }
@@ -38,7 +38,6 @@ edition = "2021"
 
 [dependencies]
 nylas-webhook-consumer = {{ path = "{ROOT / 'consumer'}" }}
-tokio = {{ version = "1", features = ["macros", "rt"] }}
 
 [workspace]
 """

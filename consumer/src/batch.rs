@@ -5,72 +5,20 @@
 use crate::dead_letter::DeadLetter;
 use crate::idempotency::{Begin, Idempotency};
 use crate::log;
-use crate::notification::{decode_message, Notification};
-use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use crate::notification::{attribute_of, decode_message, Notification};
+use crate::outcome::{Outcome, Report};
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use futures_util::{stream, FutureExt, StreamExt};
+use lambda_runtime::{Context, Error, LambdaEvent};
 use nylas_sqs_contract::attribute;
 use std::collections::HashMap;
-use std::fmt::Display;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Most messages (standard queue) or FIFO groups processed side by side in one invocation.
 pub const CONCURRENCY: usize = 10;
-
-/// What became of one message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    /// The handler ran and succeeded.
-    Processed,
-    /// Processed before: acknowledged without running the handler.
-    Duplicate,
-    /// Another attempt holds the notification now: returned, to be tried again.
-    InProgress,
-    /// An earlier message of its group (its FIFO group, or another copy of its notification)
-    /// was returned: returned too, not run, so that the group's order holds.
-    Behind,
-    /// Not decodable, the handler failed, or the idempotency table did not answer: returned.
-    Failed(String),
-    /// Failed on its last receive, on a FIFO queue: sent to the dead-letter queue by the
-    /// consumer, so that its group's later messages run (`dead_letter.rs`).
-    DeadLettered(String),
-}
-
-impl Outcome {
-    /// Whether SQS must deliver the message again.
-    pub fn returns(&self) -> bool {
-        !matches!(
-            self,
-            Outcome::Processed | Outcome::Duplicate | Outcome::DeadLettered(_)
-        )
-    }
-}
-
-/// What became of each message of a batch, in the batch's order.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Report {
-    pub outcomes: Vec<(String, Outcome)>,
-}
-
-impl Report {
-    /// The partial batch response: the messages to deliver again.
-    pub fn response(&self) -> SqsBatchResponse {
-        let mut response = SqsBatchResponse::default();
-        for (message_id, _) in self.outcomes.iter().filter(|(_, o)| o.returns()) {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id.clone();
-            response.batch_item_failures.push(failure);
-        }
-        response
-    }
-
-    /// How many messages had an outcome `like` this one.
-    pub fn count(&self, like: fn(&Outcome) -> bool) -> usize {
-        self.outcomes.iter().filter(|(_, o)| like(o)).count()
-    }
-}
 
 /// The team's handler with what it needs around it: the idempotency table (or none, for a
 /// handler that is idempotent on its own) and a clock.
@@ -83,9 +31,9 @@ pub struct Consumer<H> {
 
 impl<H, F, E> Consumer<H>
 where
-    H: Fn(Notification) -> F,
+    H: Fn(LambdaEvent<Notification>) -> F,
     F: Future<Output = Result<(), E>>,
-    E: Display,
+    E: Into<Error>,
 {
     /// A consumer that runs `handler` once per notification, as `idempotency` records them;
     /// with `None`, once per delivery of a message.
@@ -111,13 +59,15 @@ where
         self
     }
 
-    /// Processes `batch` within `remaining`, the invocation's time left: a FIFO group's
-    /// messages one after another, stopping at the first that must be tried again; other
-    /// messages and groups side by side.
-    pub async fn handle(&self, batch: &SqsEvent, remaining: Duration) -> Report {
-        let until = (self.clock)() + remaining;
+    /// Processes `batch` within the invocation's time left (`context`'s deadline): a FIFO
+    /// group's messages one after another, stopping at the first that must be tried again;
+    /// other messages and groups side by side. The handler gets each notification with
+    /// `context`.
+    pub async fn handle(&self, batch: &SqsEvent, context: &Context) -> Report {
+        // The deadline is read against the wall clock; `until` is on `clock`, which tests move.
+        let until = (self.clock)() + remaining(context.deadline, SystemTime::now());
         let outcomes = stream::iter(groups(&batch.records))
-            .map(|group| self.group(group, until))
+            .map(|group| self.group(group, context, until))
             .buffer_unordered(CONCURRENCY)
             .collect::<Vec<_>>()
             .await;
@@ -134,6 +84,7 @@ where
     async fn group(
         &self,
         group: Vec<(usize, &SqsMessage)>,
+        context: &Context,
         until: SystemTime,
     ) -> Vec<(usize, Outcome)> {
         let mut outcomes = Vec::with_capacity(group.len());
@@ -143,7 +94,7 @@ where
                 log::message(message, &Outcome::Behind, Duration::ZERO);
                 Outcome::Behind
             } else {
-                self.one(message, until).await
+                self.one(message, context, until).await
             };
             returned = outcome.returns();
             outcomes.push((position, outcome));
@@ -151,11 +102,11 @@ where
         outcomes
     }
 
-    async fn one(&self, message: &SqsMessage, until: SystemTime) -> Outcome {
+    async fn one(&self, message: &SqsMessage, context: &Context, until: SystemTime) -> Outcome {
         let started = Instant::now();
         let mut outcome = match decode_message(message) {
             Err(error) => Outcome::Failed(error.to_string()),
-            Ok(notification) => self.once(notification, until).await,
+            Ok(notification) => self.once(notification, context, until).await,
         };
         if let (Outcome::Failed(why), Some(dead)) = (&outcome, &self.dead_letter) {
             if dead.takes(message) {
@@ -170,7 +121,12 @@ where
     }
 
     /// Runs the handler on `notification` unless the idempotency table says not to.
-    async fn once(&self, notification: Notification, until: SystemTime) -> Outcome {
+    async fn once(
+        &self,
+        notification: Notification,
+        context: &Context,
+        until: SystemTime,
+    ) -> Outcome {
         let id = notification.id.clone();
         if let Some(store) = &self.idempotency {
             match store.begin(&id, (self.clock)(), until).await {
@@ -181,12 +137,13 @@ where
             }
         }
         // A panicking handler fails its message, not the batch.
-        let ran = AssertUnwindSafe(async { (self.handler)(notification).await })
+        let event = LambdaEvent::new(notification, context.clone());
+        let ran = AssertUnwindSafe(async { (self.handler)(event).await })
             .catch_unwind()
             .await;
         let failed = match ran {
             Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(format!("the handler failed: {error}")),
+            Ok(Err(error)) => Some(format!("the handler failed: {}", error.into())),
             Err(_) => Some("the handler panicked".to_owned()),
         };
         let Some(store) = &self.idempotency else {
@@ -215,6 +172,25 @@ fn message_id(message: &SqsMessage) -> &str {
     message.message_id.as_deref().unwrap_or_default()
 }
 
+/// Longest a Lambda invocation may run: the in-progress expiry when the deadline is no time.
+pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
+
+/// The invocation's time left at `now`, from Lambda's deadline (Unix milliseconds). A deadline
+/// already past or more than [`MAX_INVOCATION`] away is no deadline (cargo lambda's emulator
+/// sends a duration, 600000): Lambda's longest invocation then, which holds a notification's
+/// in-progress record longer, never shorter, than the attempt can run. Said once per process.
+pub(crate) fn remaining(deadline_ms: u64, now: SystemTime) -> Duration {
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    match deadline.duration_since(now) {
+        Ok(left) if !left.is_zero() && left <= MAX_INVOCATION => left,
+        _ => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| log::no_deadline(deadline_ms, MAX_INVOCATION));
+            MAX_INVOCATION
+        }
+    }
+}
+
 /// The batch's messages, by position, in the groups that run side by side, each group's in
 /// order: on a FIFO queue, its groups; on a standard queue, the messages of one `nylas-id`
 /// (a notification delivered twice in one batch runs once, then finds itself completed).
@@ -222,10 +198,9 @@ fn groups(messages: &[SqsMessage]) -> Vec<Vec<(usize, &SqsMessage)>> {
     let mut groups: Vec<Vec<(usize, &SqsMessage)>> = Vec::new();
     let mut index: HashMap<&str, usize> = HashMap::new();
     for (position, message) in messages.iter().enumerate() {
-        let id = message.message_attributes.get(attribute::ID);
         let key = match message.attributes.get("MessageGroupId") {
             Some(group) => Some(group.as_str()),
-            None => id.and_then(|id| id.string_value.as_deref()),
+            None => attribute_of(message, attribute::ID),
         };
         let Some(key) = key else {
             groups.push(vec![(position, message)]);
@@ -276,8 +251,9 @@ mod tests {
     fn recording<'a>(
         seen: &'a Mutex<Vec<String>>,
         failing: &'static [&'static str],
-    ) -> impl Fn(Notification) -> std::future::Ready<Result<(), String>> + 'a {
-        move |n: Notification| {
+    ) -> impl Fn(LambdaEvent<Notification>) -> std::future::Ready<Result<(), String>> + 'a {
+        move |event: LambdaEvent<Notification>| {
+            let n = event.payload;
             seen.lock().unwrap().push(n.id.clone());
             let failed = failing.contains(&n.id.as_str());
             std::future::ready(if failed {
@@ -299,12 +275,20 @@ mod tests {
 
     const TIME: Duration = Duration::from_secs(30);
 
+    /// An invocation's context whose deadline is `left` away.
+    fn within(left: Duration) -> Context {
+        let deadline = SystemTime::now() + left;
+        let mut context = Context::default();
+        context.deadline = deadline.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        context
+    }
+
     #[tokio::test]
     async fn only_the_message_whose_handler_failed_is_returned() {
         let seen = Mutex::new(Vec::new());
         let consumer = Consumer::new(recording(&seen, &["n-3"]), None);
         let messages = (0..10).map(|i| message(&format!("n-{i}"), None)).collect();
-        let report = consumer.handle(&batch(messages), TIME).await;
+        let report = consumer.handle(&batch(messages), &within(TIME)).await;
         assert_eq!(returned(&report), ["m-n-3"]);
         assert_eq!(seen.lock().unwrap().len(), 10);
         assert_eq!(report.count(|o| *o == Outcome::Processed), 9);
@@ -327,7 +311,7 @@ mod tests {
             ("a-3", "A"),
         ];
         let messages = ids.iter().map(|(id, g)| message(id, Some(g))).collect();
-        let report = consumer.handle(&batch(messages), TIME).await;
+        let report = consumer.handle(&batch(messages), &within(TIME)).await;
         assert_eq!(returned(&report), ["m-a-2", "m-a-3"]);
         let seen = seen.lock().unwrap();
         assert!(
@@ -341,14 +325,13 @@ mod tests {
     #[tokio::test]
     async fn a_notification_is_held_until_the_invocation_ends_then_kept_a_day() {
         use crate::idempotency::tests::{put, store, stored};
-        use std::time::UNIX_EPOCH;
         let sent = Arc::new(Mutex::new(Vec::new()));
         let rule = put(&sent, stored);
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let handler = |_: Notification| async { Ok::<(), String>(()) };
+        let handler = |_: LambdaEvent<Notification>| async { Ok::<(), String>(()) };
         let consumer = Consumer::new(handler, Some(store(&[&rule]))).with_clock(move || now);
         let report = consumer
-            .handle(&batch(vec![message("n-1", None)]), TIME)
+            .handle(&batch(vec![message("n-1", None)]), &within(TIME))
             .await;
         assert_eq!(report.outcomes[0].1, Outcome::Processed);
         let sent = sent.lock().unwrap();
@@ -357,10 +340,10 @@ mod tests {
             item[name].as_n().unwrap().parse().unwrap()
         };
         let since = |t: SystemTime| t.duration_since(UNIX_EPOCH).unwrap();
-        assert_eq!(
-            number(0, "in_progress_expiration"),
-            since(now + TIME).as_millis()
-        );
+        // The deadline is read in milliseconds, against the wall clock, a moment later.
+        let held = number(0, "in_progress_expiration");
+        let until = since(now + TIME).as_millis();
+        assert!((until - 1000..=until).contains(&held), "{held} {until}");
         let day = crate::idempotency::DEFAULT_TTL;
         assert_eq!(number(1, "expiration"), since(now + day).as_secs().into());
     }
@@ -379,7 +362,7 @@ mod tests {
             again,
             failed_again,
         ];
-        let report = consumer.handle(&batch(messages), TIME).await;
+        let report = consumer.handle(&batch(messages), &within(TIME)).await;
         // Without a table both copies of n-1 run, one after the other; n-2's copy waits
         // behind its failure.
         let mut seen = seen.lock().unwrap().clone();
@@ -396,7 +379,7 @@ mod tests {
         let mut stranger = message("n-2", None);
         stranger["messageAttributes"] = json!({});
         let report = consumer
-            .handle(&batch(vec![message("n-1", None), stranger]), TIME)
+            .handle(&batch(vec![message("n-1", None), stranger]), &within(TIME))
             .await;
         assert_eq!(returned(&report), ["m-n-2"]);
         assert!(matches!(&report.outcomes[1].1, Outcome::Failed(e) if e.contains("nylas-id")));
@@ -406,14 +389,14 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_handler_fails_its_message_not_the_batch() {
         let consumer = Consumer::new(
-            |n: Notification| async move {
-                assert_ne!(n.id, "n-2", "a bug in the team's code");
+            |event: LambdaEvent<Notification>| async move {
+                assert_ne!(event.payload.id, "n-2", "a bug in the team's code");
                 Ok::<(), String>(())
             },
             None,
         );
         let messages = vec![message("n-1", None), message("n-2", None)];
-        let report = consumer.handle(&batch(messages), TIME).await;
+        let report = consumer.handle(&batch(messages), &within(TIME)).await;
         assert_eq!(returned(&report), ["m-n-2"]);
         assert_eq!(
             report.outcomes[1].1,

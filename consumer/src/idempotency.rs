@@ -8,7 +8,15 @@
 //!   10 to 20 minutes);
 //! - after it failed, no record, so that the retry runs.
 //!
-//! The table's partition key is `id` (a string); `expiration` is its TTL attribute.
+//! The table's partition key is `id` (a string): the notification's `nylas-id` after a prefix
+//! that names the consumer, by default the function's name (`<function>#<nylas-id>`), as
+//! Powertools puts the function's name in its keys; so two consumers that share a table each
+//! run every notification. `expiration` is its TTL attribute.
+//!
+//! Records written before the prefix (version 0.1, bare `nylas-id` keys) are not read: a
+//! notification completed under one and delivered again afterwards runs once more. Nylas
+//! retries within 20 minutes, so only what is in flight during the upgrade can; set the prefix
+//! to `""` ([`Idempotency::with_key_prefix`]) to keep reading them.
 
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -45,15 +53,35 @@ pub struct Idempotency {
     client: Client,
     table: String,
     ttl: Duration,
+    prefix: String,
 }
 
 impl Idempotency {
+    /// Records in `table`, kept [`DEFAULT_TTL`], keyed `<function name>#<nylas-id>`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
+        let function = nylas_sqs_contract::emf::function_name();
         Self {
             client,
             table: table.into(),
             ttl: DEFAULT_TTL,
+            prefix: format!("{function}#"),
         }
+    }
+
+    /// Keys records `<prefix>#<nylas-id>` instead of with the function's name; `""` keys them
+    /// with the bare `nylas-id`, as version 0.1 did.
+    pub fn with_key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        self.prefix = match prefix.is_empty() {
+            true => prefix,
+            false => format!("{prefix}#"),
+        };
+        self
+    }
+
+    /// The table's key for notification `id`.
+    pub fn key(&self, id: &str) -> String {
+        format!("{}{id}", self.prefix)
     }
 
     /// The table's name.
@@ -76,7 +104,7 @@ impl Idempotency {
         until: SystemTime,
     ) -> Result<Begin, StoreError> {
         let item = HashMap::from([
-            ("id".to_owned(), AttributeValue::S(id.to_owned())),
+            ("id".to_owned(), AttributeValue::S(self.key(id))),
             (
                 "status".to_owned(),
                 AttributeValue::S(IN_PROGRESS.to_owned()),
@@ -124,7 +152,7 @@ impl Idempotency {
     /// Records `id` as processed, for the TTL from `now`.
     pub async fn complete(&self, id: &str, now: SystemTime) -> Result<(), StoreError> {
         let item = HashMap::from([
-            ("id".to_owned(), AttributeValue::S(id.to_owned())),
+            ("id".to_owned(), AttributeValue::S(self.key(id))),
             ("status".to_owned(), AttributeValue::S(COMPLETED.to_owned())),
             ("expiration".to_owned(), seconds(now + self.ttl)),
         ]);
@@ -145,7 +173,7 @@ impl Idempotency {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("id", AttributeValue::S(id.to_owned()))
+            .key("id", AttributeValue::S(self.key(id)))
             .condition_expression("#status = :in_progress")
             .expression_attribute_names("#status", "status")
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.to_owned()));
@@ -206,7 +234,7 @@ pub(crate) mod tests {
             .interceptor(interceptor)
             .retry_config(RetryConfig::disabled())
             .build();
-        Idempotency::new(Client::from_conf(config), "records")
+        Idempotency::new(Client::from_conf(config), "records").with_key_prefix("consumer")
     }
 
     /// A `PutItem` rule that keeps what it was sent and answers with `answer`.
@@ -255,7 +283,7 @@ pub(crate) mod tests {
         let input = sent.lock().unwrap().remove(0);
         assert_eq!(input.table_name(), Some("records"));
         let item = input.item().unwrap();
-        assert_eq!(item["id"].as_s(), Ok(&"n-1".to_owned()));
+        assert_eq!(item["id"].as_s(), Ok(&"consumer#n-1".to_owned()));
         assert_eq!(item["status"].as_s(), Ok(&IN_PROGRESS.to_owned()));
         assert_eq!(
             number(item, "expiration"),
@@ -321,7 +349,7 @@ pub(crate) mod tests {
         let input = sent.lock().unwrap().remove(0);
         let item = input.item().unwrap();
         assert_eq!(item["status"].as_s(), Ok(&COMPLETED.to_owned()));
-        assert_eq!(item["id"].as_s(), Ok(&"n-1".to_owned()));
+        assert_eq!(item["id"].as_s(), Ok(&"consumer#n-1".to_owned()));
         assert_eq!(number(item, "expiration"), (NOW + hour).as_secs().into());
         let failing = put(&sent, down);
         let store = self::store(&[&failing]);
@@ -332,7 +360,8 @@ pub(crate) mod tests {
     async fn release_deletes_only_a_record_still_in_progress() {
         let deleted = mock!(Client::delete_item)
             .match_requests(|input| {
-                input.key().and_then(|k| k.get("id")) == Some(&AttributeValue::S("n-1".to_owned()))
+                input.key().and_then(|k| k.get("id"))
+                    == Some(&AttributeValue::S("consumer#n-1".to_owned()))
                     && input.condition_expression() == Some("#status = :in_progress")
                     && input.table_name() == Some("records")
             })
@@ -349,5 +378,18 @@ pub(crate) mod tests {
             DeleteItemError::InternalServerError(error)
         });
         assert!(store(&[&failing]).release("n-1").await.is_err());
+    }
+
+    /// Two consumers that share a table each run every notification: a key names its
+    /// function by default; a prefix of `""` reads version 0.1's bare keys.
+    #[test]
+    fn keys_name_the_function_unless_told_otherwise() {
+        let client = store(&[]).client;
+        let default = Idempotency::new(client.clone(), "records");
+        let function = nylas_sqs_contract::emf::function_name();
+        assert_eq!(default.key("n-1"), format!("{function}#n-1"));
+        let other = default.clone().with_key_prefix("billing");
+        assert_eq!(other.key("n-1"), "billing#n-1");
+        assert_eq!(default.with_key_prefix("").key("n-1"), "n-1");
     }
 }

@@ -2,29 +2,46 @@
 //!
 //! The other end of `nylas-webhook-sqs`'s queue: an SQS-triggered Lambda handler that hands
 //! each Nylas notification to a team's code once, across Nylas's retry window, and never
-//! loses one.
+//! loses one. The handler is a Lambda handler as `lambda_runtime` shapes them: it gets a
+//! [`LambdaEvent`] of one [`Notification`] (with the invocation's [`Context`]) and returns an
+//! error of any type that converts into [`Error`].
 //!
 //! ```no_run
-//! # async fn example() -> Result<(), lambda_runtime::Error> {
-//! nylas_webhook_consumer::run(|notification| async move {
-//!     // The team's code: `notification.v3()` or `.v2()` for typed access.
-//!     println!("{} {:?}", notification.id, notification.kind);
-//!     Ok::<(), std::io::Error>(())
-//! })
-//! .await
-//! # }
+//! use nylas_webhook_consumer::{aws_config, serve, tokio, Consumer, DynamoDbClient, Error};
+//! use nylas_webhook_consumer::{Idempotency, LambdaEvent, Notification};
+//!
+//! #[tokio::main(flavor = "current_thread", crate = "nylas_webhook_consumer::tokio")]
+//! async fn main() -> Result<(), Error> {
+//!     let aws = aws_config().await;
+//!     let table = Idempotency::new(DynamoDbClient::new(&aws), "idempotency");
+//!     let consumer = Consumer::new(
+//!         |event: LambdaEvent<Notification>| async move {
+//!             // The team's code: `event.payload.v3()` or `.v2()` for typed access.
+//!             println!("{} {}", event.payload.id, event.context.request_id);
+//!             Ok::<(), Error>(())
+//!         },
+//!         Some(table),
+//!     );
+//!     serve(consumer).await
+//! }
 //! ```
 //!
-//! ## One batch, start to end ([`batch`])
+//! [`run`] does the same with the settings in the environment, as `template.yaml` gives them.
 //!
-//! 1. [`notification`]: decode each message with the receiver's own contract
-//!    (`nylas-sqs-contract`): the exact bytes Nylas sent, checked against `nylas-id`.
-//! 2. [`idempotency`]: take the `nylas-id` in DynamoDB with a conditional write; a notification
-//!    completed before is acknowledged without running the handler.
+//! ## One batch, start to end (`batch.rs`)
+//!
+//! 1. `notification.rs`: decode each message with the receiver's own contract
+//!    (`nylas-sqs-contract`): the exact bytes Nylas sent, checked against `nylas-id` by the
+//!    rule the message names (`nylas-id-rule`).
+//! 2. [`Idempotency`]: take the id, prefixed with the function's name, in DynamoDB with a
+//!    conditional write; a notification completed before is acknowledged without running the
+//!    handler.
 //! 3. The team's handler; then the record is completed, or deleted when the handler failed.
-//! 4. A partial batch response: only the messages to try again go back to the queue; on a
-//!    FIFO queue, a group's first failure takes the group's later messages with it.
-//! 5. [`log`]: one JSON line per message, also an EMF metrics record.
+//! 4. A partial batch response ([`Report`]): only the messages to try again go back to the
+//!    queue; on a FIFO queue, a group's first failure takes the group's later messages with it,
+//!    and on its last receive a failing one goes to the dead-letter queue alone
+//!    ([`DeadLetter`]).
+//! 5. `log.rs`: one JSON line per message, also an EMF metrics record.
 
 // The consumer catches a handler's panic to return that message alone and release its record:
 // with panic = "abort" the process dies with the whole batch instead. cargo lambda builds
@@ -36,67 +53,78 @@ compile_error!(
      profile does not say)"
 );
 
-pub mod batch;
-pub mod dead_letter;
-pub mod idempotency;
-pub mod log;
-pub mod notification;
+mod batch;
+mod dead_letter;
+mod idempotency;
+mod log;
+mod notification;
+mod outcome;
 
+pub use aws_config::SdkConfig;
 pub use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-pub use batch::{Consumer, Outcome, Report};
+pub use aws_sdk_dynamodb::Client as DynamoDbClient;
+pub use aws_sdk_sqs::Client as SqsClient;
+pub use batch::{Consumer, MAX_INVOCATION};
 pub use dead_letter::DeadLetter;
-pub use idempotency::Idempotency;
-pub use notification::{Delta, Envelope, MessageError, Notification, Type};
-pub use nylas_sqs_contract::ApiVersion;
-
-/// The error `run` and `serve` return: lambda_runtime's, re-exported so that a team's `main`
-/// needs no other dependency to name it.
-pub use lambda_runtime::Error;
-use lambda_runtime::{service_fn, LambdaEvent};
-use std::fmt::Display;
+pub use idempotency::{Idempotency, DEFAULT_TTL};
+use lambda_runtime::service_fn;
+/// What a team's `main` needs beside this crate: the runtime's types (the error `run` and
+/// `serve` return, the event and context a handler gets), and tokio for `#[tokio::main]`.
+pub use lambda_runtime::{self, Context, Error, LambdaEvent};
+pub use notification::{Data, Delta, Envelope, MessageError, Notification, ObjectData, Type};
+pub use nylas_sqs_contract::{ApiVersion, IdRule};
+pub use outcome::{Outcome, Report};
 use std::future::Future;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+pub use tokio;
 
-/// Runs `handler` as the Lambda function, on each notification once. Reads the environment:
-/// `IDEMPOTENCY_TABLE`, the DynamoDB table of records (or `IDEMPOTENCY=off` for a handler that
-/// is idempotent on its own), `IDEMPOTENCY_TTL_SECONDS` (default 86400), and on a FIFO queue
+/// Runs `handler` as the Lambda function, on each notification once, with the settings in the
+/// environment: `IDEMPOTENCY_TABLE`, the DynamoDB table of records (or `IDEMPOTENCY=off` for a
+/// handler that is idempotent on its own), `IDEMPOTENCY_TTL_SECONDS` (default 86400),
+/// `IDEMPOTENCY_KEY_PREFIX` (default the function's name), and on a FIFO queue
 /// `DEAD_LETTER_QUEUE_URL` with `MAX_RECEIVE_COUNT` (the queue's `maxReceiveCount`).
 pub async fn run<H, F, E>(handler: H) -> Result<(), Error>
 where
-    H: Fn(Notification) -> F,
+    H: Fn(LambdaEvent<Notification>) -> F,
     F: Future<Output = Result<(), E>>,
-    E: Display,
+    E: Into<Error>,
 {
     let var = |name: &str| std::env::var(name).ok();
     let (idempotency, dead_letter) = (idempotency_settings(var)?, dead_letter_settings(var)?);
     let aws = match idempotency.is_some() || dead_letter.is_some() {
-        true => Some(aws_settings().load().await),
+        true => Some(aws_config().await),
         false => None,
     };
     let aws = aws.as_ref();
-    let idempotency = idempotency.zip(aws).map(|((table, ttl), aws)| {
-        Idempotency::new(aws_sdk_dynamodb::Client::new(aws), table).with_ttl(ttl)
+    let idempotency = idempotency.zip(aws).map(|((table, ttl, prefix), aws)| {
+        let store = Idempotency::new(DynamoDbClient::new(aws), table).with_ttl(ttl);
+        match prefix {
+            Some(prefix) => store.with_key_prefix(prefix),
+            None => store,
+        }
     });
     let dead_letter = dead_letter
         .zip(aws)
-        .map(|((url, count), aws)| DeadLetter::new(aws_sdk_sqs::Client::new(aws), url, count));
+        .map(|((url, count), aws)| DeadLetter::new(SqsClient::new(aws), url, count));
     serve(Consumer::new(handler, idempotency).with_dead_letter(dead_letter)).await
 }
 
-/// The idempotency table and TTL the environment (`var`) names, or none when it switches
-/// idempotency off. Neither is an error: a consumer that silently ran without idempotency
-/// would run retries again.
+/// The idempotency table, TTL and key prefix the environment (`var`) names, or none when it
+/// switches idempotency off. Neither is an error: a consumer that silently ran without
+/// idempotency would run retries again.
+type IdempotencySettings = (String, Duration, Option<String>);
 fn idempotency_settings(
     var: impl Fn(&str) -> Option<String>,
-) -> Result<Option<(String, Duration)>, String> {
+) -> Result<Option<IdempotencySettings>, String> {
     let ttl = match var("IDEMPOTENCY_TTL_SECONDS") {
         None => idempotency::DEFAULT_TTL,
         Some(seconds) => Duration::from_secs(seconds.parse().map_err(|_| {
             format!("IDEMPOTENCY_TTL_SECONDS must be a whole number of seconds, not {seconds:?}")
         })?),
     };
+    let prefix = var("IDEMPOTENCY_KEY_PREFIX");
     match (var("IDEMPOTENCY_TABLE"), var("IDEMPOTENCY")) {
-        (Some(table), _) if !table.is_empty() => Ok(Some((table, ttl))),
+        (Some(table), _) if !table.is_empty() => Ok(Some((table, ttl, prefix))),
         (_, Some(off)) if off == "off" => Ok(None),
         _ => Err(
             "IDEMPOTENCY_TABLE is not set: set it to the idempotency table's name, or set \
@@ -129,61 +157,44 @@ fn dead_letter_settings(
     }
 }
 
-/// aws-config's defaults, with timeouts: a DynamoDB call that hangs fails its message (which
-/// goes back to the queue) instead of holding the batch until the function times out.
-fn aws_settings() -> aws_config::ConfigLoader {
+/// aws-config's defaults, with timeouts: a DynamoDB or SQS call that hangs fails its message
+/// (which goes back to the queue) instead of holding the batch until the function times out.
+pub async fn aws_config() -> SdkConfig {
     use aws_config::timeout::TimeoutConfig;
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
         .operation_attempt_timeout(Duration::from_secs(2))
         .operation_timeout(Duration::from_secs(5))
         .build();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts)
+    let defaults = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    defaults.timeout_config(timeouts).load().await
 }
 
 /// Runs `consumer` as the Lambda function: each batch within the invocation's time.
 pub async fn serve<H, F, E>(consumer: Consumer<H>) -> Result<(), Error>
 where
-    H: Fn(Notification) -> F,
+    H: Fn(LambdaEvent<Notification>) -> F,
     F: Future<Output = Result<(), E>>,
-    E: Display,
+    E: Into<Error>,
 {
     let consumer = &consumer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let remaining = remaining(event.context.deadline, SystemTime::now());
-        let report = consumer.handle(&event.payload, remaining).await;
+        let report = consumer.handle(&event.payload, &event.context).await;
         Ok::<_, Error>(report.response())
     }))
     .await
 }
 
-/// Longest a Lambda invocation may run: the in-progress expiry when the deadline is no time.
-pub const MAX_INVOCATION: Duration = Duration::from_secs(900);
-
-/// The invocation's time left at `now`, from Lambda's deadline (Unix milliseconds). A deadline
-/// already past or more than [`MAX_INVOCATION`] away is no deadline (cargo lambda's emulator
-/// sends a duration, 600000): Lambda's longest invocation then, which holds a notification's
-/// in-progress record longer, never shorter, than the attempt can run. Said once per process.
-fn remaining(deadline_ms: u64, now: SystemTime) -> Duration {
-    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    match deadline.duration_since(now) {
-        Ok(left) if !left.is_zero() && left <= MAX_INVOCATION => left,
-        _ => {
-            static SAID: std::sync::Once = std::sync::Once::new();
-            SAID.call_once(|| log::no_deadline(deadline_ms, MAX_INVOCATION));
-            MAX_INVOCATION
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn the_time_left_runs_to_lambdas_deadline_or_is_lambdas_longest_invocation() {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let deadline = 1_700_000_000_000 + 29_500;
+        let remaining = batch::remaining;
         assert_eq!(remaining(deadline, now), Duration::from_millis(29_500));
         assert_eq!(remaining(deadline - 40_000, now), MAX_INVOCATION, "past");
         assert_eq!(remaining(600_000, now), MAX_INVOCATION, "a duration");
@@ -196,7 +207,7 @@ mod tests {
         assert_eq!(remaining(1_700_000_000_000 + 900_000, now), MAX_INVOCATION);
     }
 
-    fn settings(vars: &[(&str, &str)]) -> Result<Option<(String, Duration)>, String> {
+    fn settings(vars: &[(&str, &str)]) -> Result<Option<IdempotencySettings>, String> {
         idempotency_settings(|name| {
             let found = vars.iter().find(|(n, _)| *n == name);
             found.map(|(_, v)| v.to_string())
@@ -208,12 +219,20 @@ mod tests {
         let day = idempotency::DEFAULT_TTL;
         assert_eq!(day, Duration::from_secs(86_400));
         let on = settings(&[("IDEMPOTENCY_TABLE", "t")]);
-        assert_eq!(on, Ok(Some(("t".to_owned(), day))));
+        assert_eq!(on, Ok(Some(("t".to_owned(), day, None))));
         let hour = settings(&[
             ("IDEMPOTENCY_TABLE", "t"),
             ("IDEMPOTENCY_TTL_SECONDS", "3600"),
         ]);
-        assert_eq!(hour, Ok(Some(("t".to_owned(), Duration::from_secs(3600)))));
+        assert_eq!(
+            hour,
+            Ok(Some(("t".to_owned(), Duration::from_secs(3600), None)))
+        );
+        let prefixed = settings(&[("IDEMPOTENCY_TABLE", "t"), ("IDEMPOTENCY_KEY_PREFIX", "p")]);
+        assert_eq!(
+            prefixed,
+            Ok(Some(("t".to_owned(), day, Some("p".to_owned()))))
+        );
         let bad = settings(&[
             ("IDEMPOTENCY_TABLE", "t"),
             ("IDEMPOTENCY_TTL_SECONDS", "1h"),

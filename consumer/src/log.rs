@@ -1,17 +1,15 @@
 //! One JSON line per message, which is also a CloudWatch embedded metric format (EMF) record,
-//! as the receiver writes per request: the outcome, `nylas-id` and type, never the content.
-//! Metrics `Processed`, `Duplicate`, `Failed`, `DeadLettered` and `Returned` (in progress
-//! elsewhere, or behind a FIFO group's failure), with the function's name as their dimension.
+//! written with the contract's `emf` as the receiver writes its own: the outcome, `nylas-id`
+//! and type, never the content. Metrics `Processed`, `Duplicate`, `Failed`, `DeadLettered` and
+//! `Returned` (in progress elsewhere, or behind a FIFO group's failure), with the function's
+//! name as their dimension.
 
-use crate::batch::Outcome;
+use crate::notification::attribute_of;
+use crate::outcome::Outcome;
 use aws_lambda_events::event::sqs::SqsMessage;
-use nylas_sqs_contract::attribute;
+use nylas_sqs_contract::{attribute, emf};
 use serde_json::{json, Value};
-use std::io::Write;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// The CloudWatch namespace, the receiver's: the template's alarms use it.
-pub const NAMESPACE: &str = "NylasWebhookSqs";
+use std::time::Duration;
 
 /// The line for one message. Its `nylas-id` and type are the receiver's attributes, which the
 /// notification is checked against when it decodes.
@@ -24,17 +22,10 @@ pub fn line(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) -> Value
         Outcome::Failed(_) => ("failed", "Failed", "ERROR"),
         Outcome::DeadLettered(_) => ("dead_lettered", "DeadLettered", "ERROR"),
     };
-    let attribute = |name: &str| {
-        let value = message.message_attributes.get(name);
-        value.and_then(|a| a.string_value.as_deref())
-    };
-    let (id, kind) = (attribute(attribute::ID), attribute(attribute::TYPE));
-    let timestamp = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    // One metric per function, so that two stacks' consumers never share one (src/log.rs).
-    let metrics = json!({"Namespace": NAMESPACE, "Dimensions": [["FunctionName"]],
-        "Metrics": [{"Name": metric, "Unit": "Count"}]});
+    let id = attribute_of(message, attribute::ID);
+    let kind = attribute_of(message, attribute::TYPE);
+    // One metric per function, so that two stacks' consumers never share one.
+    let metrics = emf::metadata(emf::now_ms(), &[(&["FunctionName"], &[metric])]);
     let mut line = json!({
         "level": level,
         "message": match outcome { Outcome::Failed(why) | Outcome::DeadLettered(why) => why.as_str(), _ => label },
@@ -44,8 +35,8 @@ pub fn line(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) -> Value
         "message_id": message.message_id,
         "receive_count": message.attributes.get("ApproximateReceiveCount"),
         "duration_ms": elapsed.as_micros() as f64 / 1000.0,
-        "FunctionName": nylas_sqs_contract::function_name(),
-        "_aws": {"Timestamp": timestamp.as_millis() as u64, "CloudWatchMetrics": [metrics]},
+        "FunctionName": emf::function_name(),
+        "_aws": metrics,
     });
     line[metric] = json!(1);
     line
@@ -75,13 +66,7 @@ pub fn no_deadline(deadline_ms: u64, instead: Duration) {
 }
 
 fn write(line: &Value) {
-    // The test harness shows a test's output only when it fails. A log that cannot be written
-    // must not fail the message, and `println!` would panic.
-    if cfg!(test) {
-        println!("{line}");
-    } else {
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
-    }
+    emf::write(&line.to_string(), cfg!(test));
 }
 
 #[cfg(test)]
@@ -117,9 +102,9 @@ mod tests {
             );
             let declared = &line["_aws"]["CloudWatchMetrics"][0];
             assert_eq!(declared["Metrics"][0]["Name"], metric);
-            assert_eq!(declared["Namespace"], NAMESPACE);
+            assert_eq!(declared["Namespace"], emf::NAMESPACE);
             assert_eq!(declared["Dimensions"], json!([["FunctionName"]]));
-            assert_eq!(line["FunctionName"], nylas_sqs_contract::function_name());
+            assert_eq!(line["FunctionName"], emf::function_name());
         }
     }
 

@@ -1,8 +1,10 @@
 //! One SQS message of the receiver's into a [`Notification`]: the exact bytes Nylas sent, checked
-//! against the message's `nylas-id`, and typed views of them through serde.
+//! against the message's `nylas-id` by the rule it names, and typed views of them through serde.
 
 use aws_lambda_events::event::sqs::SqsMessage;
-use nylas_sqs_contract::{attribute, decode, ApiVersion, DecodeError, Encoding};
+use nylas_sqs_contract::{
+    attribute, decode, gives_id, is_key, ApiVersion, DecodeError, Encoding, IdRule,
+};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
@@ -12,7 +14,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Notification {
     /// `nylas-id`: the v3 `id`, or the SHA-256 of the bytes (with `-2`, `-3`... on a repeat of the
-    /// same bytes within one POST). The same on every retry.
+    /// same bytes within one POST), or what the sender gave (a fork's header). The same on
+    /// every retry.
     pub id: String,
     pub api_version: ApiVersion,
     /// The trigger with its suffixes parsed; `None` for a notification of unknown shape.
@@ -156,37 +159,53 @@ pub enum MessageError {
         "the notification's bytes do not give its nylas-id: changed after the receiver wrote it"
     )]
     IdMismatch,
+    #[error("the nylas-id-rule attribute names a rule this crate does not know")]
+    UnknownIdRule,
+}
+
+/// The value of `message`'s string attribute `name`.
+pub(crate) fn attribute_of<'a>(message: &'a SqsMessage, name: &str) -> Option<&'a str> {
+    let attribute = message.message_attributes.get(name);
+    attribute.and_then(|a| a.string_value.as_deref())
 }
 
 /// The notification in `message`: decoded as its `nylas-encoding` says, and checked: a v3 or
-/// v2 notification must be JSON, and the bytes must give the message's `nylas-id` by the
-/// contract's rule.
+/// v2 notification must be JSON, and the bytes must give the message's `nylas-id` by the rule
+/// its `nylas-id-rule` names (Nylas's rule when it names none: messages written before it).
 pub fn decode_message(message: &SqsMessage) -> Result<Notification, MessageError> {
-    let value = |name: &str| {
-        let attribute = message.message_attributes.get(name);
-        attribute.and_then(|a| a.string_value.as_deref())
-    };
+    let value = |name: &str| attribute_of(message, name);
     let id = value(attribute::ID).ok_or(MessageError::NotFromReceiver(attribute::ID))?;
     let version = value(attribute::API_VERSION).and_then(ApiVersion::parse);
     let version = version.ok_or(MessageError::NotFromReceiver(attribute::API_VERSION))?;
+    let rule = match value(attribute::ID_RULE) {
+        None => None,
+        Some(rule) => Some(IdRule::parse(rule).ok_or(MessageError::UnknownIdRule)?),
+    };
     let body = message.body.as_deref().unwrap_or_default();
     let bytes = decode(body, Encoding::parse(value(attribute::ENCODING))?)?;
-    let v3_id = match version {
+    let json = |bytes: &[u8]| -> Result<Option<String>, MessageError> {
+        #[derive(Deserialize)]
+        struct Id {
+            id: Option<serde_json::Value>,
+        }
+        let id: Id = serde_json::from_slice(bytes).map_err(|_| MessageError::InvalidJson)?;
+        Ok(id.id.and_then(|id| id.as_str().map(str::to_owned)))
+    };
+    let member = match version {
         ApiVersion::Unknown => None,
         ApiVersion::V2 => {
             serde_json::from_slice::<IgnoredAny>(&bytes).map_err(|_| MessageError::InvalidJson)?;
             None
         }
-        ApiVersion::V3 => {
-            #[derive(Deserialize)]
-            struct Id {
-                id: Option<serde_json::Value>,
-            }
-            let id: Id = serde_json::from_slice(&bytes).map_err(|_| MessageError::InvalidJson)?;
-            id.id.and_then(|id| id.as_str().map(str::to_owned))
-        }
+        ApiVersion::V3 => json(&bytes)?,
     };
-    if !nylas_sqs_contract::gives_id(id, v3_id.as_deref(), &bytes) {
+    let gives = match rule {
+        None => gives_id(id, member.as_deref(), &bytes),
+        Some(IdRule::Sha256) => gives_id(id, None, &bytes),
+        Some(IdRule::Member) => member.or(json(&bytes).ok().flatten()).as_deref() == Some(id),
+        Some(IdRule::Given) => is_key(id),
+    };
+    if !gives {
         return Err(MessageError::IdMismatch);
     }
     Ok(Notification {
@@ -343,5 +362,51 @@ mod tests {
             ("a.truncated", true)
         );
         assert_eq!(Type::parse("future.thing.new").trigger, "future.thing.new");
+    }
+
+    /// The rule a message names is the one its bytes are checked by: a fork's id given in a
+    /// header passes, a hash or a member that the bytes do not give does not.
+    #[test]
+    fn the_id_is_checked_by_the_rule_the_message_names() {
+        let with = |id: &str, rule: &str, body: &str| {
+            let attributes = [
+                (attribute::ID, id),
+                (attribute::API_VERSION, "unknown"),
+                (attribute::ID_RULE, rule),
+            ];
+            decode_message(&message(body, &attributes)).map(|n| n.id)
+        };
+        let body = r#"{"id":"evt-1","action":"opened"}"#;
+        assert_eq!(
+            with("delivery-72d3", "given", body),
+            Ok("delivery-72d3".to_owned())
+        );
+        assert_eq!(with("evt-1", "member", body), Ok("evt-1".to_owned()));
+        let hash = nylas_sqs_contract::id(None, body.as_bytes());
+        assert_eq!(with(&hash, "sha256", body), Ok(hash.clone()));
+        assert_eq!(
+            with(&format!("{hash}-2"), "sha256", body),
+            Ok(format!("{hash}-2"))
+        );
+        for (id, rule) in [("evt-2", "member"), ("evt-1", "sha256"), ("", "given")] {
+            assert_eq!(
+                with(id, rule, body),
+                Err(MessageError::IdMismatch),
+                "{rule}"
+            );
+        }
+        assert_eq!(
+            with("evt-1", "crc32", body),
+            Err(MessageError::UnknownIdRule)
+        );
+        let v3 = [
+            (attribute::ID, "n-1"),
+            (attribute::API_VERSION, "v3"),
+            (attribute::ID_RULE, "member"),
+        ];
+        assert_eq!(
+            decode_message(&message(V3, &v3)).map(|n| n.id),
+            Ok("n-1".to_owned())
+        );
     }
 }

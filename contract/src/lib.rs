@@ -10,7 +10,11 @@
 //!   SHA-256 of the exact bytes (v2 has no id; a retried v2 POST resends the same deltas).
 //!   A repeat of the same bytes within one POST gets a counter ([`repeat`]), so two
 //!   notifications of one POST never share an id; [`gives_id`] checks either.
+//!   [`IdRule`] says which rule made a message's id ([`attribute::ID_RULE`]), so that a
+//!   consumer checks the bytes only against that rule, and a sender whose ids come from
+//!   elsewhere (a header) passes through.
 //! - [`FifoKeys`]: on a FIFO queue, one group per grant (or account), deduplicated on [`id`].
+//! - [`emf`]: the one log line format both functions write metrics with.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -35,6 +39,8 @@ pub mod attribute {
     pub const DELIVERY_ATTEMPT: &str = "nylas-delivery-attempt";
     /// `base64` or `gzip+base64` ([`super::Encoding`]); absent when the body is the text.
     pub const ENCODING: &str = "nylas-encoding";
+    /// How [`ID`] was made ([`super::IdRule`]); absent on messages written before it was.
+    pub const ID_RULE: &str = "nylas-id-rule";
 }
 
 /// The SQS data type of every attribute.
@@ -46,16 +52,6 @@ pub const MAX_ATTRIBUTE_VALUE: usize = 256;
 pub const NO_GRANT_GROUP: &str = "no-grant";
 /// Most bytes a `gzip+base64` body inflates to when decoded: the most Lambda carries.
 pub const MAX_INFLATED: usize = 6 * 1024 * 1024;
-
-/// The value of the `FunctionName` dimension both functions' metrics carry, so that two stacks
-/// in one account and region write two metrics and each stack's alarms read their own: the
-/// name Lambda gives the function (`AWS_LAMBDA_FUNCTION_NAME`), `local` elsewhere.
-pub fn function_name() -> &'static str {
-    static NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
-    });
-    &NAME
-}
 
 /// Which Nylas payload shape a notification came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +107,43 @@ pub fn gives_id(id: &str, v3_id: Option<&str>, bytes: &[u8]) -> bool {
     match id.strip_prefix(self::id(v3_id, bytes).as_str()) {
         Some(rest) => rest.is_empty() || copy(rest),
         None => false,
+    }
+}
+
+/// How a message's [`attribute::ID`] was made, so that the consumer checks the bytes against the
+/// rule that made it and no other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdRule {
+    /// The hex SHA-256 of the bytes, with [`repeat`]'s counter on a repeat.
+    Sha256,
+    /// The body's own top-level `id` member (Nylas v3).
+    Member,
+    /// Given by the sender apart from the bytes (a header): nothing in the bytes to check.
+    Given,
+}
+
+impl IdRule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdRule::Sha256 => "sha256",
+            IdRule::Member => "member",
+            IdRule::Given => "given",
+        }
+    }
+
+    /// The rule an [`attribute::ID_RULE`] value names.
+    pub fn parse(value: &str) -> Option<Self> {
+        [IdRule::Sha256, IdRule::Member, IdRule::Given]
+            .into_iter()
+            .find(|r| r.as_str() == value)
+    }
+
+    /// The rule [`id`] followed for `v3_id`.
+    pub fn of(v3_id: Option<&str>) -> Self {
+        match v3_id.is_some_and(is_key) {
+            true => IdRule::Member,
+            false => IdRule::Sha256,
+        }
     }
 }
 
@@ -209,28 +242,31 @@ pub enum DecodeError {
 }
 
 /// The exact bytes of the notification in a message `body` written with `encoding`: base64
-/// checked strictly (canonical padding and trailing bits), gzip inflated whole, every member
-/// of it (Nylas's gzip, kept as sent, may hold several, and the receiver inflates them all),
-/// each with its checksum and length checked, and nothing after the last.
+/// checked strictly (canonical padding and trailing bits), gzip as [`inflate`] reads it.
 pub fn decode(body: &str, encoding: Encoding) -> Result<Cow<'_, [u8]>, DecodeError> {
     let base64 = || STANDARD.decode(body).map_err(|_| DecodeError::NotBase64);
     match encoding {
         Encoding::Text => Ok(Cow::Borrowed(body.as_bytes())),
         Encoding::Base64 => Ok(Cow::Owned(base64()?)),
-        Encoding::GzipBase64 => {
-            let gzip = base64()?;
-            let mut decoder = MultiGzDecoder::new(gzip.as_slice());
-            let mut plain = Vec::new();
-            let cap = MAX_INFLATED as u64 + 1;
-            (&mut decoder)
-                .take(cap)
-                .read_to_end(&mut plain)
-                .map_err(|_| DecodeError::NotGzip)?;
-            if plain.len() > MAX_INFLATED {
-                return Err(DecodeError::TooLarge);
-            }
-            Ok(Cow::Owned(plain))
-        }
+        Encoding::GzipBase64 => match inflate(&base64()?) {
+            Ok(plain) => Ok(Cow::Owned(plain)),
+            Err(Some(_)) => Err(DecodeError::TooLarge),
+            Err(None) => Err(DecodeError::NotGzip),
+        },
+    }
+}
+
+/// `gzip` inflated whole, every member of it (Nylas's gzip may hold several), each with its
+/// checksum and length checked. `Err(None)` when it is not a complete gzip stream,
+/// `Err(Some(n))` when it inflates past [`MAX_INFLATED`] (`n` bytes read so far).
+pub fn inflate(gzip: &[u8]) -> Result<Vec<u8>, Option<usize>> {
+    let mut plain = Vec::new();
+    let cap = MAX_INFLATED as u64 + 1;
+    let read = MultiGzDecoder::new(gzip).take(cap).read_to_end(&mut plain);
+    match read {
+        Err(_) => Err(None),
+        Ok(n) if n > MAX_INFLATED => Err(Some(n)),
+        Ok(_) => Ok(plain),
     }
 }
 
@@ -247,6 +283,62 @@ pub fn is_sqs_text(text: &str) -> bool {
 /// SQS refuses empty string attributes, and their values must be text as bodies are.
 pub fn is_attribute_value(value: &str) -> bool {
     !value.is_empty() && value.len() <= MAX_ATTRIBUTE_VALUE && is_sqs_text(value)
+}
+
+/// CloudWatch's embedded metric format (EMF): one JSON log line per request or message is also
+/// a metrics record, so CloudWatch makes metrics of it with no API call and no permission
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>).
+/// Both functions write with this module, in one namespace.
+pub mod emf {
+    use serde_json::{json, Value};
+    use std::io::Write;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// The CloudWatch namespace of both functions' metrics; the template's alarms use it too.
+    pub const NAMESPACE: &str = "NylasWebhookSqs";
+
+    /// The value of the `FunctionName` dimension every metric carries, so that two stacks in
+    /// one account and region write two metrics and each stack's alarms read their own: the
+    /// name Lambda gives the function (`AWS_LAMBDA_FUNCTION_NAME`), `local` elsewhere.
+    pub fn function_name() -> &'static str {
+        static NAME: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "local".to_owned())
+        });
+        &NAME
+    }
+
+    /// Milliseconds since the Unix epoch, EMF's timestamp.
+    pub fn now_ms() -> u64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH);
+        now.unwrap_or_default().as_millis() as u64
+    }
+
+    /// A line's `_aws` member: for each directive, the dimensions and the names of the count
+    /// metrics the line carries as top-level members.
+    pub fn metadata(timestamp_ms: u64, directives: &[(&[&str], &[&str])]) -> Value {
+        let directives: Vec<Value> = directives
+            .iter()
+            .map(|(dimensions, names)| {
+                let metrics: Vec<Value> = names
+                    .iter()
+                    .map(|n| json!({"Name": n, "Unit": "Count"}))
+                    .collect();
+                json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics})
+            })
+            .collect();
+        json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives})
+    }
+
+    /// Writes one line to standard output, where Lambda sends it to CloudWatch. A line that
+    /// cannot be written is lost, never a failed request (`println!` would panic); `captured`
+    /// (a caller's `cfg!(test)`) writes with `println!`, which the test harness captures.
+    pub fn write(line: &str, captured: bool) {
+        if captured {
+            println!("{line}");
+        } else {
+            let _ = writeln!(std::io::stdout().lock(), "{line}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -316,7 +408,7 @@ mod tests {
     #[test]
     fn the_function_name_is_lambda_s_or_local() {
         let lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME");
-        assert_eq!(function_name(), lambda.as_deref().unwrap_or("local"));
+        assert_eq!(emf::function_name(), lambda.as_deref().unwrap_or("local"));
     }
 
     #[test]
