@@ -22,7 +22,7 @@ FUZZ_SECONDS ?= 120
 SAM_BIN ?= $(VENV)/bin/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_BIN)
 
-.PHONY: help tools dev invoke queue consume secret revoke-previous deploy test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
+.PHONY: help imports tools dev invoke queue consume secret revoke-previous deploy test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -94,6 +94,7 @@ test: $(TOOLS) lint
 	NYLAS_INTEGRATION=1 cargo test --workspace --all-targets 2>&1 | tee -a target/test.log
 	cargo test --workspace --doc 2>&1 | tee -a target/test.log
 	$(VENV)/bin/python tests/dev_test.py 2>&1 | tee -a target/test.log
+	$(VENV)/bin/python tests/imports_test.py 2>&1 | tee -a target/test.log
 	$(VENV)/bin/python tests/team_crate_test.py 2>&1 | tee -a target/test.log
 	@awk '/^test result:/ { p += $$4; f += $$6 } END { printf "tests: %d passed, %d failed\n", p, f }' target/test.log
 
@@ -101,6 +102,13 @@ test: $(TOOLS) lint
 lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	$(PYTHON) scripts/imports.py
+	@# The library crates as crates.io would take them (metadata, files); publishing is a maintainer's step.
+	cargo package -p nylas-sqs-contract -p nylas-webhook-consumer --allow-dirty --no-verify --quiet
+
+## imports: each crate's deepest chain of imports (at most 6 modules from its entry), and no cycle
+imports:
+	$(PYTHON) scripts/imports.py
 
 ## template: AWS's linters and the consistency tests on template.yaml
 template: $(TOOLS)
