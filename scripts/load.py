@@ -22,8 +22,6 @@ the queue, when an answer is neither 200 nor 503, or when an instance does not s
 within 90 s of SQS's return.
 """
 
-import hashlib
-import hmac
 import http.client
 import json
 import os
@@ -38,12 +36,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import boto3
 
 from coldstart import ROOT, KeepAlive, cpu_ns, free_port, hand_over, lambda_env, new_queue, serve, start_moto
+from sign_events import sender, sign
 
 RATE = float(os.environ.get("RATE", "100"))
 SECONDS = float(os.environ.get("DURATION", "60"))
 RECOVERY = float(os.environ.get("RECOVERY", "30"))
 INSTANCES = int(os.environ.get("INSTANCES", "4"))
-SECRET = b"nylas-sample-secret"
+SECRET = "nylas-sample-secret"
+# The header and prefix of the sender src/main.rs runs with.
+HEADER, PREFIX = sender()
 TEMPLATE = json.loads((ROOT / "events" / "v3-message-created.json").read_text())
 PHASES = ("healthy", "down", "back")
 
@@ -153,7 +154,7 @@ def event_for(serial):
     })
     event = json.loads(json.dumps(TEMPLATE))
     event["body"] = body
-    event["headers"]["x-nylas-signature"] = hmac.new(SECRET, body.encode(), hashlib.sha256).hexdigest()
+    event["headers"][HEADER.lower()] = sign(SECRET, body.encode(), PREFIX)
     return notification_id, json.dumps(event).encode()
 
 
@@ -213,7 +214,7 @@ def main():
             handler = type(f"Api{instance}", (Api,), {"instance": instance, "in_flight": {}})
             handlers.append(handler)
             server = serve(handler)
-            settings = {"QUEUE_URL": urls[-1], "NYLAS_WEBHOOK_SECRET": SECRET.decode(),
+            settings = {"QUEUE_URL": urls[-1], "NYLAS_WEBHOOK_SECRET": SECRET,
                         "SSL_CERT_FILE": "/etc/ssl/certs/ca-certificates.crt"}
             env = lambda_env(server.server_address[1], proxy_port, settings)
             functions.append(subprocess.Popen([function], env=env, stdout=subprocess.DEVNULL))

@@ -303,6 +303,27 @@ class DevTest(unittest.TestCase):
         self.assertEqual(changed, "", "the committed events are signed as make sign-events signs")
         self.assertNotIn("Compiling", output, "nothing is built")
 
+    def test_the_scripts_sign_with_the_header_and_prefix_of_the_sender_the_function_runs(self):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import sign_events
+        self.assertEqual(sign_events.sender(), ("X-Nylas-Signature", ""))
+        fork = pathlib.Path(tempfile.mkdtemp())
+        self.addCleanup(shutil.rmtree, fork)
+        (fork / "src").mkdir()
+        (fork / "src" / "lib.rs").write_text("pub const SENDER: Sender = github::GITHUB;\n")
+        (fork / "src" / "github.rs").write_text(
+            'pub const GITHUB: Sender = Sender {\n    name: "GitHub",\n'
+            '    signature_header: "X-Hub-Signature-256",\n    signature_prefix: "sha256=",\n'
+            '    challenge: None,\n    split: split,\n};\n')
+        header, prefix = sign_events.sender(fork)
+        self.assertEqual((header, prefix), ("X-Hub-Signature-256", "sha256="))
+        event = fork / "push.json"
+        event.write_text('{"headers": {"x-hub-signature-256": "old"}, "body": "{}"}')
+        self.assertEqual(sign_events.resign(event, "s", header, prefix), "signed")
+        signed = sign_events.sign("s", b"{}", "sha256=")
+        self.assertTrue(signed.startswith("sha256=") and len(signed) == 71, signed)
+        self.assertIn(f'"{signed}"', event.read_text())
+
     def test_the_first_install_says_what_each_step_does(self):
         venv = pathlib.Path(tempfile.mkdtemp()) / "venv"
         self.addCleanup(shutil.rmtree, venv.parent)
