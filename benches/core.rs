@@ -37,10 +37,7 @@ fn core_path(verifier: &Verifier, body: &[u8], signature: &[u8]) -> usize {
     let signature = parse(Some(signature), "").expect("the bench signs its payloads");
     assert!(verifier.matches(body, &signature));
     let notifications = split(body);
-    let messages: Vec<Message<'_>> = notifications
-        .iter()
-        .map(|n| Message::new(n, false))
-        .collect();
+    let messages: Vec<Message<'_>> = notifications.iter().map(|n| Message::new(n, false)).collect();
     let sizes: Vec<usize> = messages.iter().map(|m| m.size).collect();
     plan(&sizes).len()
 }
@@ -53,11 +50,8 @@ fn hmac_floor(body: &[u8]) -> [u8; 32] {
 
 fn benches(c: &mut Criterion) {
     let verifier = Verifier::new(Secret::new(SECRET), None);
-    let payloads = [
-        ("v3-2KB", v3(2 * 1024)),
-        ("v3-900KB", v3(900 * 1024)),
-        ("v2-50-deltas", v2(50)),
-    ];
+    let payloads =
+        [("v3-2KB", v3(2 * 1024)), ("v3-900KB", v3(900 * 1024)), ("v2-50-deltas", v2(50))];
     for (name, body) in &payloads {
         let signature = sign(SECRET, body);
         let mut group = c.benchmark_group(*name);

@@ -95,9 +95,7 @@ pub fn decode(raw: &[u8]) -> Decoded<'_> {
 pub(crate) fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder
-        .write_all(bytes)
-        .expect("writing to a Vec cannot fail");
+    encoder.write_all(bytes).expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -120,10 +118,7 @@ mod tests {
 
     #[test]
     fn body_that_only_starts_like_gzip_is_kept_as_it_came() {
-        assert_eq!(
-            decode(b"\x1f\x8bnot gzip"),
-            Decoded::Plain(b"\x1f\x8bnot gzip")
-        );
+        assert_eq!(decode(b"\x1f\x8bnot gzip"), Decoded::Plain(b"\x1f\x8bnot gzip"));
         let truncated = &gzip(b"some body")[..10];
         assert_eq!(decode(truncated), Decoded::Plain(truncated));
     }
@@ -160,14 +155,8 @@ mod tests {
     fn body_declared_gzip_that_is_not_gzip_was_mangled() {
         let as_text = "\u{1f}\u{FFFD}\u{8}\u{0}binary".as_bytes();
         for encoding in [&b"gzip"[..], b" GZip ", b"x-gzip"] {
-            assert_eq!(
-                check_intact(as_text, Some(encoding)),
-                Err(BodyError::Mangled)
-            );
-            assert_eq!(
-                check_intact(b"{\"inflated\":1}", Some(encoding)),
-                Err(BodyError::Mangled)
-            );
+            assert_eq!(check_intact(as_text, Some(encoding)), Err(BodyError::Mangled));
+            assert_eq!(check_intact(b"{\"inflated\":1}", Some(encoding)), Err(BodyError::Mangled));
         }
     }
 

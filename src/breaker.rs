@@ -45,9 +45,7 @@ impl Breaker {
                 *probe_at = now + PROBE_EVERY;
                 Ok(())
             }
-            Some((failed_at, _)) => Err(Open {
-                since: now - *failed_at,
-            }),
+            Some((failed_at, _)) => Err(Open { since: now - *failed_at }),
         }
     }
 
@@ -97,12 +95,7 @@ mod tests {
     async fn a_failure_opens_it_until_the_probe_time() {
         let breaker = opened();
         tokio::time::advance(PROBE_EVERY - MS).await;
-        assert_eq!(
-            breaker.admit(),
-            Err(Open {
-                since: PROBE_EVERY - MS
-            })
-        );
+        assert_eq!(breaker.admit(), Err(Open { since: PROBE_EVERY - MS }));
         tokio::time::advance(MS).await;
         assert_eq!(breaker.admit(), Ok(()), "the probe");
         assert!(breaker.admit().is_err(), "one probe at a time");

@@ -27,24 +27,15 @@ const QUEUE_URL_IS: &str = "the URL of the SQS queue notifications go to (https:
 const SECRET_ARN_IS: &str = "the ARN of the Secrets Manager secret that holds the webhook \
     secret (arn:aws:secretsmanager:...), or set NYLAS_WEBHOOK_SECRET instead to run without \
     Secrets Manager";
-const PREVIOUS_SECRET_TTL_IS: &str = "how many seconds the previous secret verifies after a new \
-    one is stored (a whole number; 1800 when not set)";
-const SECRET_KEEP_IS: &str = "how many seconds secrets read before verify while Secrets Manager \
-    fails for a passing reason (a whole number; 3600 when not set)";
+const SECONDS_IS: &str = "a whole number of seconds (README, \"Configuration\")";
 
-/// Why the function is not configured. Each message names the variable and what to put in it.
+/// Why the function is not configured: the variable, and what to put in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{name} is not set: set it to {what}")]
-    Missing {
-        name: &'static str,
-        what: &'static str,
-    },
-    #[error("{name} is not valid: set it to {what}")]
-    Invalid {
-        name: &'static str,
-        what: &'static str,
-    },
+    #[error("{0} is not set: set it to {1}")]
+    Missing(&'static str, &'static str),
+    #[error("{0} is not valid: set it to {1}")]
+    Invalid(&'static str, &'static str),
     #[error("both {SECRET_ARN} and {SECRET} are set: keep one")]
     TwoSecrets,
 }
@@ -60,18 +51,11 @@ pub struct Config {
 /// Where the webhook secrets come from (`secret.rs`). `Debug` never shows a secret.
 pub enum SecretSource {
     /// A Secrets Manager secret, by ARN: the deployed way; how long its previous version
-    /// verifies after a new one is stored, and what was read while reads fail for a passing
-    /// reason.
-    Stored {
-        arn: String,
-        previous_ttl: Duration,
-        keep: Duration,
-    },
+    /// verifies after a new one is stored, and how long what was read is kept while reads
+    /// fail for a passing reason.
+    Stored { arn: String, previous_ttl: Duration, keep: Duration },
     /// The current and, while rotating, the previous secret, given in the environment.
-    Fixed {
-        current: String,
-        previous: Option<String>,
-    },
+    Fixed { current: String, previous: Option<String> },
 }
 
 impl fmt::Debug for SecretSource {
@@ -93,54 +77,32 @@ impl Config {
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
     ) -> Result<Self, ConfigError> {
-        let read =
-            |name: &'static str, what: &'static str, valid: fn(&str) -> bool| match lookup(name)
-                .filter(|value| !value.is_empty())
-            {
-                None => Ok(None),
-                Some(value) => match value.into_string() {
-                    Ok(value) if valid(&value) => Ok(Some(value)),
-                    _ => Err(ConfigError::Invalid { name, what }),
-                },
-            };
-        let any = |_: &str| true;
-        let queue_url = read(QUEUE_URL, QUEUE_URL_IS, |url| {
-            url.starts_with("https://") || url.starts_with("http://")
-        })?
-        .ok_or(ConfigError::Missing {
-            name: QUEUE_URL,
-            what: QUEUE_URL_IS,
-        })?;
+        let read = |name, what, valid: fn(&str) -> bool| match lookup(name).map(|v| v.into_string())
+        {
+            Some(Ok(value)) if value.is_empty() => Ok(None),
+            Some(Ok(value)) if valid(&value) => Ok(Some(value)),
+            Some(_) => Err(ConfigError::Invalid(name, what)),
+            None => Ok(None),
+        };
+        let url = |url: &str| url.starts_with("https://") || url.starts_with("http://");
+        let queue_url = read(QUEUE_URL, QUEUE_URL_IS, url)?;
+        let queue_url = queue_url.ok_or(ConfigError::Missing(QUEUE_URL, QUEUE_URL_IS))?;
         let arn = read(SECRET_ARN, SECRET_ARN_IS, |arn| {
             arn.starts_with("arn:") && arn.contains(":secretsmanager:")
         })?;
-        let secret = read(SECRET, "the webhook secret", any)?;
-        let previous = read(PREVIOUS_SECRET, "the secret being rotated out", any)?;
-        let whole_number = |n: &str| n.parse::<u64>().is_ok();
-        let seconds = |name, what, default| -> Result<Duration, ConfigError> {
-            let value = read(name, what, whole_number)?.and_then(|s| s.parse().ok());
-            Ok(value.map_or(default, Duration::from_secs))
+        let secret = read(SECRET, "the webhook secret", |_| true)?;
+        let previous = read(PREVIOUS_SECRET, "the secret being rotated out", |_| true)?;
+        let seconds = |name, default| -> Result<Duration, ConfigError> {
+            let value = read(name, SECONDS_IS, |n| n.parse::<u64>().is_ok())?;
+            Ok(value.map_or(default, |n| Duration::from_secs(n.parse().unwrap_or_default())))
         };
-        let previous_ttl = seconds(
-            PREVIOUS_SECRET_TTL,
-            PREVIOUS_SECRET_TTL_IS,
-            PREVIOUS_SECRET_TTL_DEFAULT,
-        )?;
-        let keep = seconds(SECRET_KEEP, SECRET_KEEP_IS, SECRET_KEEP_DEFAULT)?;
+        let previous_ttl = seconds(PREVIOUS_SECRET_TTL, PREVIOUS_SECRET_TTL_DEFAULT)?;
+        let keep = seconds(SECRET_KEEP, SECRET_KEEP_DEFAULT)?;
         let secrets = match (arn, secret) {
             (Some(_), Some(_)) => return Err(ConfigError::TwoSecrets),
-            (Some(arn), None) => SecretSource::Stored {
-                arn,
-                previous_ttl,
-                keep,
-            },
+            (Some(arn), None) => SecretSource::Stored { arn, previous_ttl, keep },
             (None, Some(current)) => SecretSource::Fixed { current, previous },
-            (None, None) => {
-                return Err(ConfigError::Missing {
-                    name: SECRET_ARN,
-                    what: SECRET_ARN_IS,
-                })
-            }
+            (None, None) => return Err(ConfigError::Missing(SECRET_ARN, SECRET_ARN_IS)),
         };
         Ok(Self { queue_url, secrets })
     }
@@ -156,10 +118,8 @@ mod tests {
     const ARN: &str = "arn:aws:secretsmanager:us-east-1:123456789012:secret:nylas-AbCdEf";
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let vars: HashMap<String, OsString> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), OsString::from(v)))
-            .collect();
+        let vars: HashMap<String, OsString> =
+            vars.iter().map(|(k, v)| (k.to_string(), OsString::from(v))).collect();
         Config::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -171,39 +131,22 @@ mod tests {
     fn queue_url_and_secret_arn_are_enough() {
         let config = config(&[(QUEUE_URL, URL), (SECRET_ARN, ARN)]).expect("complete");
         assert_eq!(config.queue_url, URL);
-        let SecretSource::Stored {
-            arn, previous_ttl, ..
-        } = config.secrets
-        else {
+        let SecretSource::Stored { arn, previous_ttl, .. } = config.secrets else {
             panic!("a stored secret");
         };
-        assert_eq!(
-            (arn.as_str(), previous_ttl),
-            (ARN, PREVIOUS_SECRET_TTL_DEFAULT)
-        );
+        assert_eq!((arn.as_str(), previous_ttl), (ARN, PREVIOUS_SECRET_TTL_DEFAULT));
     }
 
     #[test]
     fn previous_secret_ttl_is_read_in_seconds() {
-        let vars = [
-            (QUEUE_URL, URL),
-            (SECRET_ARN, ARN),
-            (PREVIOUS_SECRET_TTL, "0"),
-        ];
+        let vars = [(QUEUE_URL, URL), (SECRET_ARN, ARN), (PREVIOUS_SECRET_TTL, "0")];
         let SecretSource::Stored { previous_ttl, .. } = config(&vars).expect("complete").secrets
         else {
             panic!("a stored secret");
         };
         assert_eq!(previous_ttl, Duration::ZERO);
-        let shown = error(&[
-            (QUEUE_URL, URL),
-            (SECRET_ARN, ARN),
-            (PREVIOUS_SECRET_TTL, "1h"),
-        ]);
-        assert!(
-            shown.starts_with("PREVIOUS_SECRET_TTL_SECONDS is not valid"),
-            "{shown}"
-        );
+        let shown = error(&[(QUEUE_URL, URL), (SECRET_ARN, ARN), (PREVIOUS_SECRET_TTL, "1h")]);
+        assert!(shown.starts_with("PREVIOUS_SECRET_TTL_SECONDS is not valid"), "{shown}");
     }
 
     #[test]
@@ -222,20 +165,14 @@ mod tests {
     fn secret_arn_that_is_not_a_secrets_manager_arn_is_invalid() {
         for arn in ["nylas-secret", "arn:aws:ssm:us-east-1:1:parameter/x"] {
             let shown = error(&[(QUEUE_URL, URL), (SECRET_ARN, arn)]);
-            assert!(
-                shown.starts_with("NYLAS_WEBHOOK_SECRET_ARN is not valid"),
-                "{shown}"
-            );
+            assert!(shown.starts_with("NYLAS_WEBHOOK_SECRET_ARN is not valid"), "{shown}");
         }
     }
 
     #[test]
     fn no_secret_at_all_names_the_arn_variable() {
         let shown = error(&[(QUEUE_URL, URL), (SECRET, "")]);
-        assert!(
-            shown.starts_with("NYLAS_WEBHOOK_SECRET_ARN is not set"),
-            "{shown}"
-        );
+        assert!(shown.starts_with("NYLAS_WEBHOOK_SECRET_ARN is not set"), "{shown}");
     }
 
     #[test]
@@ -251,10 +188,7 @@ mod tests {
         else {
             panic!("secrets from the environment");
         };
-        assert_eq!(
-            (current.as_str(), previous.as_deref()),
-            ("new", Some("old"))
-        );
+        assert_eq!((current.as_str(), previous.as_deref()), ("new", Some("old")));
     }
 
     #[test]

@@ -70,11 +70,7 @@ fn repair(mut request: LambdaRequest) -> LambdaRequest {
         LambdaRequest::ApiGatewayV2(r) => {
             let query = r.raw_query_string.as_deref();
             r.raw_query_string = query.map(|q| utf8_percent_encode(q, NOT_QUERY).to_string());
-            (
-                &mut r.headers,
-                &mut r.request_context.domain_name,
-                &r.raw_path,
-            )
+            (&mut r.headers, &mut r.request_context.domain_name, &r.raw_path)
         }
         LambdaRequest::ApiGatewayV1(r) => {
             (&mut r.headers, &mut r.request_context.domain_name, &r.path)
@@ -91,10 +87,7 @@ fn repair(mut request: LambdaRequest) -> LambdaRequest {
         let url = url::Url::parse(&format!("https://{host}{path}"));
         url.is_ok_and(|url| url.as_str().parse::<Uri>().is_ok())
     };
-    if headers
-        .get("host")
-        .is_some_and(|h| !h.to_str().is_ok_and(builds))
-    {
+    if headers.get("host").is_some_and(|h| !h.to_str().is_ok_and(builds)) {
         headers.remove("host");
     }
     // lambda_http reads the domain name only when there is no `Host`.
@@ -162,11 +155,7 @@ mod tests {
         assert_eq!(challenge(&built).as_deref(), Some("c"));
         let mut event = v2_event("challenge=c", "api.example.com");
         event["headers"]["x-forwarded-proto"] = "http".into();
-        assert_eq!(
-            request(event).uri().scheme_str(),
-            Some("http"),
-            "a scheme is kept"
-        );
+        assert_eq!(request(event).uri().scheme_str(), Some("http"), "a scheme is kept");
     }
 
     #[test]
@@ -203,16 +192,9 @@ mod tests {
         }
         let mut event = v2_event("challenge=c", "a b");
         event["requestContext"]["domainName"] = "a b".into();
-        assert_eq!(
-            request(event).uri().host(),
-            None,
-            "no host at all: a relative URI"
-        );
+        assert_eq!(request(event).uri().host(), None, "no host at all: a relative URI");
         let kept = request(v2_event("challenge=c", "hooks.example.com:8443"));
-        assert_eq!(
-            kept.uri().authority().map(|a| a.as_str()),
-            Some("hooks.example.com:8443")
-        );
+        assert_eq!(kept.uri().authority().map(|a| a.as_str()), Some("hooks.example.com:8443"));
     }
 
     #[test]
@@ -223,10 +205,7 @@ mod tests {
         event["headers"]["x-fine"] = "caf\u{e9}\tok".into();
         let built = request(event);
         assert_eq!(built.headers()["x-nylas-signature"], "ab%01c%7F%0A");
-        assert_eq!(
-            built.headers()["x-fine"].as_bytes(),
-            "caf\u{e9}\tok".as_bytes()
-        );
+        assert_eq!(built.headers()["x-fine"].as_bytes(), "caf\u{e9}\tok".as_bytes());
         assert!(!built.headers().contains_key("bad name"));
         let mut rest = serde_json::json!({
             "resource": "/webhook", "path": "/webhook", "httpMethod": "POST",
@@ -238,9 +217,7 @@ mod tests {
         });
         let built = request(rest.take());
         let odd: Vec<_> = built.headers().get_all("x-odd").iter().collect();
-        assert!(odd
-            .iter()
-            .all(|v| v.as_bytes().starts_with(b"%00") || v.as_bytes() == b"fine"));
+        assert!(odd.iter().all(|v| v.as_bytes().starts_with(b"%00") || v.as_bytes() == b"fine"));
     }
 
     proptest::proptest! {

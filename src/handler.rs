@@ -47,12 +47,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
     /// A receiver that answers the challenge, and every POST with 503 until `error` is fixed
     /// and the function restarted (a deploy does both).
     pub fn not_configured(sender: Sender, error: ConfigError) -> Self {
-        Self {
-            sender,
-            ready: Err(error),
-            breaker: Breaker::default(),
-            budget: QUEUE_BUDGET,
-        }
+        Self { sender, ready: Err(error), breaker: Breaker::default(), budget: QUEUE_BUDGET }
     }
 
     /// Answers one request and logs one line about it.
@@ -79,10 +74,8 @@ impl<Q: Queue + Sync> Receiver<Q> {
         let sender = &self.sender;
         let signature = header_value(sender.signature_header);
         let signature = signature::parse(signature, sender.signature_prefix)?;
-        let (secrets, queue) = self
-            .ready
-            .as_ref()
-            .map_err(|error| Rejection::NotConfigured(error.clone()))?;
+        let (secrets, queue) =
+            self.ready.as_ref().map_err(|error| Rejection::NotConfigured(error.clone()))?;
         let (verified, reading) = secrets.verify(raw, &signature).await;
         delivery.secret_read = reading;
         if let Err(error) = verified {
@@ -159,10 +152,7 @@ mod tests {
     }
 
     fn signed(body: &str) -> Request {
-        post(
-            Body::Text(body.to_owned()),
-            Some(&sign(SECRET, body.as_bytes())),
-        )
+        post(Body::Text(body.to_owned()), Some(&sign(SECRET, body.as_bytes())))
     }
 
     /// A POST of `bytes` signed over `signed_over`, saying `Content-Encoding: gzip`.
@@ -174,10 +164,8 @@ mod tests {
     }
 
     fn get(query: &[(&str, &str)]) -> Request {
-        let query: HashMap<String, String> = query
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let query: HashMap<String, String> =
+            query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Request::default().with_query_string_parameters(query)
     }
 
@@ -206,9 +194,7 @@ mod tests {
     #[tokio::test]
     async fn challenge_is_echoed_exactly_as_plain_text() {
         let value = "a1B2-c3_d4 + %20 \"quoted\"";
-        let response = receiver(MemoryQueue::default())
-            .handle(get(&[("challenge", value)]))
-            .await;
+        let response = receiver(MemoryQueue::default()).handle(get(&[("challenge", value)])).await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.body().as_ref(), value.as_bytes());
         assert_eq!(response.headers()[header::CONTENT_TYPE], "text/plain");
@@ -223,13 +209,7 @@ mod tests {
 
     #[tokio::test]
     async fn other_methods_are_not_allowed() {
-        for method in [
-            Method::PUT,
-            Method::DELETE,
-            Method::PATCH,
-            Method::HEAD,
-            Method::OPTIONS,
-        ] {
+        for method in [Method::PUT, Method::DELETE, Method::PATCH, Method::HEAD, Method::OPTIONS] {
             let mut request = signed(V3);
             *request.method_mut() = method;
             let response = receiver(MemoryQueue::default()).handle(request).await;
@@ -296,10 +276,7 @@ mod tests {
     #[tokio::test]
     async fn gzip_body_without_content_encoding_is_inflated_too() {
         let compressed = gzip(V3.as_bytes());
-        let request = post(
-            Body::Binary(compressed.clone()),
-            Some(&sign(SECRET, &compressed)),
-        );
+        let request = post(Body::Binary(compressed.clone()), Some(&sign(SECRET, &compressed)));
         let (status, _, queue) = answer(MemoryQueue::default(), request).await;
         assert_eq!(status, StatusCode::OK);
         assert_eq!(queue.bodies(), [V3]);
@@ -315,9 +292,7 @@ mod tests {
     #[tokio::test]
     async fn gzip_body_api_gateway_turned_into_text_is_503_body_mangled() {
         let compressed = gzip(V3.as_bytes());
-        let as_text = String::from_utf8_lossy(&compressed)
-            .into_owned()
-            .into_bytes();
+        let as_text = String::from_utf8_lossy(&compressed).into_owned().into_bytes();
         let request = gzip_post(as_text, &compressed);
         assert_refused(request, StatusCode::SERVICE_UNAVAILABLE, "body_mangled").await;
     }
@@ -334,12 +309,7 @@ mod tests {
     #[tokio::test]
     async fn body_over_the_cap_is_413_before_the_signature_is_checked() {
         let huge = Body::Text("x".repeat(body::MAX_RAW + 1));
-        assert_refused(
-            post(huge, None),
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-        )
-        .await;
+        assert_refused(post(huge, None), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large").await;
     }
 
     #[tokio::test]
@@ -359,28 +329,17 @@ mod tests {
         let signature = sign(SECRET, V3.as_bytes());
         let tampered = Body::Text(V3.replace("n-1", "n-2"));
         let request = post(tampered, Some(&signature));
-        assert_refused(
-            request,
-            StatusCode::SERVICE_UNAVAILABLE,
-            "signature_mismatch",
-        )
-        .await;
+        assert_refused(request, StatusCode::SERVICE_UNAVAILABLE, "signature_mismatch").await;
     }
 
     #[tokio::test]
     async fn not_configured_function_answers_the_challenge_and_503_to_a_post() {
-        let error = ConfigError::Missing {
-            name: "QUEUE_URL",
-            what: "a URL",
-        };
+        let error = ConfigError::Missing("QUEUE_URL", "a URL");
         let receiver = || Receiver::<MemoryQueue>::not_configured(NYLAS, error.clone());
         let (status, body, _) = answer_by(receiver(), get(&[("challenge", "c-1")])).await;
         assert_eq!((status, body.as_str()), (StatusCode::OK, "c-1"));
         let (status, body, _) = answer_by(receiver(), signed(V3)).await;
-        assert_eq!(
-            (status, body.as_str()),
-            (StatusCode::SERVICE_UNAVAILABLE, "not_configured")
-        );
+        assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, "not_configured"));
         let unsigned = post(Body::Text(V3.to_owned()), None);
         let (status, _, _) = answer_by(receiver(), unsigned).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -390,35 +349,19 @@ mod tests {
     async fn queue_failures_are_503_so_nylas_retries() {
         let failures = [
             (QueueError::Unavailable("down".to_owned()), "queue_failed"),
-            (
-                QueueError::StillRefused {
-                    failed: 1,
-                    attempts: 3,
-                },
-                "queue_failed",
-            ),
-            (
-                QueueError::Refused("KMS.DisabledException".to_owned()),
-                "queue_refused",
-            ),
+            (QueueError::StillRefused { failed: 1, attempts: 3 }, "queue_failed"),
+            (QueueError::Refused("KMS.DisabledException".to_owned()), "queue_refused"),
         ];
         for (error, reason) in failures {
             let queue = MemoryQueue::replying([Reply::Fail(error)]);
             let (status, body, _) = answer(queue, signed(V3)).await;
-            assert_eq!(
-                (status, body.as_str()),
-                (StatusCode::SERVICE_UNAVAILABLE, reason)
-            );
+            assert_eq!((status, body.as_str()), (StatusCode::SERVICE_UNAVAILABLE, reason));
         }
     }
 
     #[tokio::test]
     async fn notification_the_queue_can_never_take_is_413() {
-        let too_large = QueueError::TooLarge {
-            index: 1,
-            size: 2_000_000,
-            limit: 1_048_576,
-        };
+        let too_large = QueueError::TooLarge { index: 1, size: 2_000_000, limit: 1_048_576 };
         let queue = MemoryQueue::replying([Reply::Fail(too_large)]);
         let (status, body, _) = answer(queue, signed(V2)).await;
         let expected = (StatusCode::PAYLOAD_TOO_LARGE, "notification_too_large");
@@ -505,11 +448,7 @@ mod tests {
         assert_eq!(third, [(200, String::new())]);
         let (_, queue) = receiver.ready.as_ref().expect("configured");
         let bodies = queue.bodies();
-        assert_eq!(
-            bodies[bodies.len() - 200..],
-            deltas,
-            "every delta, in order"
-        );
+        assert_eq!(bodies[bodies.len() - 200..], deltas, "every delta, in order");
     }
 
     #[tokio::test(start_paused = true)]
@@ -530,21 +469,13 @@ mod tests {
         let receiver = receiver(MemoryQueue::replying([down]));
         let unsigned = post(Body::Text(V3.to_owned()), None);
         let got = answers(&receiver, vec![signed(V3), unsigned, signed(V3)]).await;
-        let expected = [
-            (503, "queue_refused"),
-            (401, "missing_signature"),
-            (503, "queue_down"),
-        ];
+        let expected = [(503, "queue_refused"), (401, "missing_signature"), (503, "queue_down")];
         assert_eq!(got, expected.map(|(s, b)| (s, b.to_owned())));
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_notification_too_large_for_the_queue_leaves_the_breaker_closed() {
-        let too_large = QueueError::TooLarge {
-            index: 0,
-            size: 2_000_000,
-            limit: 1_048_576,
-        };
+        let too_large = QueueError::TooLarge { index: 0, size: 2_000_000, limit: 1_048_576 };
         let receiver = receiver(MemoryQueue::replying([Reply::Fail(too_large)]));
         let got = answers(&receiver, vec![signed(V3), signed(V3)]).await;
         let expected = [(413, "notification_too_large"), (200, "")];

@@ -4,7 +4,6 @@
 //! never what they contained; [`crate::signature::Secret`] cannot be printed.
 
 use crate::sender::Notification;
-use lambda_http::http::StatusCode;
 use nylas_sqs_contract::emf;
 use serde::Serialize;
 use serde_json::Value;
@@ -16,31 +15,29 @@ use tracing::Level;
 /// runtime's warnings): this crate's events at INFO and above, the libraries' at WARN.
 pub fn init() {
     use tracing_subscriber::{filter::Targets, layer::SubscriberExt, util::SubscriberInitExt};
-    let filter = Targets::new()
-        .with_default(Level::WARN)
-        .with_target(env!("CARGO_CRATE_NAME"), Level::INFO);
+    let filter =
+        Targets::new().with_default(Level::WARN).with_target(env!("CARGO_CRATE_NAME"), Level::INFO);
     let json = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false);
-    tracing_subscriber::registry()
-        .with(filter)
-        .with(json)
-        .init();
+    tracing_subscriber::registry().with(filter).with(json).init();
 }
 
 /// How a request was answered, as the handler decided it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Answer {
-    pub status: StatusCode,
+    pub status: u16,
     /// `challenged`, `forwarded` or `rejected`.
     pub outcome: &'static str,
     /// Why it was rejected: a short, stable name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
     pub message: String,
     /// The signature matched no secret, whatever the reason says.
+    #[serde(skip)]
     pub signature_mismatch: bool,
     /// Who the webhook's sender is.
     pub sender: &'static str,
@@ -87,12 +84,8 @@ pub fn request(answer: &Answer, delivery: &Delivery, elapsed: Duration) {
 #[derive(Debug, Serialize)]
 pub struct Line<'a> {
     level: &'static str,
-    message: &'a str,
-    outcome: &'static str,
-    status: u16,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
-    sender: &'static str,
+    #[serde(flatten)]
+    answer: &'a Answer,
     duration_ms: f64,
     #[serde(flatten)]
     delivery: &'a Delivery,
@@ -107,31 +100,15 @@ pub struct Line<'a> {
 }
 
 impl<'a> Line<'a> {
-    pub fn new(
-        answer: &'a Answer,
-        delivery: &'a Delivery,
-        elapsed: Duration,
-        timestamp_ms: u64,
-    ) -> Self {
-        let status = answer.status;
-        let level = match status.as_u16() {
-            200 => "INFO",
-            500.. => "ERROR",
-            _ => "WARN",
-        };
-        let forwarded = match answer.outcome {
-            "forwarded" => delivery.notifications,
-            _ => 0,
-        };
+    pub fn new(answer: &'a Answer, delivery: &'a Delivery, elapsed: Duration, at_ms: u64) -> Self {
+        let (status, outcome) = (answer.status, answer.outcome);
+        let forwarded = if outcome == "forwarded" { delivery.notifications } else { 0 };
         let counts = [
             ("Received", 1),
-            ("Challenged", usize::from(answer.outcome == "challenged")),
+            ("Challenged", usize::from(outcome == "challenged")),
             ("Forwarded", forwarded),
             ("EnqueueRetries", delivery.retried),
-            (
-                "ServiceUnavailable",
-                usize::from(status == StatusCode::SERVICE_UNAVAILABLE),
-            ),
+            ("ServiceUnavailable", usize::from(status == 503)),
             ("SignatureMismatch", usize::from(answer.signature_mismatch)),
         ];
         let names = counts.map(|(name, _)| name);
@@ -142,16 +119,16 @@ impl<'a> Line<'a> {
             metrics.insert("Rejected", 1);
         }
         Self {
-            level,
-            message: &answer.message,
-            outcome: answer.outcome,
-            status: status.as_u16(),
-            reason: answer.reason,
-            sender: answer.sender,
+            level: match status {
+                200 => "INFO",
+                500.. => "ERROR",
+                _ => "WARN",
+            },
+            answer,
             duration_ms: elapsed.as_micros() as f64 / 1000.0,
             delivery,
             function: emf::function_name(),
-            aws: emf::metadata(timestamp_ms, &directives),
+            aws: emf::metadata(at_ms, &directives),
             metrics,
         }
     }
@@ -181,7 +158,7 @@ mod tests {
             None => "forwarded",
         };
         Answer {
-            status: StatusCode::from_u16(status).expect("a status"),
+            status,
             outcome,
             reason,
             message: reason.unwrap_or(outcome).to_owned(),
@@ -196,15 +173,9 @@ mod tests {
     }
 
     fn metric_names(line: &Value) -> Vec<&str> {
-        let directives = line["_aws"]["CloudWatchMetrics"]
-            .as_array()
-            .expect("directives");
-        let metrics = directives
-            .iter()
-            .flat_map(|d| d["Metrics"].as_array().expect("metrics"));
-        metrics
-            .map(|m| m["Name"].as_str().expect("a name"))
-            .collect()
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().expect("directives");
+        let metrics = directives.iter().flat_map(|d| d["Metrics"].as_array().expect("metrics"));
+        metrics.map(|m| m["Name"].as_str().expect("a name")).collect()
     }
 
     #[test]
@@ -228,10 +199,7 @@ mod tests {
             "SignatureMismatch",
         ];
         assert_eq!(metric_names(&line), names);
-        assert!(
-            names.iter().all(|name| line[name].is_u64()),
-            "every metric has a value"
-        );
+        assert!(names.iter().all(|name| line[name].is_u64()), "every metric has a value");
     }
 
     #[test]
@@ -241,17 +209,9 @@ mod tests {
         assert_eq!(line["reason"], "malformed_signature");
         assert_eq!(line["Rejected"], 1);
         assert_eq!(line["Forwarded"], 0, "only a forwarded POST counts");
-        let directives = line["_aws"]["CloudWatchMetrics"]
-            .as_array()
-            .expect("directives");
-        assert_eq!(
-            directives[1]["Dimensions"],
-            json!([["FunctionName", "reason"]])
-        );
-        assert_eq!(
-            directives[1]["Metrics"],
-            json!([{"Name": "Rejected", "Unit": "Count"}])
-        );
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().expect("directives");
+        assert_eq!(directives[1]["Dimensions"], json!([["FunctionName", "reason"]]));
+        assert_eq!(directives[1]["Metrics"], json!([{"Name": "Rejected", "Unit": "Count"}]));
         assert!(directives.iter().all(|d| d["Namespace"] == emf::NAMESPACE));
     }
 
@@ -260,15 +220,10 @@ mod tests {
     #[test]
     fn every_metric_carries_the_function_name() {
         let line = line(&answer(403, Some("malformed_signature")), &delivery(), 0);
-        let directives = line["_aws"]["CloudWatchMetrics"]
-            .as_array()
-            .expect("directives");
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().expect("directives");
         for directive in directives {
             let sets = directive["Dimensions"].as_array().expect("dimension sets");
-            assert!(
-                sets.iter().all(|set| set[0] == "FunctionName"),
-                "{directive}"
-            );
+            assert!(sets.iter().all(|set| set[0] == "FunctionName"), "{directive}");
         }
         let expected = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or("local".to_owned());
         assert_eq!(line["FunctionName"], expected);
@@ -296,9 +251,6 @@ mod tests {
         let mut challenged = answer(200, None);
         challenged.outcome = "challenged";
         let line = line(&challenged, &Delivery::default(), 0);
-        assert_eq!(
-            (line["Challenged"].as_u64(), line["Forwarded"].as_u64()),
-            (Some(1), Some(0))
-        );
+        assert_eq!((line["Challenged"].as_u64(), line["Forwarded"].as_u64()), (Some(1), Some(0)));
     }
 }

@@ -27,11 +27,7 @@ async fn main() -> ExitCode {
         Ok(config) => {
             let aws = aws_settings().load().await;
             let secrets = match config.secrets {
-                SecretSource::Stored {
-                    arn,
-                    previous_ttl,
-                    keep,
-                } => {
+                SecretSource::Stored { arn, previous_ttl, keep } => {
                     let client = aws_sdk_secretsmanager::Client::new(&aws);
                     Secrets::stored(client, arn, previous_ttl, keep)
                 }

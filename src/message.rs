@@ -42,9 +42,7 @@ impl<'a> Message<'a> {
             .filter_map(|(name, value)| Some((name, value.filter(|v| is_attribute_value(v))?)))
             .collect();
         let size = |attributes: &[(&str, Cow<'_, str>)]| -> usize {
-            let each = attributes
-                .iter()
-                .map(|(n, v)| n.len() + STRING.len() + v.len());
+            let each = attributes.iter().map(|(n, v)| n.len() + STRING.len() + v.len());
             each.sum()
         };
         let room = MAX_BYTES - size(&attributes);
@@ -223,10 +221,7 @@ mod tests {
     fn fifo_v3_groups_by_grant_and_deduplicates_on_the_notification_id() {
         let body =
             br#"{"specversion":"1.0","type":"t","id":"n-1","data":{"object":{"grant_id":"g-1"}}}"#;
-        let keys = FifoKeys {
-            group_id: "g-1".to_owned(),
-            deduplication_id: "n-1".to_owned(),
-        };
+        let keys = FifoKeys { group_id: "g-1".to_owned(), deduplication_id: "n-1".to_owned() };
         assert_eq!(fifo_keys(body), vec![keys]);
     }
 

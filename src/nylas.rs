@@ -63,10 +63,7 @@ pub fn split_with<'a>(
             group: v3.data.and_then(Data::grant_id),
             delivery_attempt: v3.webhook_delivery_attempt,
         }],
-        Some(Envelope {
-            deltas: Some(Deltas::Each(deltas)),
-            ..
-        }) => {
+        Some(Envelope { deltas: Some(Deltas::Each(deltas)), .. }) => {
             let mut copies = std::collections::HashMap::new();
             let mut deltas: Vec<_> = deltas.into_iter().map(delta).collect();
             for delta in &mut deltas {
@@ -253,11 +250,7 @@ mod tests {
     fn v3_id_that_sqs_could_not_take_is_replaced_by_the_hash() {
         for id in ["", "with space", "été"] {
             let body = format!(r#"{{"specversion":"1.0","id":"{id}"}}"#);
-            assert_eq!(
-                split(body.as_bytes())[0].id,
-                sha256(body.as_bytes()),
-                "{id}"
-            );
+            assert_eq!(split(body.as_bytes())[0].id, sha256(body.as_bytes()), "{id}");
         }
         let longest = "n".repeat(128);
         let body = format!(r#"{{"specversion":"1.0","id":"{longest}"}}"#);
@@ -340,10 +333,7 @@ mod tests {
         let body = format!(r#"{{"specversion":"1.0","type":"t","data":{deep}}}"#);
         let found = split(body.as_bytes());
         assert_eq!(found.len(), 1);
-        assert_eq!(
-            found[0].bytes.as_ptr_range(),
-            body.as_bytes().as_ptr_range()
-        );
+        assert_eq!(found[0].bytes.as_ptr_range(), body.as_bytes().as_ptr_range());
         assert_eq!(found[0].kind.as_deref(), Some("t"));
     }
 
@@ -368,10 +358,7 @@ mod tests {
     /// Two deltas of one POST never share an id; the same POST again gives the same ids.
     #[test]
     fn repeats_of_one_delta_in_a_post_get_a_counter_and_others_keep_their_hash() {
-        let (a, b) = (
-            r#"{"type": "message.opened"}"#,
-            r#"{"type": "thread.replied"}"#,
-        );
+        let (a, b) = (r#"{"type": "message.opened"}"#, r#"{"type": "thread.replied"}"#);
         let body = format!(r#"{{"deltas": [{a}, {b}, {a}, {a}]}}"#);
         let ids = |body: &str| -> Vec<String> {
             split(body.as_bytes()).into_iter().map(|n| n.id).collect()
@@ -446,10 +433,7 @@ mod tests {
             let found = split(body.as_bytes());
             assert_eq!(found.len(), 1);
             assert_eq!(found[0].api_version, ApiVersion::Unknown);
-            assert_eq!(
-                found[0].bytes.as_ptr_range(),
-                body.as_bytes().as_ptr_range()
-            );
+            assert_eq!(found[0].bytes.as_ptr_range(), body.as_bytes().as_ptr_range());
         }
     }
 
@@ -473,11 +457,7 @@ mod tests {
         let broken = many(r#"{"deep":"#);
         assert_eq!(split(broken.as_bytes()), whole(broken.as_bytes()));
         let twice = format!(r#"{{"deltas":[1],{}"#, &many("1")[1..]);
-        assert_eq!(
-            split(twice.as_bytes()),
-            whole(twice.as_bytes()),
-            "named twice"
-        );
+        assert_eq!(split(twice.as_bytes()), whole(twice.as_bytes()), "named twice");
     }
 
     #[test]
@@ -485,10 +465,7 @@ mod tests {
         let gzip = crate::body::gzip(V3_MESSAGE.as_bytes());
         let decoded = crate::body::decode(&gzip);
         let found = split_decoded(&decoded);
-        assert_eq!(
-            (found[0].bytes, found[0].gzip),
-            (V3_MESSAGE.as_bytes(), Some(&gzip[..]))
-        );
+        assert_eq!((found[0].bytes, found[0].gzip), (V3_MESSAGE.as_bytes(), Some(&gzip[..])));
         assert_eq!(found[0].api_version, ApiVersion::V3);
     }
 
@@ -498,19 +475,13 @@ mod tests {
         let decoded = crate::body::decode(&gzip);
         let found = split_decoded(&decoded);
         let bytes: Vec<_> = found.iter().map(|n| (n.bytes, n.gzip)).collect();
-        assert_eq!(
-            bytes,
-            [(&br#"{"type":"a"}"#[..], None), (br#"{"type":"b"}"#, None)]
-        );
+        assert_eq!(bytes, [(&br#"{"type":"a"}"#[..], None), (br#"{"type":"b"}"#, None)]);
     }
 
     #[test]
     fn gzip_too_large_to_inflate_is_one_notification_of_its_gzip() {
         let found = split_decoded(&Decoded::TooLarge(b"\x1f\x8b..."));
-        assert_eq!(
-            found,
-            [Notification::unknown(b"\x1f\x8b...", Some(b"\x1f\x8b..."))]
-        );
+        assert_eq!(found, [Notification::unknown(b"\x1f\x8b...", Some(b"\x1f\x8b..."))]);
     }
 
     #[test]

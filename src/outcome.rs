@@ -112,7 +112,7 @@ impl Outcome {
             Outcome::Rejected(rejection) => ("rejected", rejection.to_string(), Some(rejection)),
         };
         Answer {
-            status: self.status(),
+            status: self.status().as_u16(),
             outcome,
             reason: rejection.map(|r| r.reason().0),
             message,
@@ -137,10 +137,7 @@ impl Outcome {
         *response.status_mut() = status;
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
-        headers.insert(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
+        headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
         if let Some(allow) = allow {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
@@ -159,72 +156,24 @@ mod tests {
     fn every_refusal_has_the_status_the_readme_states() {
         let contract = [
             (Rejection::MissingChallenge, "missing_challenge", 400),
-            (
-                Rejection::MethodNotAllowed("GET, POST"),
-                "method_not_allowed",
-                405,
-            ),
-            (
-                BodyError::TooLarge { size: 1 }.into(),
-                "body_too_large",
-                413,
-            ),
+            (Rejection::MethodNotAllowed("GET, POST"), "method_not_allowed", 405),
+            (BodyError::TooLarge { size: 1 }.into(), "body_too_large", 413),
             (BodyError::Mangled.into(), "body_mangled", 503),
             (SignatureError::Missing.into(), "missing_signature", 401),
             (SignatureError::Malformed.into(), "malformed_signature", 403),
             (SecretError::Mismatch.into(), "signature_mismatch", 503),
+            (SecretError::Unavailable("x".to_owned()).into(), "secret_unavailable", 503),
+            (Rejection::NotConfigured(ConfigError::TwoSecrets), "not_configured", 503),
+            (QueueError::Unavailable("x".to_owned()).into(), "queue_failed", 503),
+            (QueueError::StillRefused { failed: 1, attempts: 3 }.into(), "queue_failed", 503),
+            (QueueError::Refused("x".to_owned()).into(), "queue_refused", 503),
             (
-                SecretError::Unavailable("x".to_owned()).into(),
-                "secret_unavailable",
-                503,
-            ),
-            (
-                Rejection::NotConfigured(ConfigError::TwoSecrets),
-                "not_configured",
-                503,
-            ),
-            (
-                QueueError::Unavailable("x".to_owned()).into(),
-                "queue_failed",
-                503,
-            ),
-            (
-                QueueError::StillRefused {
-                    failed: 1,
-                    attempts: 3,
-                }
-                .into(),
-                "queue_failed",
-                503,
-            ),
-            (
-                QueueError::Refused("x".to_owned()).into(),
-                "queue_refused",
-                503,
-            ),
-            (
-                QueueError::TooLarge {
-                    index: 0,
-                    size: 2,
-                    limit: 1,
-                }
-                .into(),
+                QueueError::TooLarge { index: 0, size: 2, limit: 1 }.into(),
                 "notification_too_large",
                 413,
             ),
-            (
-                Rejection::QueueTimedOut(Duration::from_secs(6)),
-                "queue_timed_out",
-                503,
-            ),
-            (
-                crate::breaker::Open {
-                    since: Duration::from_secs(1),
-                }
-                .into(),
-                "queue_down",
-                503,
-            ),
+            (Rejection::QueueTimedOut(Duration::from_secs(6)), "queue_timed_out", 503),
+            (crate::breaker::Open { since: Duration::from_secs(1) }.into(), "queue_down", 503),
         ];
         for (rejection, reason, status) in contract {
             let response = Outcome::Rejected(rejection).into_response();
@@ -249,11 +198,7 @@ mod tests {
     fn the_answer_counts_a_signature_mismatch_whatever_its_reason() {
         let mismatches = [SecretError::Mismatch.into(), BodyError::Mangled.into()];
         for rejection in mismatches {
-            assert!(
-                Outcome::Rejected(rejection)
-                    .answer("Nylas")
-                    .signature_mismatch
-            );
+            assert!(Outcome::Rejected(rejection).answer("Nylas").signature_mismatch);
         }
         let others: [Rejection; 3] = [
             SignatureError::Malformed.into(),
@@ -261,11 +206,7 @@ mod tests {
             BodyError::TooLarge { size: 1 }.into(),
         ];
         for rejection in others {
-            assert!(
-                !Outcome::Rejected(rejection)
-                    .answer("Nylas")
-                    .signature_mismatch
-            );
+            assert!(!Outcome::Rejected(rejection).answer("Nylas").signature_mismatch);
         }
         assert!(!Outcome::Forwarded.answer("Nylas").signature_mismatch);
     }
@@ -273,18 +214,9 @@ mod tests {
     #[test]
     fn the_answer_to_a_challenge_never_holds_its_value() {
         let answer = Outcome::Challenged("challenge-value-9d1c".to_owned()).answer("Nylas");
-        assert_eq!(
-            (answer.outcome, answer.message.as_str()),
-            ("challenged", "challenged")
-        );
+        assert_eq!((answer.outcome, answer.message.as_str()), ("challenged", "challenged"));
         let rejected = Outcome::Rejected(SignatureError::Missing.into()).answer("Nylas");
-        assert_eq!(
-            (rejected.reason, rejected.sender),
-            (Some("missing_signature"), "Nylas")
-        );
-        assert_eq!(
-            rejected.message,
-            "no signature header: the request is not from the sender"
-        );
+        assert_eq!((rejected.reason, rejected.sender), (Some("missing_signature"), "Nylas"));
+        assert_eq!(rejected.message, "no signature header: the request is not from the sender");
     }
 }

@@ -23,11 +23,7 @@ pub enum QueueError {
     Refused(String),
     /// A notification over what the queue can ever take; the others were delivered.
     #[error("notification {index} is {size} bytes, over the queue's limit of {limit}")]
-    TooLarge {
-        index: usize,
-        size: usize,
-        limit: usize,
-    },
+    TooLarge { index: usize, size: usize, limit: usize },
 }
 
 /// What delivering took, for the log line.
@@ -48,11 +44,7 @@ pub struct Calls {
 
 impl Calls {
     pub fn record(&self, succeeded: bool) {
-        let ended = if succeeded {
-            &self.succeeded
-        } else {
-            &self.failed
-        };
+        let ended = if succeeded { &self.succeeded } else { &self.failed };
         ended.store(true, Ordering::Relaxed);
     }
 
@@ -113,17 +105,11 @@ pub mod memory {
 
     impl MemoryQueue {
         pub fn replying(replies: impl IntoIterator<Item = Reply>) -> Self {
-            Self {
-                replies: Mutex::new(replies.into_iter().collect()),
-                ..Self::default()
-            }
+            Self { replies: Mutex::new(replies.into_iter().collect()), ..Self::default() }
         }
 
         pub fn stored(&self) -> Vec<Stored> {
-            self.stored
-                .lock()
-                .expect("no test panics holding it")
-                .clone()
+            self.stored.lock().expect("no test panics holding it").clone()
         }
 
         /// The stored notifications' bytes, as text.

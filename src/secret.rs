@@ -87,10 +87,7 @@ struct Read {
 
 impl Read {
     fn matches(&self, body: &[u8], signature: &Signature) -> bool {
-        let previous = self
-            .previous
-            .as_ref()
-            .filter(|(_, until)| Instant::now() < *until);
+        let previous = self.previous.as_ref().filter(|(_, until)| Instant::now() < *until);
         let mut secrets = self.current.iter().chain(previous.map(|(s, _)| s));
         secrets.any(|s| s.matches(body, signature))
     }
@@ -109,13 +106,7 @@ impl Secrets {
     }
 
     pub fn stored(client: Client, arn: String, previous_ttl: Duration, keep: Duration) -> Self {
-        Secrets::Stored(Store {
-            client,
-            arn,
-            previous_ttl,
-            keep,
-            read: Mutex::default(),
-        })
+        Secrets::Stored(Store { client, arn, previous_ttl, keep, read: Mutex::default() })
     }
 
     /// Checks `signature` against the current and the previous secret; says what it asked
@@ -196,11 +187,7 @@ impl Store {
     /// One version; `None` when there is no version at that stage (`AWSPREVIOUS` before any
     /// rotation, or any stage of a deleted secret). An error says whether the secret is gone.
     async fn version(&self, stage: &str) -> Result<Option<GetSecretValueOutput>, (bool, String)> {
-        let request = self
-            .client
-            .get_secret_value()
-            .secret_id(&self.arn)
-            .version_stage(stage);
+        let request = self.client.get_secret_value().secret_id(&self.arn).version_stage(stage);
         match tokio::time::timeout(READ_BUDGET, request.send()).await {
             Ok(Ok(output)) => Ok(Some(output)),
             Ok(Err(error)) => {
@@ -217,10 +204,9 @@ impl Store {
                 });
                 Err((gone, DisplayErrorContext(&error).to_string()))
             }
-            Err(_) => Err((
-                false,
-                format!("Secrets Manager did not answer within {READ_BUDGET:?}"),
-            )),
+            Err(_) => {
+                Err((false, format!("Secrets Manager did not answer within {READ_BUDGET:?}")))
+            }
         }
     }
 }
@@ -231,10 +217,7 @@ fn secret_of(output: &GetSecretValueOutput) -> Result<Secret, String> {
     let text = output.secret_string().unwrap_or_default().trim();
     let object = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text);
     let value = match &object {
-        Ok(object) => object
-            .get(JSON_MEMBER)
-            .and_then(|v| v.as_str())
-            .map(str::trim),
+        Ok(object) => object.get(JSON_MEMBER).and_then(|v| v.as_str()).map(str::trim),
         Err(_) => Some(text),
     };
     match value {
@@ -336,9 +319,7 @@ mod tests {
                     }
                     Some(Stage::Fails) => {
                         MockResponse::Error(GetSecretValueError::InternalServiceError(
-                            InternalServiceError::builder()
-                                .message("the service failed")
-                                .build(),
+                            InternalServiceError::builder().message("the service failed").build(),
                         ))
                     }
                     None => MockResponse::Error(GetSecretValueError::ResourceNotFoundException(
@@ -359,9 +340,8 @@ mod tests {
     }
 
     fn stored_with(rule: &Rule, previous_ttl: Duration, keep: Duration) -> Secrets {
-        let interceptor = MockResponseInterceptor::new()
-            .rule_mode(RuleMode::MatchAny)
-            .with_rule(rule);
+        let interceptor =
+            MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(rule);
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
@@ -370,12 +350,7 @@ mod tests {
             .interceptor(interceptor)
             .retry_config(RetryConfig::disabled())
             .build();
-        Secrets::stored(
-            Client::from_conf(config),
-            ARN.to_owned(),
-            previous_ttl,
-            keep,
-        )
+        Secrets::stored(Client::from_conf(config), ARN.to_owned(), previous_ttl, keep)
     }
 
     async fn verify(secrets: &Secrets, secret: &str) -> Result<(), SecretError> {
@@ -487,11 +462,7 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(verify(&secrets, "second").await, Ok(()));
         assert_eq!(rule.num_calls(), 4);
-        assert_eq!(
-            verify(&secrets, "first").await,
-            Ok(()),
-            "now the previous one"
-        );
+        assert_eq!(verify(&secrets, "first").await, Ok(()), "now the previous one");
     }
 
     #[tokio::test(start_paused = true)]
@@ -546,10 +517,7 @@ mod tests {
         let Err(SecretError::Unavailable(why)) = verdict else {
             panic!("not unavailable: {verdict:?}");
         };
-        assert!(
-            why.contains("the service failed"),
-            "the service's own reason: {why}"
-        );
+        assert!(why.contains("the service failed"), "the service's own reason: {why}");
         versions.current("s", MINUTE);
         assert!(verify(&secrets, "s").await.is_err(), "not read within 30 s");
         tokio::time::advance(REREAD_AFTER).await;
@@ -597,20 +565,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_json_object_without_webhook_secret_or_an_empty_secret_is_unavailable() {
-        for text in [
-            r#"{"secret": "s"}"#,
-            r#"{"webhook_secret": 7}"#,
-            "  ",
-            r#"{"webhook_secret": ""}"#,
-        ] {
+        for text in
+            [r#"{"secret": "s"}"#, r#"{"webhook_secret": 7}"#, "  ", r#"{"webhook_secret": ""}"#]
+        {
             let verdict = stored_as(text, "s").await;
             let Err(SecretError::Unavailable(why)) = verdict else {
                 panic!("not unavailable: {verdict:?}");
             };
-            assert!(
-                why.contains(r#"plain text, or as JSON {"webhook_secret": "..."}"#),
-                "{why}"
-            );
+            assert!(why.contains(r#"plain text, or as JSON {"webhook_secret": "..."}"#), "{why}");
         }
     }
 
@@ -633,21 +595,12 @@ mod tests {
             versions.set("AWSPREVIOUS", code.map(Stage::Refuses));
             tokio::time::advance(REREAD_AFTER).await;
             let said = reading(&secrets, "forged").await;
-            assert!(
-                said.starts_with("failed, secrets dropped: "),
-                "{code:?}: {said}"
-            );
+            assert!(said.starts_with("failed, secrets dropped: "), "{code:?}: {said}");
             let verdict = verify(&secrets, "leaked").await;
-            assert!(
-                matches!(verdict, Err(SecretError::Unavailable(_))),
-                "{code:?}: {verdict:?}"
-            );
+            assert!(matches!(verdict, Err(SecretError::Unavailable(_))), "{code:?}: {verdict:?}");
             tokio::time::advance(REFRESH_AFTER).await;
             let verdict = verify(&secrets, "leaked").await;
-            assert!(
-                matches!(verdict, Err(SecretError::Unavailable(_))),
-                "{code:?}: {verdict:?}"
-            );
+            assert!(matches!(verdict, Err(SecretError::Unavailable(_))), "{code:?}: {verdict:?}");
         }
     }
 
@@ -660,11 +613,7 @@ mod tests {
         assert_eq!(verify(&secrets, "kept").await, Ok(()));
         versions.set("AWSCURRENT", Some(Stage::Fails));
         tokio::time::advance(MINUTE * 19).await;
-        assert_eq!(
-            verify(&secrets, "kept").await,
-            Ok(()),
-            "still within 20 minutes"
-        );
+        assert_eq!(verify(&secrets, "kept").await, Ok(()), "still within 20 minutes");
         tokio::time::advance(MINUTE).await;
         let verdict = verify(&secrets, "kept").await;
         let Err(SecretError::Unavailable(why)) = verdict else {
@@ -673,11 +622,7 @@ mod tests {
         assert!(why.contains("the service failed"), "{why}");
         versions.current("kept", MINUTE);
         tokio::time::advance(REREAD_AFTER).await;
-        assert_eq!(
-            verify(&secrets, "kept").await,
-            Ok(()),
-            "read again once it answers"
-        );
+        assert_eq!(verify(&secrets, "kept").await, Ok(()), "read again once it answers");
     }
 
     #[tokio::test(start_paused = true)]

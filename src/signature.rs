@@ -86,10 +86,7 @@ impl Verifier {
     /// time.
     pub fn matches(&self, body: &[u8], signature: &Signature) -> bool {
         self.current.matches(body, signature)
-            || self
-                .previous
-                .as_ref()
-                .is_some_and(|s| s.matches(body, signature))
+            || self.previous.as_ref().is_some_and(|s| s.matches(body, signature))
     }
 }
 
@@ -142,10 +139,7 @@ mod tests {
 
     #[test]
     fn sha256_prefix_and_surrounding_whitespace_verify() {
-        assert_eq!(
-            verifies(BODY, &format!(" sha256={NYLAS_VECTOR} ")),
-            Ok(true)
-        );
+        assert_eq!(verifies(BODY, &format!(" sha256={NYLAS_VECTOR} ")), Ok(true));
     }
 
     /// Another sender's prefix is the one stripped before the hex; anything else is malformed.
@@ -170,14 +164,8 @@ mod tests {
 
     #[test]
     fn truncated_signature_is_malformed_not_a_prefix_match() {
-        assert_eq!(
-            verifies(BODY, &NYLAS_VECTOR[..32]),
-            Err(SignatureError::Malformed)
-        );
-        assert_eq!(
-            verifies(BODY, &NYLAS_VECTOR[..63]),
-            Err(SignatureError::Malformed)
-        );
+        assert_eq!(verifies(BODY, &NYLAS_VECTOR[..32]), Err(SignatureError::Malformed));
+        assert_eq!(verifies(BODY, &NYLAS_VECTOR[..63]), Err(SignatureError::Malformed));
     }
 
     #[test]

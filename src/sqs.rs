@@ -83,10 +83,7 @@ where
             let (failed, attempts) = (refused.len(), ATTEMPTS);
             return Err(QueueError::StillRefused { failed, attempts });
         }
-        pending = refused
-            .iter()
-            .filter_map(|r| pending.get(r.position).copied())
-            .collect();
+        pending = refused.iter().filter_map(|r| pending.get(r.position).copied()).collect();
         retried += pending.len();
         tokio::time::sleep(backoff).await;
         backoff *= 2;
@@ -104,10 +101,7 @@ where
     Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
 {
     // Collected, as a lazy map holds a closure the compiler cannot prove `Send`.
-    let lanes: Vec<_> = lanes(messages)
-        .into_iter()
-        .map(|lane| send_lane(lane, &send))
-        .collect();
+    let lanes: Vec<_> = lanes(messages).into_iter().map(|lane| send_lane(lane, &send)).collect();
     stream::iter(lanes)
         .buffer_unordered(IN_FLIGHT)
         .try_fold(0, |sum, retried| async move { Ok(sum + retried) })
@@ -136,15 +130,10 @@ fn lanes<'m>(messages: &[&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
     for message in messages {
         let Some(fifo) = &message.fifo else {
             let sizes: Vec<usize> = messages.iter().map(|m| m.size).collect();
-            return plan(&sizes)
-                .into_iter()
-                .map(|b| messages[b].to_vec())
-                .collect();
+            return plan(&sizes).into_iter().map(|b| messages[b].to_vec()).collect();
         };
         let seen = groups.len();
-        let lane = *groups
-            .entry(fifo.group_id.as_str())
-            .or_insert(seen % IN_FLIGHT);
+        let lane = *groups.entry(fifo.group_id.as_str()).or_insert(seen % IN_FLIGHT);
         if lane == lanes.len() {
             lanes.push(Vec::new());
         }
@@ -164,19 +153,12 @@ pub struct SqsQueue {
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: String) -> Self {
-        Self {
-            client,
-            fifo: queue_url.ends_with(".fifo"),
-            queue_url,
-        }
+        Self { client, fifo: queue_url.ends_with(".fifo"), queue_url }
     }
 
     /// One `SendMessageBatch` call; an entry's id is its position in the batch.
     async fn send_batch(&self, batch: Vec<&Message<'_>>) -> Result<Vec<Refusal>, QueueError> {
-        let entries = batch
-            .iter()
-            .enumerate()
-            .map(|(position, message)| entry(position, message));
+        let entries = batch.iter().enumerate().map(|(position, message)| entry(position, message));
         let output = self
             .client
             .send_message_batch()
@@ -215,10 +197,8 @@ impl Queue for SqsQueue {
         notifications: &[Notification<'_>],
         calls: &Calls,
     ) -> Result<Delivered, QueueError> {
-        let messages: Vec<Message<'_>> = notifications
-            .iter()
-            .map(|n| Message::new(n, self.fifo))
-            .collect();
+        let messages: Vec<Message<'_>> =
+            notifications.iter().map(|n| Message::new(n, self.fifo)).collect();
         let too_large = messages.iter().position(|m| m.size > MAX_BYTES);
         let fitting: Vec<&Message<'_>> = messages.iter().filter(|m| m.size <= MAX_BYTES).collect();
         let retried = send_all(&fitting, |batch| async move {
@@ -230,11 +210,9 @@ impl Queue for SqsQueue {
         })
         .await?;
         match too_large {
-            Some(index) => Err(QueueError::TooLarge {
-                index,
-                size: messages[index].size,
-                limit: MAX_BYTES,
-            }),
+            Some(index) => {
+                Err(QueueError::TooLarge { index, size: messages[index].size, limit: MAX_BYTES })
+            }
             None => Ok(Delivered { retried }),
         }
     }
@@ -314,10 +292,8 @@ mod tests {
         /// Sends the notifications of `body` as one batch.
         async fn run(&self, body: &[u8]) -> Result<usize, QueueError> {
             let notifications = split(body);
-            let messages: Vec<Message<'_>> = notifications
-                .iter()
-                .map(|n| Message::new(n, false))
-                .collect();
+            let messages: Vec<Message<'_>> =
+                notifications.iter().map(|n| Message::new(n, false)).collect();
             let batch: Vec<&Message<'_>> = messages.iter().collect();
             send_with_retries(&batch, &|sent: Vec<&Message<'_>>| {
                 self.calls.borrow_mut().push(sent.len());
@@ -329,16 +305,8 @@ mod tests {
     }
 
     fn refused(position: usize, sender_fault: bool) -> Refusal {
-        let code = if sender_fault {
-            "InvalidParameterValue"
-        } else {
-            "InternalError"
-        };
-        Refusal {
-            position,
-            sender_fault,
-            code: code.to_owned(),
-        }
+        let code = if sender_fault { "InvalidParameterValue" } else { "InternalError" };
+        Refusal { position, sender_fault, code: code.to_owned() }
     }
 
     const FOUR: &[u8] = br#"{"deltas":[1,2,3,4]}"#;
@@ -354,10 +322,7 @@ mod tests {
     async fn entries_refused_every_time_fail_after_the_last_attempt_and_a_growing_wait() {
         let again = || Ok(vec![refused(0, false)]);
         let script = Script::new([again(), again(), again()]);
-        let failed = QueueError::StillRefused {
-            failed: 1,
-            attempts: 3,
-        };
+        let failed = QueueError::StillRefused { failed: 1, attempts: 3 };
         let started = tokio::time::Instant::now();
         assert_eq!(script.run(FOUR).await, Err(failed));
         assert_eq!(*script.calls.borrow(), [4, 1, 1]);
@@ -419,22 +384,14 @@ mod tests {
         };
         assert_eq!(
             refusals(4, &output),
-            [
-                refused(1, true, "InvalidParameterValue"),
-                refused(3, false, "NotListed")
-            ]
+            [refused(1, true, "InvalidParameterValue"), refused(3, false, "NotListed")]
         );
     }
 
     /// A v2 body of `count` deltas whose accounts take turns among `accounts`.
     fn deltas(count: usize, accounts: usize) -> String {
         let deltas: Vec<String> = (0..count)
-            .map(|i| {
-                format!(
-                    r#"{{"n":{i},"object_data":{{"account_id":"a-{}"}}}}"#,
-                    i % accounts
-                )
-            })
+            .map(|i| format!(r#"{{"n":{i},"object_data":{{"account_id":"a-{}"}}}}"#, i % accounts))
             .collect();
         format!(r#"{{"deltas":[{}]}}"#, deltas.join(","))
     }
@@ -451,10 +408,8 @@ mod tests {
     /// every third full batch, as SQS would after enqueuing a batch's entries in order.
     async fn through_slow_sqs(body: &str, fifo: bool) -> (Vec<String>, usize, usize) {
         let notifications = split(body.as_bytes());
-        let messages: Vec<Message<'_>> = notifications
-            .iter()
-            .map(|n| Message::new(n, fifo))
-            .collect();
+        let messages: Vec<Message<'_>> =
+            notifications.iter().map(|n| Message::new(n, fifo)).collect();
         let messages: Vec<&Message<'_>> = messages.iter().collect();
         let recorded = Recorded::default();
         let calls = RefCell::new(0u64);
@@ -486,10 +441,7 @@ mod tests {
     }
 
     fn ids_of(body: &str) -> Vec<String> {
-        split(body.as_bytes())
-            .iter()
-            .map(|n| n.id.clone())
-            .collect()
+        split(body.as_bytes()).iter().map(|n| n.id.clone()).collect()
     }
 
     /// `ids` of the notifications of `body` whose group is `group`, in `ids`' order.
@@ -500,10 +452,7 @@ mod tests {
             .filter(|n| n.group.as_deref() == Some(group))
             .map(|n| n.id.as_str())
             .collect();
-        ids.iter()
-            .filter(|id| in_group.contains(&id.as_str()))
-            .cloned()
-            .collect()
+        ids.iter().filter(|id| in_group.contains(&id.as_str())).cloned().collect()
     }
 
     #[tokio::test(start_paused = true)]
@@ -524,11 +473,7 @@ mod tests {
         let sent = ids_of(&body);
         assert_eq!(stored.len(), 210);
         for group in ["a-0", "a-1", "a-2"] {
-            assert_eq!(
-                of_group(&body, group, &stored),
-                of_group(&body, group, &sent),
-                "{group}"
-            );
+            assert_eq!(of_group(&body, group, &stored), of_group(&body, group, &sent), "{group}");
         }
         assert_eq!(most_at_once, 3);
     }
@@ -538,10 +483,7 @@ mod tests {
         let body = deltas(80, 80);
         let (stored, most_at_once, _) = through_slow_sqs(&body, true).await;
         assert_eq!(stored.len(), 80);
-        assert_eq!(
-            most_at_once, IN_FLIGHT,
-            "8 lanes of 10 accounts: 8 calls at once"
-        );
+        assert_eq!(most_at_once, IN_FLIGHT, "8 lanes of 10 accounts: 8 calls at once");
     }
 
     #[tokio::test(start_paused = true)]
@@ -615,28 +557,20 @@ mod tests {
         let mut state = 7u64;
         let noise: String = (0..1_500_000)
             .map(|_| {
-                state = state
-                    .wrapping_mul(6_364_136_223_846_793_005)
-                    .wrapping_add(1);
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
                 char::from(b'!' + ((state >> 33) % 90) as u8)
             })
             .collect();
         let noise = noise.replace(['"', '\\'], "x");
         let body = format!(r#"{{"deltas":[{{"a":1}},{{"x":"{noise}"}},{{"b":2}}]}}"#);
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
-        let delivered = queue
-            .deliver(&split(body.as_bytes()), &Calls::default())
-            .await;
+        let delivered = queue.deliver(&split(body.as_bytes()), &Calls::default()).await;
         let Err(QueueError::TooLarge { index, size, limit }) = delivered else {
             panic!("not too large: {delivered:?}");
         };
         assert_eq!((index, limit), (1, MAX_BYTES));
         assert!(size > MAX_BYTES, "{size}");
-        assert_eq!(
-            sent.load(std::sync::atomic::Ordering::SeqCst),
-            2,
-            "the others are sent"
-        );
+        assert_eq!(sent.load(std::sync::atomic::Ordering::SeqCst), 2, "the others are sent");
     }
 
     #[tokio::test]
@@ -697,10 +631,7 @@ mod tests {
             let calls = Calls::default();
             let body = r#"{"deltas": [{"a": 1}, {"b": 2}]}"#;
             let delivered = queue.deliver(&split(body.as_bytes()), &calls).await;
-            assert!(
-                matches!(delivered, Err(QueueError::Refused(_))),
-                "{delivered:?}"
-            );
+            assert!(matches!(delivered, Err(QueueError::Refused(_))), "{delivered:?}");
             assert_eq!(calls.healthy(), Some(healthy), "{refused} of 2 refused");
         }
     }

@@ -73,10 +73,7 @@ fn context() -> Context {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a tokio runtime")
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a tokio runtime")
 }
 
 /// A DynamoDB table of its own for one test, shaped as `template.yaml` makes it, and the
@@ -104,9 +101,7 @@ fn table(sqs: &LocalSqs) -> (Idempotency, FaultyProxy) {
                 .build()
                 .expect("a key"),
         );
-    runtime()
-        .block_on(create.send())
-        .expect("moto creates tables");
+    runtime().block_on(create.send()).expect("moto creates tables");
     let proxy = FaultyProxy::start(&sqs.endpoint, Fault::OneAtATime);
     let config = support::sdk_config(&proxy.endpoint);
     let store = Idempotency::new(aws_sdk_dynamodb::Client::new(&config), name);
@@ -135,11 +130,7 @@ impl EventSource {
 
     /// Sends a message that did not come from the receiver.
     async fn send_raw(&self, body: &str, attributes: &[(&str, &str)]) {
-        let mut send = self
-            .client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body);
+        let mut send = self.client.send_message().queue_url(&self.queue_url).message_body(body);
         for (name, value) in attributes {
             let value = MessageAttributeValue::builder()
                 .data_type("String")
@@ -176,10 +167,7 @@ impl EventSource {
                 .into_iter()
                 .flatten()
                 .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        json!({"stringValue": v.string_value(), "dataType": v.data_type()}),
-                    )
+                    (k.clone(), json!({"stringValue": v.string_value(), "dataType": v.data_type()}))
                 })
                 .collect();
             json!({
@@ -210,11 +198,7 @@ impl EventSource {
                 visible.send().await.expect("moto changes visibility");
             } else {
                 let delete = self.client.delete_message().queue_url(&self.queue_url);
-                delete
-                    .receipt_handle(handle)
-                    .send()
-                    .await
-                    .expect("moto deletes");
+                delete.receipt_handle(handle).send().await.expect("moto deletes");
             }
         }
     }
@@ -252,28 +236,16 @@ impl Recorder {
     ) -> impl Fn(LambdaEvent<Notification>) -> std::future::Ready<Result<(), String>> {
         let recorder = self.clone();
         move |event: LambdaEvent<Notification>| {
-            assert_eq!(
-                event.context.request_id, REQUEST_ID,
-                "the invocation's context"
-            );
+            assert_eq!(event.context.request_id, REQUEST_ID, "the invocation's context");
             let n = event.payload;
             let failed = recorder.failing.lock().unwrap().contains(&n.id);
             recorder.seen.lock().unwrap().push(n);
-            std::future::ready(if failed {
-                Err("refused".to_owned())
-            } else {
-                Ok(())
-            })
+            std::future::ready(if failed { Err("refused".to_owned()) } else { Ok(()) })
         }
     }
 
     fn ids(&self) -> Vec<String> {
-        self.seen
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|n| n.id.clone())
-            .collect()
+        self.seen.lock().unwrap().iter().map(|n| n.id.clone()).collect()
     }
 
     fn fail(&self, ids: &[&str]) {
@@ -294,10 +266,7 @@ fn count(reports: &[Report], like: fn(&Outcome) -> bool) -> usize {
 }
 
 /// A clock a test moves on.
-fn movable_clock() -> (
-    Arc<AtomicU64>,
-    impl Fn() -> SystemTime + Send + Sync + 'static,
-) {
+fn movable_clock() -> (Arc<AtomicU64>, impl Fn() -> SystemTime + Send + Sync + 'static) {
     let offset = Arc::new(AtomicU64::new(0));
     let read = Arc::clone(&offset);
     let clock = move || SystemTime::now() + Duration::from_secs(read.load(Ordering::Relaxed));
@@ -320,11 +289,7 @@ fn delivered_twice_is_handled_once(sqs: &LocalSqs, later: Duration) {
         assert_eq!(recorder.ids(), ["n-1"]);
         assert_eq!(count(&first, |o| *o == Outcome::Processed), 1);
         assert_eq!(count(&second, |o| *o == Outcome::Duplicate), 1);
-        assert_eq!(
-            count(&second, Outcome::returns),
-            0,
-            "acknowledged, not returned"
-        );
+        assert_eq!(count(&second, Outcome::returns), 0, "acknowledged, not returned");
     });
 }
 
@@ -366,11 +331,7 @@ fn two_deliveries_at_the_same_time_run_the_handler_once(sqs: &LocalSqs) {
             futures_util::future::join_all(both.iter().map(|b| consumer.handle(b, &context))).await;
         assert_eq!(runs.load(Ordering::SeqCst), 1, "the handler ran once");
         assert_eq!(count(&reports, |o| *o == Outcome::Processed), 1);
-        assert_eq!(
-            count(&reports, |o| *o == Outcome::InProgress),
-            1,
-            "{reports:?}"
-        );
+        assert_eq!(count(&reports, |o| *o == Outcome::InProgress), 1, "{reports:?}");
         for (batch, report) in both.iter().zip(&reports) {
             source.settle(batch, report).await;
         }
@@ -396,10 +357,7 @@ fn two_copies_in_one_batch_run_the_handler_once(sqs: &LocalSqs) {
         let report = consumer.handle(&batch, &context()).await;
         let outcomes: Vec<_> = report.outcomes.iter().map(|(_, o)| o.clone()).collect();
         assert_eq!(outcomes, [Outcome::Processed, Outcome::Duplicate]);
-        assert!(
-            report.response().batch_item_failures.is_empty(),
-            "both acknowledged"
-        );
+        assert!(report.response().batch_item_failures.is_empty(), "both acknowledged");
     });
     assert_eq!(recorder.ids(), ["n-1"]);
 }
@@ -412,9 +370,7 @@ fn one_failure_in_ten_returns_only_it_and_the_redelivery_runs_only_it(sqs: &Loca
     let consumer = Consumer::new(recorder.handler(), Some(store));
     runtime().block_on(async {
         for i in 0..10 {
-            source
-                .send_as_receiver(&v3(&format!("n-{i}"), "g-1", 1))
-                .await;
+            source.send_as_receiver(&v3(&format!("n-{i}"), "g-1", 1)).await;
         }
         let batch = source.poll().await;
         assert_eq!(batch.records.len(), 10, "one batch of ten");
@@ -447,9 +403,7 @@ fn crashing_child(event: &str) -> ! {
     let client = aws_sdk_dynamodb::Client::new(&support::sdk_config(&endpoint));
     let handler = |_: LambdaEvent<Notification>| async {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "handler started")
-            .and_then(|()| out.flush())
-            .expect("stdout");
+        writeln!(out, "handler started").and_then(|()| out.flush()).expect("stdout");
         drop(out);
         std::future::pending::<Result<(), String>>().await
     };
@@ -484,11 +438,7 @@ fn a_killed_attempt_is_processed_after_its_in_progress_record_expires(sqs: &Loca
         let (offset, clock) = movable_clock();
         let consumer = Consumer::new(recorder.handler(), Some(store)).with_clock(clock);
         let report = consumer.handle(&batch, &context()).await;
-        assert_eq!(
-            report.outcomes[0].1,
-            Outcome::InProgress,
-            "before the expiry"
-        );
+        assert_eq!(report.outcomes[0].1, Outcome::InProgress, "before the expiry");
         assert!(recorder.ids().is_empty());
         offset.store(REMAINING.as_secs() + 1, Ordering::Relaxed);
         let report = consumer.handle(&batch, &context()).await;
@@ -504,13 +454,7 @@ fn fifo_failure_returns_its_groups_later_messages_and_none_of_another_group(sqs:
     let (store, _one_at_a_time) = table(sqs);
     let consumer = Consumer::new(recorder.handler(), Some(store));
     runtime().block_on(async {
-        for (id, grant) in [
-            ("a-1", "A"),
-            ("b-1", "B"),
-            ("a-2", "A"),
-            ("b-2", "B"),
-            ("a-3", "A"),
-        ] {
+        for (id, grant) in [("a-1", "A"), ("b-1", "B"), ("a-2", "A"), ("b-2", "B"), ("a-3", "A")] {
             source.send_as_receiver(&v3(id, grant, 1)).await;
         }
         let batch = source.poll().await;
@@ -521,12 +465,7 @@ fn fifo_failure_returns_its_groups_later_messages_and_none_of_another_group(sqs:
             .iter()
             .zip(&report.outcomes)
             .filter(|(_, (_, o))| o.returns())
-            .map(|(m, _)| {
-                m.message_attributes["nylas-id"]
-                    .string_value
-                    .clone()
-                    .unwrap()
-            })
+            .map(|(m, _)| m.message_attributes["nylas-id"].string_value.clone().unwrap())
             .collect();
         assert_eq!(returned, ["a-2", "a-3"]);
         let mut ran = recorder.ids();
@@ -537,11 +476,7 @@ fn fifo_failure_returns_its_groups_later_messages_and_none_of_another_group(sqs:
         source.drain(&consumer).await;
         let ids = recorder.ids();
         let a: Vec<_> = ids.iter().filter(|id| id.starts_with("a-")).collect();
-        assert_eq!(
-            a,
-            ["a-1", "a-2", "a-2", "a-3"],
-            "group A in order, a-2 tried twice"
-        );
+        assert_eq!(a, ["a-1", "a-2", "a-2", "a-3"], "group A in order, a-2 tried twice");
         assert_eq!(ids.iter().filter(|id| id.starts_with("b-")).count(), 2);
     });
 }
@@ -563,10 +498,7 @@ fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &Local
     let v2 = format!(r#"{{"deltas": [{first}, {second}]}}"#).into_bytes();
     for body in [&text, &binary, &large, &v2] {
         let signature = sign(SAMPLE_SECRET.as_bytes(), body);
-        let headers = [
-            ("content-type", "application/json"),
-            (SENDER.signature_header, &signature),
-        ];
+        let headers = [("content-type", "application/json"), (SENDER.signature_header, &signature)];
         assert_eq!(stack.send("POST", &headers, body).status, 200);
     }
     let source = EventSource::new(sqs, queue_url);
@@ -577,35 +509,15 @@ fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &Local
     assert_eq!(count(&reports, |o| *o == Outcome::Processed), 5);
     let seen = recorder.seen.lock().unwrap();
     let bytes_of = |wanted: &[u8]| seen.iter().filter(|n| n.bytes == wanted).count();
-    for expected in [
-        &text[..],
-        &binary,
-        &large,
-        first.as_bytes(),
-        second.as_bytes(),
-    ] {
-        assert_eq!(
-            bytes_of(expected),
-            1,
-            "a notification of {} bytes",
-            expected.len()
-        );
+    for expected in [&text[..], &binary, &large, first.as_bytes(), second.as_bytes()] {
+        assert_eq!(bytes_of(expected), 1, "a notification of {} bytes", expected.len());
     }
-    let large = seen
-        .iter()
-        .find(|n| n.id == "n-large")
-        .expect("the large one");
+    let large = seen.iter().find(|n| n.id == "n-large").expect("the large one");
     let envelope = large.v3().expect("a v3 envelope");
     assert_eq!(envelope.kind.trigger, "message.created");
-    let v2 = seen
-        .iter()
-        .find(|n| n.bytes == second.as_bytes())
-        .expect("the second delta");
+    let v2 = seen.iter().find(|n| n.bytes == second.as_bytes()).expect("the second delta");
     let delta = v2.v2().expect("a v2 delta");
-    assert_eq!(
-        delta.object_data.and_then(|d| d.account_id).as_deref(),
-        Some("a2")
-    );
+    assert_eq!(delta.object_data.and_then(|d| d.account_id).as_deref(), Some("a2"));
 }
 
 fn bad_messages_are_logged_failures_that_reach_the_dead_letter_queue(sqs: &LocalSqs) {
@@ -622,9 +534,7 @@ fn bad_messages_are_logged_failures_that_reach_the_dead_letter_queue(sqs: &Local
                 .send(),
         )
         .expect("the dead-letter queue's ARN");
-    let dead_arn = dead_arn
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn));
+    let dead_arn = dead_arn.attributes().and_then(|a| a.get(&QueueAttributeName::QueueArn));
     let redrive = json!({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 3}).to_string();
     let set = client
         .set_queue_attributes()
@@ -637,25 +547,13 @@ fn bad_messages_are_logged_failures_that_reach_the_dead_letter_queue(sqs: &Local
     let consumer = Consumer::new(recorder.handler(), Some(store));
     rt.block_on(async {
         source.send_raw("{\"hello\": 1}", &[]).await;
-        source
-            .send_raw(
-                "{not json",
-                &[("nylas-id", "n-1"), ("nylas-api-version", "v3")],
-            )
-            .await;
-        let unknown = [
-            ("nylas-id", "n-2"),
-            ("nylas-api-version", "v3"),
-            ("nylas-encoding", "zstd"),
-        ];
+        source.send_raw("{not json", &[("nylas-id", "n-1"), ("nylas-api-version", "v3")]).await;
+        let unknown =
+            [("nylas-id", "n-2"), ("nylas-api-version", "v3"), ("nylas-encoding", "zstd")];
         source.send_raw("KLUv/QQA", &unknown).await;
         source.send_as_receiver(&v3("n-good", "g-1", 1)).await;
         let reports = source.drain(&consumer).await;
-        assert_eq!(
-            recorder.ids(),
-            ["n-good"],
-            "the handler saw only the good one"
-        );
+        assert_eq!(recorder.ids(), ["n-good"], "the handler saw only the good one");
         let failed: Vec<String> = reports
             .iter()
             .flat_map(|r| &r.outcomes)
@@ -712,39 +610,23 @@ fn a_fifo_poison_message_goes_to_the_dead_letter_queue_alone_on_its_last_receive
             ("5", ["Processed", "DeadLettered", "Processed"]),
         ] {
             for record in &mut batch.records {
-                record
-                    .attributes
-                    .insert("ApproximateReceiveCount".to_owned(), count.to_owned());
+                record.attributes.insert("ApproximateReceiveCount".to_owned(), count.to_owned());
             }
             let report = consumer.handle(&batch, &context()).await;
             assert_eq!(outcomes(&report), expected, "receive {count}");
         }
         let report = consumer.handle(&batch, &context()).await;
-        assert!(
-            report.response().batch_item_failures.is_empty(),
-            "nothing goes back"
-        );
+        assert!(report.response().batch_item_failures.is_empty(), "nothing goes back");
         batch
     });
     let moved = sqs.receive_all(&dead_letters);
-    assert_eq!(
-        moved.len(),
-        1,
-        "a-2 alone, once: moved twice, deduplicated on its message id"
-    );
+    assert_eq!(moved.len(), 1, "a-2 alone, once: moved twice, deduplicated on its message id");
     let original = &batch.records[1];
     assert_eq!(Some(moved[0].body.as_str()), original.body.as_deref());
-    assert_eq!(
-        moved[0].attributes.get("nylas-id").map(String::as_str),
-        Some("a-2")
-    );
+    assert_eq!(moved[0].attributes.get("nylas-id").map(String::as_str), Some("a-2"));
     assert_eq!(moved[0].group_id.as_deref(), Some("A"));
     let ran = recorder.ids();
-    assert_eq!(
-        ran.iter().filter(|id| *id == "a-3").count(),
-        2,
-        "a-3 runs once a-2 is gone"
-    );
+    assert_eq!(ran.iter().filter(|id| *id == "a-3").count(), 2, "a-3 runs once a-2 is gone");
 }
 
 /// Nylas's gzip of several members, inflating past 1 MiB: the receiver stores it as Nylas sent
@@ -768,9 +650,7 @@ fn two_member_gzip_over_one_mebibyte_reaches_the_handler_exactly(sqs: &LocalSqs)
     let path = support::project_dir().join("events/v3-message-created.json");
     let mut event: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(path).expect("the sample")).expect("JSON");
-    event["body"] = base64::engine::general_purpose::STANDARD
-        .encode(&gzip)
-        .into();
+    event["body"] = base64::engine::general_purpose::STANDARD.encode(&gzip).into();
     event["isBase64Encoded"] = true.into();
     event["headers"]["content-encoding"] = "gzip".into();
     event["headers"]["x-nylas-signature"] = sign(SAMPLE_SECRET.as_bytes(), &gzip).into();
@@ -778,11 +658,7 @@ fn two_member_gzip_over_one_mebibyte_reaches_the_handler_exactly(sqs: &LocalSqs)
     let source = EventSource::new(sqs, queue_url);
     let recorder = Recorder::default();
     let reports = runtime().block_on(source.drain(&Consumer::new(recorder.handler(), None)));
-    assert_eq!(
-        count(&reports, |o| *o == Outcome::Processed),
-        1,
-        "{reports:?}"
-    );
+    assert_eq!(count(&reports, |o| *o == Outcome::Processed), 1, "{reports:?}");
     let seen = recorder.seen.lock().unwrap();
     assert!(seen[0].bytes == plain, "the exact bytes, both members");
 }
@@ -796,11 +672,8 @@ fn identical_deltas_of_one_post_each_reach_the_handler_once(sqs: &LocalSqs) {
         let stack = Stack::forwarding_to(sqs, queue_url.clone());
         let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
         for _ in 0..2 {
-            let reply = stack.send(
-                "POST",
-                &[(SENDER.signature_header, &signature)],
-                body.as_bytes(),
-            );
+            let reply =
+                stack.send("POST", &[(SENDER.signature_header, &signature)], body.as_bytes());
             assert_eq!(reply.status, 200);
         }
         let source = EventSource::new(sqs, queue_url);
@@ -888,10 +761,7 @@ fn a_fork_for_another_sender_passes_from_the_webhook_to_the_handler(sqs: &LocalS
         let seen = recorder.seen.lock().unwrap();
         assert_eq!(seen.len(), 1, "the handler ran once");
         assert_eq!(seen[0].id, "72d3162e-cc78-11e3");
-        assert_eq!(
-            seen[0].kind.as_ref().map(|k| k.name.as_str()),
-            Some("pull_request")
-        );
+        assert_eq!(seen[0].kind.as_ref().map(|k| k.name.as_str()), Some("pull_request"));
         assert_eq!(seen[0].grant_id.as_deref(), Some("acme/api"));
         assert!(seen[0].bytes == body.as_bytes(), "the exact bytes");
     });

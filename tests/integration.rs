@@ -75,9 +75,7 @@ fn event_body(event: &str) -> String {
     let body = event["body"].as_str().expect("the sample event has a body");
     if event["isBase64Encoded"] == true {
         use base64::Engine;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .expect("a base64 body");
+        let bytes = base64::engine::general_purpose::STANDARD.decode(body).expect("a base64 body");
         String::from_utf8(bytes).expect("the sample body is UTF-8")
     } else {
         body.to_owned()
@@ -88,10 +86,7 @@ fn signed_post(stack: &Stack, body: &str) -> support::Reply {
     let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
     stack.send(
         "POST",
-        &[
-            ("content-type", "application/json"),
-            (SENDER.signature_header, &signature),
-        ],
+        &[("content-type", "application/json"), (SENDER.signature_header, &signature)],
         body.as_bytes(),
     )
 }
@@ -101,10 +96,7 @@ fn v2_sample_queued_once(stack: &Stack) -> Vec<Received> {
     let body = event_body("v2-deltas.json");
     let mut received = stack.received();
     received.sort_by_key(|m| body.find(&m.body));
-    let types: Vec<_> = received
-        .iter()
-        .map(|m| attribute(m, "nylas-type"))
-        .collect();
+    let types: Vec<_> = received.iter().map(|m| attribute(m, "nylas-type")).collect();
     let expected = ["message.created", "message.opened", "thread.replied"].map(Some);
     assert_eq!(types, expected, "each delta exactly once");
     received
@@ -118,11 +110,7 @@ fn signature_header_and_hex_in_any_case_verify(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     let body = event_body("v3-grant-created.json");
     let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes()).to_uppercase();
-    let reply = stack.send(
-        "POST",
-        &[("X-NYLAS-SIGNATURE", &signature)],
-        body.as_bytes(),
-    );
+    let reply = stack.send("POST", &[("X-NYLAS-SIGNATURE", &signature)], body.as_bytes());
     assert_eq!(reply.status, 200);
     assert_eq!(stack.received().len(), 1);
 }
@@ -147,25 +135,11 @@ fn wrong_but_well_formed_mac_is_503_and_malformed_one_403(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     let body = event_body("v3-message-created.json");
     let signature = sign(b"some-other-secret", body.as_bytes());
-    let reply = stack.send(
-        "POST",
-        &[(SENDER.signature_header, &signature)],
-        body.as_bytes(),
-    );
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (503, "signature_mismatch")
-    );
+    let reply = stack.send("POST", &[(SENDER.signature_header, &signature)], body.as_bytes());
+    assert_eq!((reply.status, reply.body.as_str()), (503, "signature_mismatch"));
     let truncated = &sign(SAMPLE_SECRET.as_bytes(), body.as_bytes())[..40];
-    let reply = stack.send(
-        "POST",
-        &[(SENDER.signature_header, truncated)],
-        body.as_bytes(),
-    );
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (403, "malformed_signature")
-    );
+    let reply = stack.send("POST", &[(SENDER.signature_header, truncated)], body.as_bytes());
+    assert_eq!((reply.status, reply.body.as_str()), (403, "malformed_signature"));
     assert!(stack.received().is_empty());
 }
 
@@ -218,10 +192,7 @@ fn fifo_queue_collapses_a_retried_delivery(sqs: &LocalSqs) {
 /// A stack whose SQS requests go through a proxy injecting `fault`.
 fn faulty(sqs: &LocalSqs, fault: Fault) -> (Stack<'_>, FaultyProxy) {
     let proxy = FaultyProxy::start(&sqs.endpoint, fault);
-    (
-        Stack::through(sqs, sqs.create_queue(), &proxy.endpoint, 1),
-        proxy,
-    )
+    (Stack::through(sqs, sqs.create_queue(), &proxy.endpoint, 1), proxy)
 }
 
 fn sqs_that_never_answers_gets_503(sqs: &LocalSqs) {
@@ -242,11 +213,7 @@ fn entry_failing_every_time_gets_503(sqs: &LocalSqs) {
     let (stack, proxy) = faulty(sqs, Fault::FailFirstEntryAlways);
     let reply = stack.invoke("v2-deltas.json");
     assert_eq!((reply.status, reply.body.as_str()), (503, "queue_failed"));
-    assert_eq!(
-        proxy.batches(),
-        3,
-        "the refused entry is sent three times in all"
-    );
+    assert_eq!(proxy.batches(), 3, "the refused entry is sent three times in all");
 }
 
 fn entry_failing_once_is_retried_and_answered_200(sqs: &LocalSqs) {
@@ -315,14 +282,7 @@ fn deliver(stack: &Stack, post: &Post) -> (u16, usize) {
 fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
     let proxy = FaultyProxy::start(&sqs.endpoint, Fault::Flaky);
     let stacks: Vec<Stack> = (0..STACKS)
-        .map(|_| {
-            Stack::through(
-                sqs,
-                sqs.create_queue(),
-                &proxy.endpoint,
-                INSTANCES_PER_STACK,
-            )
-        })
+        .map(|_| Stack::through(sqs, sqs.create_queue(), &proxy.endpoint, INSTANCES_PER_STACK))
         .collect();
     let posts = burst_posts();
     let sent: usize = posts.iter().map(|p| p.ids.len()).sum();
@@ -341,10 +301,7 @@ fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
                 })
             })
             .collect();
-        senders
-            .into_iter()
-            .flat_map(|s| s.join().expect("a sender finished"))
-            .collect()
+        senders.into_iter().flat_map(|s| s.join().expect("a sender finished")).collect()
     });
     let seconds = started.elapsed().as_secs_f64();
     let received: Vec<Received> = stacks.iter().flat_map(|stack| stack.received()).collect();
@@ -357,11 +314,7 @@ fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
     let accepted = results.iter().filter(|r| r.1 == 200).flat_map(|r| &r.0.ids);
     let lost: Vec<&String> = accepted.filter(|id| !in_queue.contains_key(*id)).collect();
     let retried: usize = results.iter().map(|r| r.2 - 1).sum();
-    let given_up: usize = results
-        .iter()
-        .filter(|r| r.1 != 200)
-        .map(|r| r.0.ids.len())
-        .sum();
+    let given_up: usize = results.iter().filter(|r| r.1 != 200).map(|r| r.0.ids.len()).sum();
     let duplicates = received.len() - in_queue.len();
     println!(
         "burst: {sent} notifications in {} POSTs from {SENDERS} senders to {} instances in \
@@ -373,15 +326,9 @@ fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
         proxy.batches(),
         lost.len()
     );
-    assert!(
-        lost.is_empty(),
-        "answered 200 but not in the queue: {lost:?}"
-    );
+    assert!(lost.is_empty(), "answered 200 but not in the queue: {lost:?}");
     assert_eq!(results.len(), BURST_V3 + BURST_V2);
-    assert!(
-        results.iter().all(|r| r.1 == 200 || r.1 == 503),
-        "only 200 or 503"
-    );
+    assert!(results.iter().all(|r| r.1 == 200 || r.1 == 503), "only 200 or 503");
     assert!(sent >= 1_000);
 }
 
@@ -389,9 +336,7 @@ fn burst_through_flaky_sqs_loses_nothing_that_got_200(sqs: &LocalSqs) {
 fn binary_event(bytes: &[u8], signature: &str, gzip: bool) -> serde_json::Value {
     use base64::Engine;
     let mut event = sample_event("v3-message-created.json");
-    event["body"] = base64::engine::general_purpose::STANDARD
-        .encode(bytes)
-        .into();
+    event["body"] = base64::engine::general_purpose::STANDARD.encode(bytes).into();
     event["isBase64Encoded"] = true.into();
     event["headers"][SENDER.signature_header.to_ascii_lowercase()] = signature.into();
     if gzip {
@@ -403,9 +348,7 @@ fn binary_event(bytes: &[u8], signature: &str, gzip: bool) -> serde_json::Value 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     use std::io::Write;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    encoder
-        .write_all(bytes)
-        .expect("writing to a Vec cannot fail");
+    encoder.write_all(bytes).expect("writing to a Vec cannot fail");
     encoder.finish().expect("writing to a Vec cannot fail")
 }
 
@@ -423,28 +366,19 @@ fn stored_from_binary(sqs: &LocalSqs, bytes: &[u8], says_gzip: bool) -> Received
 
 fn gzip_event_is_verified_then_decompressed(sqs: &LocalSqs) {
     let body = event_body("v3-message-created.json");
-    assert_eq!(
-        stored_from_binary(sqs, &gzip(body.as_bytes()), true).body,
-        body
-    );
+    assert_eq!(stored_from_binary(sqs, &gzip(body.as_bytes()), true).body, body);
 }
 
 fn gzip_bomb_event_is_stored_compressed(sqs: &LocalSqs) {
     let bomb = gzip(&vec![b'{'; 64 * 1024 * 1024]);
     let message = stored_from_binary(sqs, &bomb, true);
     assert_eq!(attribute(&message, "nylas-encoding"), Some("gzip+base64"));
-    assert!(
-        decode_base64(&message.body) == bomb,
-        "Nylas's gzip, as it came"
-    );
+    assert!(decode_base64(&message.body) == bomb, "Nylas's gzip, as it came");
 }
 
 fn gzip_event_without_content_encoding_is_inflated(sqs: &LocalSqs) {
     let body = event_body("v3-message-created.json");
-    assert_eq!(
-        stored_from_binary(sqs, &gzip(body.as_bytes()), false).body,
-        body
-    );
+    assert_eq!(stored_from_binary(sqs, &gzip(body.as_bytes()), false).body, body);
 }
 
 /// An API Gateway that treats a gzip body as text hands the function its bytes with every
@@ -460,11 +394,7 @@ fn gzip_event_api_gateway_turned_into_text_is_503_body_mangled(sqs: &LocalSqs) {
     let reply = stack.invoke_event(&event);
     assert_eq!((reply.status, reply.body.as_str()), (503, "body_mangled"));
     assert!(stack.received().is_empty());
-    assert!(
-        stack.logs().contains("binaryMediaTypes"),
-        "{}",
-        stack.logs()
-    );
+    assert!(stack.logs().contains("binaryMediaTypes"), "{}", stack.logs());
 }
 
 /// A v3 `message.created` of at least `size` bytes, as text.
@@ -496,10 +426,7 @@ fn notification_over_one_mebibyte_is_stored_gzip_compressed(sqs: &LocalSqs) {
     assert_eq!(reply.status, 200, "{reply:?}");
     let received = stack.received();
     assert_eq!(received.len(), 1);
-    assert_eq!(
-        attribute(&received[0], "nylas-encoding"),
-        Some("gzip+base64")
-    );
+    assert_eq!(attribute(&received[0], "nylas-encoding"), Some("gzip+base64"));
     assert_eq!(attribute(&received[0], "nylas-id"), Some("large-1"));
     assert_eq!(attribute(&received[0], "nylas-grant-id"), Some("g-1"));
     assert!(inflate(&decode_base64(&received[0].body)) == body.as_bytes());
@@ -510,10 +437,7 @@ fn compressed_delivery_over_one_mebibyte_is_stored_as_nylas_compressed_it(sqs: &
     let message = stored_from_binary(sqs, &compressed, true);
     assert_eq!(attribute(&message, "nylas-encoding"), Some("gzip+base64"));
     assert_eq!(attribute(&message, "nylas-type"), Some("message.created"));
-    assert!(
-        decode_base64(&message.body) == compressed,
-        "Nylas's own gzip bytes"
-    );
+    assert!(decode_base64(&message.body) == compressed, "Nylas's own gzip bytes");
 }
 
 fn binary_event_is_forwarded_base64_encoded(sqs: &LocalSqs) {
@@ -530,15 +454,8 @@ fn logs_hold_neither_secret_nor_content(sqs: &LocalSqs) {
     assert_eq!(signed_post(&stack, body).status, 200);
     let tampered = body.replace("log-check", "log-check-2");
     let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
-    let reply = stack.send(
-        "POST",
-        &[(SENDER.signature_header, &signature)],
-        tampered.as_bytes(),
-    );
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (503, "signature_mismatch")
-    );
+    let reply = stack.send("POST", &[(SENDER.signature_header, &signature)], tampered.as_bytes());
+    assert_eq!((reply.status, reply.body.as_str()), (503, "signature_mismatch"));
     let logs = stack.logs();
     assert_eq!(logs.lines().count(), 2, "one line per request: {logs}");
     assert!(logs.contains(r#""nylas_id":"log-check""#), "{logs}");
@@ -555,11 +472,7 @@ fn missing_queue_url_answers_the_challenge_and_503_to_a_post(sqs: &LocalSqs) {
     assert!(stack.functions_running());
     let logs = stack.logs();
     let naming = logs.lines().filter(|l| l.contains("QUEUE_URL is not set"));
-    assert_eq!(
-        naming.count(),
-        2,
-        "one line at start, and the POST's: {logs}"
-    );
+    assert_eq!(naming.count(), 2, "one line at start, and the POST's: {logs}");
     assert!(!logs.contains("panicked"), "{logs}");
 }
 
@@ -568,11 +481,7 @@ fn entry_refused_as_the_senders_fault_gets_503_at_once(sqs: &LocalSqs) {
     let reply = stack.invoke("v2-deltas.json");
     assert_eq!((reply.status, reply.body.as_str()), (503, "queue_refused"));
     assert_eq!(proxy.batches(), 1, "not sent again: sending cannot fix it");
-    assert!(
-        stack.logs().contains("InvalidParameterValue"),
-        "{}",
-        stack.logs()
-    );
+    assert!(stack.logs().contains("InvalidParameterValue"), "{}", stack.logs());
 }
 
 /// Nylas waits 10 s and the function gives the queue 6: a v2 POST of 300 deltas (30 batches)
@@ -596,11 +505,7 @@ fn three_hundred_deltas_through_a_slow_sqs_answer_within_the_budget(sqs: &LocalS
 /// POSTs `body` signed with `secret`; the status and the reason.
 fn post_signed_with(stack: &Stack, secret: &str, body: &str) -> (u16, String) {
     let signature = sign(secret.as_bytes(), body.as_bytes());
-    let reply = stack.send(
-        "POST",
-        &[(SENDER.signature_header, &signature)],
-        body.as_bytes(),
-    );
+    let reply = stack.send("POST", &[(SENDER.signature_header, &signature)], body.as_bytes());
     (reply.status, reply.body)
 }
 
@@ -610,10 +515,7 @@ fn stored_secret_is_used_within_a_minute_and_the_previous_one_still_verifies(sqs
     let arn = sqs.create_secret("first-webhook-secret");
     let stack = Stack::with_secret(sqs, &arn);
     let body = event_body("v3-grant-created.json");
-    assert_eq!(
-        post_signed_with(&stack, "first-webhook-secret", &body).0,
-        200
-    );
+    assert_eq!(post_signed_with(&stack, "first-webhook-secret", &body).0, 200);
     sqs.put_secret(&arn, "rotated-webhook-secret");
     let stored = std::time::Instant::now();
     let mut answers = Vec::new();
@@ -623,22 +525,14 @@ fn stored_secret_is_used_within_a_minute_and_the_previous_one_still_verifies(sqs
             break;
         }
         answers.push((status, reason));
-        assert!(
-            stored.elapsed() < Duration::from_secs(60),
-            "still refused: {answers:?}"
-        );
+        assert!(stored.elapsed() < Duration::from_secs(60), "still refused: {answers:?}");
         std::thread::sleep(Duration::from_secs(2));
     }
     assert!(
-        answers
-            .iter()
-            .all(|(status, reason)| *status == 503 && reason == "signature_mismatch"),
+        answers.iter().all(|(status, reason)| *status == 503 && reason == "signature_mismatch"),
         "every answer before is one Nylas retries: {answers:?}"
     );
-    assert_eq!(
-        post_signed_with(&stack, "first-webhook-secret", &body).0,
-        200
-    );
+    assert_eq!(post_signed_with(&stack, "first-webhook-secret", &body).0, 200);
     assert_eq!(post_signed_with(&stack, "never-stored", &body).0, 503);
 }
 
@@ -647,10 +541,7 @@ fn secret_that_does_not_exist_yet_answers_the_challenge_and_503_to_a_post(sqs: &
     let stack = Stack::with_secret(sqs, arn);
     assert_eq!(stack.invoke("challenge.json").status, 200);
     let reply = stack.invoke("v3-message-created.json");
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (503, "secret_unavailable")
-    );
+    assert_eq!((reply.status, reply.body.as_str()), (503, "secret_unavailable"));
     assert!(stack.received().is_empty());
 }
 
@@ -700,22 +591,12 @@ fn rotation_in_a_stream_of_nylas_deliveries_loses_nothing(sqs: &LocalSqs) {
             })
             .collect();
         operator.join().expect("the operator stored the secret");
-        deliveries
-            .into_iter()
-            .map(|d| d.join().expect("a delivery ran"))
-            .collect()
+        deliveries.into_iter().map(|d| d.join().expect("a delivery ran")).collect()
     });
-    let stored: Vec<String> = stack
-        .received()
-        .iter()
-        .filter_map(|m| m.attributes.get("nylas-id").cloned())
-        .collect();
+    let stored: Vec<String> =
+        stack.received().iter().filter_map(|m| m.attributes.get("nylas-id").cloned()).collect();
     for (id, statuses) in &outcomes {
-        assert_eq!(
-            statuses.last(),
-            Some(&200),
-            "{id} was answered {statuses:?}"
-        );
+        assert_eq!(statuses.last(), Some(&200), "{id} was answered {statuses:?}");
         assert!(stored.contains(id), "{id} is not in the queue");
     }
     let retried = outcomes.iter().filter(|(_, s)| s.len() > 1).count();
@@ -761,22 +642,12 @@ fn public_test_secret_left_as_previous_stops_verifying_after_its_time_to_live(sq
         ],
     );
     let body = event_body("v3-grant-created.json");
-    assert_eq!(
-        post_signed_with(&stack, "mock-webhook-secret", &body).0,
-        200
-    );
+    assert_eq!(post_signed_with(&stack, "mock-webhook-secret", &body).0, 200);
     std::thread::sleep(Duration::from_secs(6));
     let refused = post_signed_with(&stack, "mock-webhook-secret", FORGED);
     assert_eq!(refused, (503, "signature_mismatch".to_owned()));
-    assert_eq!(
-        post_signed_with(&stack, "real-webhook-secret", &body).0,
-        200
-    );
-    let ids: Vec<_> = stack
-        .received()
-        .iter()
-        .map(|m| m.attributes["nylas-id"].clone())
-        .collect();
+    assert_eq!(post_signed_with(&stack, "real-webhook-secret", &body).0, 200);
+    let ids: Vec<_> = stack.received().iter().map(|m| m.attributes["nylas-id"].clone()).collect();
     assert!(!ids.contains(&"forged".to_owned()), "{ids:?}");
     assert_eq!(ids.len(), 2);
 }
@@ -794,20 +665,13 @@ fn revoked_previous_secret_verifies_nothing(sqs: &LocalSqs) {
         .output()
         .expect("scripts/secret.py runs");
     let said = String::from_utf8_lossy(&revoke.stdout);
-    assert!(
-        revoke.status.success(),
-        "{said} {}",
-        String::from_utf8_lossy(&revoke.stderr)
-    );
+    assert!(revoke.status.success(), "{said} {}", String::from_utf8_lossy(&revoke.stderr));
     assert!(said.starts_with("revoked version "), "{said}");
     let stack = Stack::with_secret(sqs, &arn);
     let refused = post_signed_with(&stack, "mock-webhook-secret", FORGED);
     assert_eq!(refused, (503, "signature_mismatch".to_owned()));
     let body = event_body("v3-grant-created.json");
-    assert_eq!(
-        post_signed_with(&stack, "real-webhook-secret", &body).0,
-        200
-    );
+    assert_eq!(post_signed_with(&stack, "real-webhook-secret", &body).0, 200);
     assert_eq!(stack.received().len(), 1);
 }
 
@@ -816,18 +680,12 @@ fn secret_stored_as_json_is_read_from_webhook_secret(sqs: &LocalSqs) {
     let arn = sqs.create_secret(r#"{"webhook_secret": "json-webhook-secret"}"#);
     let stack = Stack::with_secret(sqs, &arn);
     let body = event_body("v3-grant-created.json");
-    assert_eq!(
-        post_signed_with(&stack, "json-webhook-secret", &body).0,
-        200
-    );
+    assert_eq!(post_signed_with(&stack, "json-webhook-secret", &body).0, 200);
     let arn_other = sqs.create_secret(r#"{"secret": "json-webhook-secret"}"#);
     let other = Stack::with_secret(sqs, &arn_other);
     let refused = post_signed_with(&other, "json-webhook-secret", &body);
     assert_eq!(refused, (503, "secret_unavailable".to_owned()));
-    assert!(
-        other.logs().contains(r#"{\"webhook_secret\": \"...\"}"#),
-        "the log names the forms"
-    );
+    assert!(other.logs().contains(r#"{\"webhook_secret\": \"...\"}"#), "the log names the forms");
 }
 
 /// A FIFO queue receives each account's deltas in the order they had in the body: 200 of
@@ -837,10 +695,7 @@ fn fifo_queue_keeps_each_account_s_order(sqs: &LocalSqs) {
     for (count, accounts) in [(200, 1), (210, 3)] {
         let deltas: Vec<String> = (0..count)
             .map(|i| {
-                format!(
-                    r#"{{"n": {i}, "object_data": {{"account_id": "a-{}"}}}}"#,
-                    i % accounts
-                )
+                format!(r#"{{"n": {i}, "object_data": {{"account_id": "a-{}"}}}}"#, i % accounts)
             })
             .collect();
         let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
@@ -854,12 +709,8 @@ fn fifo_queue_keeps_each_account_s_order(sqs: &LocalSqs) {
                 .filter(|m| m.group_id.as_deref() == Some(group.as_str()))
                 .map(|m| m.body.as_str())
                 .collect();
-            let sent: Vec<&str> = deltas
-                .iter()
-                .skip(account)
-                .step_by(accounts)
-                .map(String::as_str)
-                .collect();
+            let sent: Vec<&str> =
+                deltas.iter().skip(account).step_by(accounts).map(String::as_str).collect();
             assert_eq!(order, sent, "{group}");
         }
     }
@@ -898,10 +749,7 @@ fn sqs_outage_is_answered_at_once_and_nothing_is_lost_or_stored_twice_after_it(s
     let tried = during.iter().filter(|a| a.2 != "queue_down").count();
     let mut times: Vec<Duration> = during.iter().map(|a| a.4).collect();
     times.sort();
-    let slow = times
-        .iter()
-        .filter(|t| **t > Duration::from_millis(500))
-        .count();
+    let slow = times.iter().filter(|t| **t > Duration::from_millis(500)).count();
     println!(
         "outage: {} POSTs answered while SQS never answered, {tried} of them tried SQS (the \
          first and one probe every 5 s), {} answered queue_down; answer time median {:?}, \
@@ -913,20 +761,10 @@ fn sqs_outage_is_answered_at_once_and_nothing_is_lost_or_stored_twice_after_it(s
         times[times.len() - 1],
         back.as_secs_f64()
     );
-    assert!(
-        during.iter().all(|a| a.1 == 503),
-        "every answer during the outage is 503"
-    );
-    assert!(
-        during.len() > 20,
-        "the breaker answers at once: {}",
-        during.len()
-    );
+    assert!(during.iter().all(|a| a.1 == 503), "every answer during the outage is 503");
+    assert!(during.len() > 20, "the breaker answers at once: {}", during.len());
     let probes_at_most = 2 + OUTAGE.as_secs() as usize / 5;
-    assert!(
-        (1..=probes_at_most).contains(&tried),
-        "{tried} tries of SQS"
-    );
+    assert!((1..=probes_at_most).contains(&tried), "{tried} tries of SQS");
     assert!(back <= Duration::from_secs(90));
     // Nylas sends each 503 again once SQS is back: every notification ends up in the queue, and
     // those the breaker answered (which never reached SQS) exactly once. One that tried SQS as
@@ -971,23 +809,12 @@ fn six_mebibyte_v2_body_of_many_deltas_is_stored_whole_and_exact(sqs: &LocalSqs)
         size += deltas.last().map_or(0, |d| d.len() + 2);
     }
     let body = format!(r#"{{"deltas": [{}]}}"#, deltas.join(", "));
-    assert!(
-        body.len() > 5_900_000 && deltas.len() > 1_000,
-        "{}",
-        body.len()
-    );
+    assert!(body.len() > 5_900_000 && deltas.len() > 1_000, "{}", body.len());
     let reply = signed_post(&stack, &body);
     assert_eq!(reply.status, 200, "{reply:?}");
     let received = stack.received();
-    assert_eq!(
-        received.len(),
-        1,
-        "past 1,000 deltas the POST is one message"
-    );
-    assert_eq!(
-        attribute(&received[0], "nylas-encoding"),
-        Some("gzip+base64")
-    );
+    assert_eq!(received.len(), 1, "past 1,000 deltas the POST is one message");
+    assert_eq!(attribute(&received[0], "nylas-encoding"), Some("gzip+base64"));
     let stored = inflate(&decode_base64(&received[0].body));
     assert!(stored == body.as_bytes(), "the exact bytes");
 }
@@ -1001,10 +828,7 @@ fn deleted_secret_stops_verifying_at_the_next_read(sqs: &LocalSqs) {
         .map(|force| {
             let arn = sqs.create_secret("leaked-webhook-secret");
             let stack = Stack::with_secret(sqs, &arn);
-            assert_eq!(
-                post_signed_with(&stack, "leaked-webhook-secret", &body).0,
-                200
-            );
+            assert_eq!(post_signed_with(&stack, "leaked-webhook-secret", &body).0, 200);
             sqs.delete_secret(&arn, force);
             stack
         })
@@ -1015,11 +839,7 @@ fn deleted_secret_stops_verifying_at_the_next_read(sqs: &LocalSqs) {
         let after = post_signed_with(stack, "leaked-webhook-secret", &body);
         assert_eq!(after, (503, "secret_unavailable".to_owned()));
         assert_eq!(stack.received().len(), 1, "only the POST before the delete");
-        assert!(
-            stack.logs().contains("failed, secrets dropped"),
-            "{}",
-            stack.logs()
-        );
+        assert!(stack.logs().contains("failed, secrets dropped"), "{}", stack.logs());
     }
 }
 
@@ -1046,10 +866,7 @@ fn hostile_hosts_and_header_values_get_an_answer_and_a_signed_post_is_stored(sqs
     }
     assert_eq!(stack.received().len(), 4);
     let forged = hostile("v3-message-created.json", "x-nylas-signature", "ab\u{1}");
-    assert_eq!(
-        (forged.status, forged.body.as_str()),
-        (403, "malformed_signature")
-    );
+    assert_eq!((forged.status, forged.body.as_str()), (403, "malformed_signature"));
     assert!(stack.functions_running());
 }
 
@@ -1067,10 +884,7 @@ fn two_identical_deltas_are_two_messages_and_a_resend_adds_nothing_on_fifo(sqs: 
             assert_eq!(signed_post(&stack, &body).status, 200);
         }
         let received = stack.received();
-        let mut ids: Vec<_> = received
-            .iter()
-            .filter_map(|m| attribute(m, "nylas-id"))
-            .collect();
+        let mut ids: Vec<_> = received.iter().filter_map(|m| attribute(m, "nylas-id")).collect();
         ids.sort();
         assert_eq!(ids, [hash.clone(), format!("{hash}-2")], "fifo: {fifo}");
         assert!(received.iter().all(|m| m.body == delta));
@@ -1104,10 +918,7 @@ fn slow_fifo_post_is_stored_whole_on_a_resend_and_refuses_no_other(sqs: &LocalSq
         std::thread::sleep(Duration::from_secs(1));
     }
     assert_eq!(answers.last(), Some(&200), "{answers:?}");
-    assert!(
-        !stack.logs().contains("queue_down"),
-        "the breaker never opened"
-    );
+    assert!(!stack.logs().contains("queue_down"), "the breaker never opened");
     let stored: Vec<String> = stack
         .received()
         .into_iter()

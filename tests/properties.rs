@@ -50,10 +50,8 @@ fn json_text() -> impl Strategy<Value = String> {
                 format!("[{}]", items.join(","))
             }),
             prop::collection::vec((string_literal(), ws(), inner), 0..6).prop_map(|fields| {
-                let fields: Vec<String> = fields
-                    .into_iter()
-                    .map(|(k, w, v)| format!("{k}{w}:{w}{v}"))
-                    .collect();
+                let fields: Vec<String> =
+                    fields.into_iter().map(|(k, w, v)| format!("{k}{w}:{w}{v}")).collect();
                 format!("{{{}}}", fields.join(", "))
             }),
         ]

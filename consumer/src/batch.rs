@@ -38,12 +38,7 @@ where
     /// A consumer that runs `handler` once per notification, as `idempotency` records them;
     /// with `None`, once per delivery of a message.
     pub fn new(handler: H, idempotency: Option<Idempotency>) -> Self {
-        Self {
-            handler,
-            idempotency,
-            dead_letter: None,
-            clock: Arc::new(SystemTime::now),
-        }
+        Self { handler, idempotency, dead_letter: None, clock: Arc::new(SystemTime::now) }
     }
 
     /// Sends a FIFO message that fails on its last receive to `dead_letter` itself, and goes
@@ -76,9 +71,7 @@ where
         let outcomes = outcomes
             .into_iter()
             .map(|(position, outcome)| (message_id(&batch.records[position]).to_owned(), outcome));
-        Report {
-            outcomes: outcomes.collect(),
-        }
+        Report { outcomes: outcomes.collect() }
     }
 
     async fn group(
@@ -138,9 +131,7 @@ where
         }
         // A panicking handler fails its message, not the batch.
         let event = LambdaEvent::new(notification, context.clone());
-        let ran = AssertUnwindSafe(async { (self.handler)(event).await })
-            .catch_unwind()
-            .await;
+        let ran = AssertUnwindSafe(async { (self.handler)(event).await }).catch_unwind().await;
         let failed = match ran {
             Ok(Ok(())) => None,
             Ok(Err(error)) => Some(format!("the handler failed: {}", error.into())),
@@ -256,21 +247,13 @@ mod tests {
             let n = event.payload;
             seen.lock().unwrap().push(n.id.clone());
             let failed = failing.contains(&n.id.as_str());
-            std::future::ready(if failed {
-                Err("refused".to_owned())
-            } else {
-                Ok(())
-            })
+            std::future::ready(if failed { Err("refused".to_owned()) } else { Ok(()) })
         }
     }
 
     fn returned(report: &Report) -> Vec<String> {
         let response = report.response();
-        response
-            .batch_item_failures
-            .into_iter()
-            .map(|f| f.item_identifier)
-            .collect()
+        response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
     }
 
     const TIME: Duration = Duration::from_secs(30);
@@ -293,31 +276,19 @@ mod tests {
         assert_eq!(seen.lock().unwrap().len(), 10);
         assert_eq!(report.count(|o| *o == Outcome::Processed), 9);
         let failed = &report.outcomes[3].1;
-        assert_eq!(
-            failed,
-            &Outcome::Failed("the handler failed: refused".to_owned())
-        );
+        assert_eq!(failed, &Outcome::Failed("the handler failed: refused".to_owned()));
     }
 
     #[tokio::test]
     async fn a_fifo_failure_returns_its_groups_later_messages_only() {
         let seen = Mutex::new(Vec::new());
         let consumer = Consumer::new(recording(&seen, &["a-2"]), None);
-        let ids = [
-            ("a-1", "A"),
-            ("b-1", "B"),
-            ("a-2", "A"),
-            ("b-2", "B"),
-            ("a-3", "A"),
-        ];
+        let ids = [("a-1", "A"), ("b-1", "B"), ("a-2", "A"), ("b-2", "B"), ("a-3", "A")];
         let messages = ids.iter().map(|(id, g)| message(id, Some(g))).collect();
         let report = consumer.handle(&batch(messages), &within(TIME)).await;
         assert_eq!(returned(&report), ["m-a-2", "m-a-3"]);
         let seen = seen.lock().unwrap();
-        assert!(
-            !seen.contains(&"a-3".to_owned()),
-            "behind a failure: not run"
-        );
+        assert!(!seen.contains(&"a-3".to_owned()), "behind a failure: not run");
         assert_eq!(seen.len(), 4);
         assert_eq!(report.outcomes[4].1, Outcome::Behind);
     }
@@ -330,9 +301,7 @@ mod tests {
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let handler = |_: LambdaEvent<Notification>| async { Ok::<(), String>(()) };
         let consumer = Consumer::new(handler, Some(store(&[&rule]))).with_clock(move || now);
-        let report = consumer
-            .handle(&batch(vec![message("n-1", None)]), &within(TIME))
-            .await;
+        let report = consumer.handle(&batch(vec![message("n-1", None)]), &within(TIME)).await;
         assert_eq!(report.outcomes[0].1, Outcome::Processed);
         let sent = sent.lock().unwrap();
         let number = |i: usize, name: &str| -> u128 {
@@ -356,12 +325,7 @@ mod tests {
         again["messageId"] = json!("m-n-1-again");
         let mut failed_again = message("n-2", None);
         failed_again["messageId"] = json!("m-n-2-again");
-        let messages = vec![
-            message("n-1", None),
-            message("n-2", None),
-            again,
-            failed_again,
-        ];
+        let messages = vec![message("n-1", None), message("n-2", None), again, failed_again];
         let report = consumer.handle(&batch(messages), &within(TIME)).await;
         // Without a table both copies of n-1 run, one after the other; n-2's copy waits
         // behind its failure.
@@ -378,9 +342,8 @@ mod tests {
         let consumer = Consumer::new(recording(&seen, &[]), None);
         let mut stranger = message("n-2", None);
         stranger["messageAttributes"] = json!({});
-        let report = consumer
-            .handle(&batch(vec![message("n-1", None), stranger]), &within(TIME))
-            .await;
+        let report =
+            consumer.handle(&batch(vec![message("n-1", None), stranger]), &within(TIME)).await;
         assert_eq!(returned(&report), ["m-n-2"]);
         assert!(matches!(&report.outcomes[1].1, Outcome::Failed(e) if e.contains("nylas-id")));
         assert_eq!(*seen.lock().unwrap(), ["n-1"]);
@@ -398,10 +361,7 @@ mod tests {
         let messages = vec![message("n-1", None), message("n-2", None)];
         let report = consumer.handle(&batch(messages), &within(TIME)).await;
         assert_eq!(returned(&report), ["m-n-2"]);
-        assert_eq!(
-            report.outcomes[1].1,
-            Outcome::Failed("the handler panicked".to_owned())
-        );
+        assert_eq!(report.outcomes[1].1, Outcome::Failed("the handler panicked".to_owned()));
     }
 
     #[test]

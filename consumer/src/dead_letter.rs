@@ -20,11 +20,7 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: String, max_receive_count: u32) -> Self {
-        Self {
-            client,
-            queue_url,
-            max_receive_count,
-        }
+        Self { client, queue_url, max_receive_count }
     }
 
     /// Whether a failed `message` goes to the dead-letter queue now: a FIFO message on its
@@ -54,8 +50,7 @@ impl DeadLetter {
             request = request.message_attributes(name, value);
         }
         let sent = request.send().await;
-        sent.map(drop)
-            .map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
+        sent.map(drop).map_err(|e| aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
     }
 }
 
@@ -99,14 +94,8 @@ mod tests {
         );
         assert!(dead.takes(&message(Some("g"), "5")));
         assert!(dead.takes(&message(Some("g"), "6")));
-        assert!(
-            !dead.takes(&message(Some("g"), "4")),
-            "not its last receive"
-        );
-        assert!(
-            !dead.takes(&message(None, "5")),
-            "a standard queue's: SQS's redrive"
-        );
+        assert!(!dead.takes(&message(Some("g"), "4")), "not its last receive");
+        assert!(!dead.takes(&message(None, "5")), "a standard queue's: SQS's redrive");
         assert!(!dead.takes(&message(Some("g"), "x")));
     }
 
@@ -131,9 +120,7 @@ mod tests {
         assert_eq!(*sent.lock().unwrap(), ["dlq {} g m-1 n-1"]);
         let refused = mock!(aws_sdk_sqs::Client::send_message).then_error(|| {
             SendMessageError::QueueDoesNotExist(
-                QueueDoesNotExist::builder()
-                    .message("no such queue")
-                    .build(),
+                QueueDoesNotExist::builder().message("no such queue").build(),
             )
         });
         let error = dead_letter(&refused).send(&fifo).await.unwrap_err();

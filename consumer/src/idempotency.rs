@@ -60,12 +60,7 @@ impl Idempotency {
     /// Records in `table`, kept [`DEFAULT_TTL`], keyed `<function name>#<nylas-id>`.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         let function = nylas_sqs_contract::emf::function_name();
-        Self {
-            client,
-            table: table.into(),
-            ttl: DEFAULT_TTL,
-            prefix: format!("{function}#"),
-        }
+        Self { client, table: table.into(), ttl: DEFAULT_TTL, prefix: format!("{function}#") }
     }
 
     /// Keys records `<prefix>#<nylas-id>` instead of with the function's name; `""` keys them
@@ -105,10 +100,7 @@ impl Idempotency {
     ) -> Result<Begin, StoreError> {
         let item = HashMap::from([
             ("id".to_owned(), AttributeValue::S(self.key(id))),
-            (
-                "status".to_owned(),
-                AttributeValue::S(IN_PROGRESS.to_owned()),
-            ),
+            ("status".to_owned(), AttributeValue::S(IN_PROGRESS.to_owned())),
             ("expiration".to_owned(), seconds(now + self.ttl)),
             ("in_progress_expiration".to_owned(), millis(until)),
         ]);
@@ -134,15 +126,10 @@ impl Idempotency {
             Err(error) => match error.into_service_error() {
                 PutItemError::ConditionalCheckFailedException(held) => {
                     let status = held.item().and_then(|i| i.get("status"));
-                    let completed = status
-                        .and_then(|s| s.as_s().ok())
-                        .is_some_and(|s| s == COMPLETED);
+                    let completed =
+                        status.and_then(|s| s.as_s().ok()).is_some_and(|s| s == COMPLETED);
                     // A record that vanished between the write and its answer: try later.
-                    Ok(if completed {
-                        Begin::Completed
-                    } else {
-                        Begin::InProgress
-                    })
+                    Ok(if completed { Begin::Completed } else { Begin::InProgress })
                 }
                 other => Err(StoreError(DisplayErrorContext(&other).to_string())),
             },
@@ -156,15 +143,8 @@ impl Idempotency {
             ("status".to_owned(), AttributeValue::S(COMPLETED.to_owned())),
             ("expiration".to_owned(), seconds(now + self.ttl)),
         ]);
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        put.send()
-            .await
-            .map(drop)
-            .map_err(|e| StoreError(DisplayErrorContext(&e).to_string()))
+        let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        put.send().await.map(drop).map_err(|e| StoreError(DisplayErrorContext(&e).to_string()))
     }
 
     /// Deletes the in-progress record of an attempt that failed, so that its retry runs.
@@ -263,9 +243,7 @@ pub(crate) mod tests {
     fn held(status: Option<&str>) -> Answer {
         let item =
             status.map(|s| HashMap::from([("status".to_owned(), AttributeValue::S(s.to_owned()))]));
-        let failed = ConditionalCheckFailedException::builder()
-            .set_item(item)
-            .build();
+        let failed = ConditionalCheckFailedException::builder().set_item(item).build();
         MockResponse::Error(PutItemError::ConditionalCheckFailedException(failed))
     }
 
@@ -285,14 +263,8 @@ pub(crate) mod tests {
         let item = input.item().unwrap();
         assert_eq!(item["id"].as_s(), Ok(&"consumer#n-1".to_owned()));
         assert_eq!(item["status"].as_s(), Ok(&IN_PROGRESS.to_owned()));
-        assert_eq!(
-            number(item, "expiration"),
-            (NOW + DEFAULT_TTL).as_secs().into()
-        );
-        assert_eq!(
-            number(item, "in_progress_expiration"),
-            (NOW.as_millis() + 30_000)
-        );
+        assert_eq!(number(item, "expiration"), (NOW + DEFAULT_TTL).as_secs().into());
+        assert_eq!(number(item, "in_progress_expiration"), (NOW.as_millis() + 30_000));
         let condition = input.condition_expression().unwrap();
         let clauses = [
             "attribute_not_exists(#id)",
@@ -305,11 +277,9 @@ pub(crate) mod tests {
         assert_eq!(values[":now_ms"].as_n(), Ok(&NOW.as_millis().to_string()));
         assert_eq!(values[":in_progress"].as_s(), Ok(&IN_PROGRESS.to_owned()));
         let names = input.expression_attribute_names().unwrap();
-        for (name, attribute) in [
-            ("#id", "id"),
-            ("#status", "status"),
-            ("#expiration", "expiration"),
-        ] {
+        for (name, attribute) in
+            [("#id", "id"), ("#status", "status"), ("#expiration", "expiration")]
+        {
             assert_eq!(names[name], attribute);
         }
         assert_eq!(names["#in_progress_expiration"], "in_progress_expiration");
@@ -332,10 +302,7 @@ pub(crate) mod tests {
         }
         let failing = put(&sent, down);
         let begun = store(&[&failing]).begin("n-1", at(NOW), at(NOW)).await;
-        assert!(begun
-            .unwrap_err()
-            .to_string()
-            .starts_with("the idempotency table did not answer"));
+        assert!(begun.unwrap_err().to_string().starts_with("the idempotency table did not answer"));
     }
 
     #[tokio::test]

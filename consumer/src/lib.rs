@@ -126,11 +126,9 @@ fn idempotency_settings(
     match (var("IDEMPOTENCY_TABLE"), var("IDEMPOTENCY")) {
         (Some(table), _) if !table.is_empty() => Ok(Some((table, ttl, prefix))),
         (_, Some(off)) if off == "off" => Ok(None),
-        _ => Err(
-            "IDEMPOTENCY_TABLE is not set: set it to the idempotency table's name, or set \
+        _ => Err("IDEMPOTENCY_TABLE is not set: set it to the idempotency table's name, or set \
                   IDEMPOTENCY=off for a handler that is idempotent on its own"
-                .to_owned(),
-        ),
+            .to_owned()),
     }
 }
 
@@ -149,11 +147,9 @@ fn dead_letter_settings(
                  {count:?}"
             )),
         },
-        _ => Err(
-            "set both DEAD_LETTER_QUEUE_URL and MAX_RECEIVE_COUNT (the queue's redrive \
+        _ => Err("set both DEAD_LETTER_QUEUE_URL and MAX_RECEIVE_COUNT (the queue's redrive \
              policy), or neither"
-                .to_owned(),
-        ),
+            .to_owned()),
     }
 }
 
@@ -199,11 +195,7 @@ mod tests {
         assert_eq!(remaining(deadline - 40_000, now), MAX_INVOCATION, "past");
         assert_eq!(remaining(600_000, now), MAX_INVOCATION, "a duration");
         let absurd = 1_700_000_000_000 + 901_000;
-        assert_eq!(
-            remaining(absurd, now),
-            MAX_INVOCATION,
-            "past Lambda's longest"
-        );
+        assert_eq!(remaining(absurd, now), MAX_INVOCATION, "past Lambda's longest");
         assert_eq!(remaining(1_700_000_000_000 + 900_000, now), MAX_INVOCATION);
     }
 
@@ -220,26 +212,12 @@ mod tests {
         assert_eq!(day, Duration::from_secs(86_400));
         let on = settings(&[("IDEMPOTENCY_TABLE", "t")]);
         assert_eq!(on, Ok(Some(("t".to_owned(), day, None))));
-        let hour = settings(&[
-            ("IDEMPOTENCY_TABLE", "t"),
-            ("IDEMPOTENCY_TTL_SECONDS", "3600"),
-        ]);
-        assert_eq!(
-            hour,
-            Ok(Some(("t".to_owned(), Duration::from_secs(3600), None)))
-        );
+        let hour = settings(&[("IDEMPOTENCY_TABLE", "t"), ("IDEMPOTENCY_TTL_SECONDS", "3600")]);
+        assert_eq!(hour, Ok(Some(("t".to_owned(), Duration::from_secs(3600), None))));
         let prefixed = settings(&[("IDEMPOTENCY_TABLE", "t"), ("IDEMPOTENCY_KEY_PREFIX", "p")]);
-        assert_eq!(
-            prefixed,
-            Ok(Some(("t".to_owned(), day, Some("p".to_owned()))))
-        );
-        let bad = settings(&[
-            ("IDEMPOTENCY_TABLE", "t"),
-            ("IDEMPOTENCY_TTL_SECONDS", "1h"),
-        ]);
-        assert!(bad
-            .unwrap_err()
-            .starts_with("IDEMPOTENCY_TTL_SECONDS must be"));
+        assert_eq!(prefixed, Ok(Some(("t".to_owned(), day, Some("p".to_owned())))));
+        let bad = settings(&[("IDEMPOTENCY_TABLE", "t"), ("IDEMPOTENCY_TTL_SECONDS", "1h")]);
+        assert!(bad.unwrap_err().starts_with("IDEMPOTENCY_TTL_SECONDS must be"));
     }
 
     #[test]
@@ -253,15 +231,8 @@ mod tests {
         assert_eq!(settings(&[]), Ok(None));
         let both = [("DEAD_LETTER_QUEUE_URL", "u"), ("MAX_RECEIVE_COUNT", "5")];
         assert_eq!(settings(&both), Ok(Some(("u".to_owned(), 5))));
-        for half in [
-            &both[..1],
-            &both[1..],
-            &[("DEAD_LETTER_QUEUE_URL", ""), both[1]],
-        ] {
-            assert!(
-                settings(half).unwrap_err().starts_with("set both"),
-                "{half:?}"
-            );
+        for half in [&both[..1], &both[1..], &[("DEAD_LETTER_QUEUE_URL", ""), both[1]]] {
+            assert!(settings(half).unwrap_err().starts_with("set both"), "{half:?}");
         }
         for count in ["0", "five", "-1"] {
             let bad = settings(&[both[0], ("MAX_RECEIVE_COUNT", count)]).unwrap_err();
@@ -272,16 +243,9 @@ mod tests {
     #[test]
     fn idempotency_is_off_only_when_asked() {
         assert_eq!(settings(&[("IDEMPOTENCY", "off")]), Ok(None));
-        for vars in [
-            &[][..],
-            &[("IDEMPOTENCY_TABLE", "")],
-            &[("IDEMPOTENCY", "no")],
-        ] {
+        for vars in [&[][..], &[("IDEMPOTENCY_TABLE", "")], &[("IDEMPOTENCY", "no")]] {
             let refused = settings(vars).unwrap_err();
-            assert!(
-                refused.starts_with("IDEMPOTENCY_TABLE is not set"),
-                "{vars:?}"
-            );
+            assert!(refused.starts_with("IDEMPOTENCY_TABLE is not set"), "{vars:?}");
         }
     }
 }

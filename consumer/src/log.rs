@@ -110,11 +110,7 @@ mod tests {
 
     #[test]
     fn a_line_names_the_notification_never_its_content() {
-        let line = line(
-            &message(),
-            &Outcome::Failed("not JSON".into()),
-            Duration::ZERO,
-        );
+        let line = line(&message(), &Outcome::Failed("not JSON".into()), Duration::ZERO);
         assert_eq!(
             (line["nylas_id"].as_str(), line["nylas_type"].as_str()),
             (Some("n-1"), Some("message.created"))

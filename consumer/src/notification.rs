@@ -226,12 +226,7 @@ mod tests {
     pub(crate) fn message(body: &str, attributes: &[(&str, &str)]) -> SqsMessage {
         let attributes: serde_json::Map<_, _> = attributes
             .iter()
-            .map(|(k, v)| {
-                (
-                    k.to_string(),
-                    json!({"stringValue": v, "dataType": "String"}),
-                )
-            })
+            .map(|(k, v)| (k.to_string(), json!({"stringValue": v, "dataType": "String"})))
             .collect();
         let message = json!({"messageId": "m-1", "body": body, "messageAttributes": attributes});
         serde_json::from_value(message).unwrap()
@@ -256,17 +251,11 @@ mod tests {
         assert_eq!((n.id.as_str(), n.api_version), ("n-1", ApiVersion::V3));
         assert_eq!(n.bytes, V3.as_bytes());
         assert_eq!(n.kind, Some(Type::parse("message.created.truncated")));
-        assert_eq!(
-            (n.grant_id.as_deref(), n.delivery_attempt),
-            (Some("g"), Some(2))
-        );
+        assert_eq!((n.grant_id.as_deref(), n.delivery_attempt), (Some("g"), Some(2)));
         let envelope = n.v3().unwrap();
         assert_eq!(envelope.kind.trigger, "message.created");
         assert!(envelope.kind.truncated);
-        assert_eq!(
-            (envelope.time, envelope.webhook_delivery_attempt),
-            (1695415185, Some(2))
-        );
+        assert_eq!((envelope.time, envelope.webhook_delivery_attempt), (1695415185, Some(2)));
         assert_eq!(envelope.data.object.get(), r#"{"id":"m","grant_id":"g"}"#);
     }
 
@@ -304,15 +293,9 @@ mod tests {
         assert_eq!(refused, Err(MessageError::InvalidJson));
         let id = nylas_sqs_contract::id(None, b"[1,");
         let v2 = [(attribute::ID, id.as_str()), (attribute::API_VERSION, "v2")];
-        assert_eq!(
-            decode_message(&message("[1,", &v2)),
-            Err(MessageError::InvalidJson)
-        );
-        let zstd = [
-            (attribute::ID, "n-1"),
-            (attribute::API_VERSION, "v3"),
-            (attribute::ENCODING, "zstd"),
-        ];
+        assert_eq!(decode_message(&message("[1,", &v2)), Err(MessageError::InvalidJson));
+        let zstd =
+            [(attribute::ID, "n-1"), (attribute::API_VERSION, "v3"), (attribute::ENCODING, "zstd")];
         let refused = decode_message(&message(V3, &zstd));
         assert_eq!(refused, Err(DecodeError::UnknownEncoding.into()));
     }
@@ -320,20 +303,14 @@ mod tests {
     #[test]
     fn a_v3_id_that_is_not_the_bodys_is_refused() {
         let other = [(attribute::ID, "n-2"), (attribute::API_VERSION, "v3")];
-        assert_eq!(
-            decode_message(&message(V3, &other)),
-            Err(MessageError::IdMismatch)
-        );
+        assert_eq!(decode_message(&message(V3, &other)), Err(MessageError::IdMismatch));
     }
 
     #[test]
     fn unknown_shapes_are_handed_over_as_they_came() {
         let bytes = "not json at all";
         let id = nylas_sqs_contract::id(None, bytes.as_bytes());
-        let attributes = [
-            (attribute::ID, id.as_str()),
-            (attribute::API_VERSION, "unknown"),
-        ];
+        let attributes = [(attribute::ID, id.as_str()), (attribute::API_VERSION, "unknown")];
         let n = decode_message(&message(bytes, &attributes)).unwrap();
         assert_eq!((n.bytes.as_slice(), n.kind), (bytes.as_bytes(), None));
     }
@@ -343,10 +320,7 @@ mod tests {
         let all = Type::parse("message.created.cleaned.transformed.truncated");
         assert_eq!(all.trigger, "message.created");
         assert!(all.cleaned && all.transformed && all.truncated);
-        assert_eq!(
-            all.to_string(),
-            "message.created.cleaned.transformed.truncated"
-        );
+        assert_eq!(all.to_string(), "message.created.cleaned.transformed.truncated");
         let one = Type::parse("message.updated.transformed");
         assert!(one.transformed && !one.truncated && !one.cleaned);
         assert_eq!(one.trigger, "message.updated");
@@ -357,10 +331,7 @@ mod tests {
         assert_eq!(Type::parse("truncated").trigger, "truncated");
         assert_eq!(Type::parse(".truncated").trigger, ".truncated");
         let twice = Type::parse("a.truncated.truncated");
-        assert_eq!(
-            (twice.trigger.as_str(), twice.truncated),
-            ("a.truncated", true)
-        );
+        assert_eq!((twice.trigger.as_str(), twice.truncated), ("a.truncated", true));
         assert_eq!(Type::parse("future.thing.new").trigger, "future.thing.new");
     }
 
@@ -377,36 +348,20 @@ mod tests {
             decode_message(&message(body, &attributes)).map(|n| n.id)
         };
         let body = r#"{"id":"evt-1","action":"opened"}"#;
-        assert_eq!(
-            with("delivery-72d3", "given", body),
-            Ok("delivery-72d3".to_owned())
-        );
+        assert_eq!(with("delivery-72d3", "given", body), Ok("delivery-72d3".to_owned()));
         assert_eq!(with("evt-1", "member", body), Ok("evt-1".to_owned()));
         let hash = nylas_sqs_contract::id(None, body.as_bytes());
         assert_eq!(with(&hash, "sha256", body), Ok(hash.clone()));
-        assert_eq!(
-            with(&format!("{hash}-2"), "sha256", body),
-            Ok(format!("{hash}-2"))
-        );
+        assert_eq!(with(&format!("{hash}-2"), "sha256", body), Ok(format!("{hash}-2")));
         for (id, rule) in [("evt-2", "member"), ("evt-1", "sha256"), ("", "given")] {
-            assert_eq!(
-                with(id, rule, body),
-                Err(MessageError::IdMismatch),
-                "{rule}"
-            );
+            assert_eq!(with(id, rule, body), Err(MessageError::IdMismatch), "{rule}");
         }
-        assert_eq!(
-            with("evt-1", "crc32", body),
-            Err(MessageError::UnknownIdRule)
-        );
+        assert_eq!(with("evt-1", "crc32", body), Err(MessageError::UnknownIdRule));
         let v3 = [
             (attribute::ID, "n-1"),
             (attribute::API_VERSION, "v3"),
             (attribute::ID_RULE, "member"),
         ];
-        assert_eq!(
-            decode_message(&message(V3, &v3)).map(|n| n.id),
-            Ok("n-1".to_owned())
-        );
+        assert_eq!(decode_message(&message(V3, &v3)).map(|n| n.id), Ok("n-1".to_owned()));
     }
 }

@@ -25,10 +25,7 @@ pub enum Outcome {
 impl Outcome {
     /// Whether SQS must deliver the message again.
     pub fn returns(&self) -> bool {
-        !matches!(
-            self,
-            Outcome::Processed | Outcome::Duplicate | Outcome::DeadLettered(_)
-        )
+        !matches!(self, Outcome::Processed | Outcome::Duplicate | Outcome::DeadLettered(_))
     }
 }
 

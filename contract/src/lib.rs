@@ -133,9 +133,7 @@ impl IdRule {
 
     /// The rule an [`attribute::ID_RULE`] value names.
     pub fn parse(value: &str) -> Option<Self> {
-        [IdRule::Sha256, IdRule::Member, IdRule::Given]
-            .into_iter()
-            .find(|r| r.as_str() == value)
+        [IdRule::Sha256, IdRule::Member, IdRule::Given].into_iter().find(|r| r.as_str() == value)
     }
 
     /// The rule [`id`] followed for `v3_id`.
@@ -165,10 +163,7 @@ pub struct FifoKeys {
 impl FifoKeys {
     pub fn new(id: &str, grant_id: Option<&str>) -> Self {
         let group = grant_id.filter(|g| is_key(g)).unwrap_or(NO_GRANT_GROUP);
-        Self {
-            group_id: group.to_owned(),
-            deduplication_id: id.to_owned(),
-        }
+        Self { group_id: group.to_owned(), deduplication_id: id.to_owned() }
     }
 }
 
@@ -319,10 +314,8 @@ pub mod emf {
         let directives: Vec<Value> = directives
             .iter()
             .map(|(dimensions, names)| {
-                let metrics: Vec<Value> = names
-                    .iter()
-                    .map(|n| json!({"Name": n, "Unit": "Count"}))
-                    .collect();
+                let metrics: Vec<Value> =
+                    names.iter().map(|n| json!({"Name": n, "Unit": "Count"})).collect();
                 json!({"Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics})
             })
             .collect();
@@ -355,10 +348,7 @@ mod tests {
     #[test]
     fn every_encoding_gives_back_the_exact_bytes() {
         let text = br#"{"deltas": [{"type": "message.created"}]}"#;
-        assert_eq!(
-            round_trip(text, None, 1000),
-            (text.to_vec(), Encoding::Text)
-        );
+        assert_eq!(round_trip(text, None, 1000), (text.to_vec(), Encoding::Text));
         let binary = b"\x00\x01\xff text with a control byte";
         let expected = (binary.to_vec(), Encoding::Base64);
         assert_eq!(round_trip(binary, None, 1000), expected);
@@ -381,15 +371,9 @@ mod tests {
 
     #[test]
     fn a_body_that_is_not_what_its_encoding_says_is_refused() {
-        assert_eq!(
-            decode("a?==", Encoding::Base64),
-            Err(DecodeError::NotBase64)
-        );
+        assert_eq!(decode("a?==", Encoding::Base64), Err(DecodeError::NotBase64));
         // Trailing bits set: another encoder's spelling of the same bytes.
-        assert_eq!(
-            decode("QR==", Encoding::Base64),
-            Err(DecodeError::NotBase64)
-        );
+        assert_eq!(decode("QR==", Encoding::Base64), Err(DecodeError::NotBase64));
         let not_gzip = STANDARD.encode("plain");
         let refused = decode(&not_gzip, Encoding::GzipBase64);
         assert_eq!(refused, Err(DecodeError::NotGzip));
@@ -433,10 +417,7 @@ mod tests {
         assert!(gives_id(&first, None, b"{}") && gives_id(&second, None, b"{}"));
         assert!(gives_id("n-1", Some("n-1"), b"{}") && gives_id("n-1-3", Some("n-1"), b"{}"));
         for wrong in ["-1", "-02", "-0", "-x", "2", "-2-2", "-"] {
-            assert!(
-                !gives_id(&format!("{first}{wrong}"), None, b"{}"),
-                "{wrong}"
-            );
+            assert!(!gives_id(&format!("{first}{wrong}"), None, b"{}"), "{wrong}");
         }
         assert!(!gives_id(&second, None, b"[]"));
     }
@@ -451,10 +432,7 @@ mod tests {
         let mut encoder = GzEncoder::new(Vec::new(), Compression::best());
         encoder.write_all(&vec![b'a'; MAX_INFLATED]).unwrap();
         let body = STANDARD.encode(encoder.finish().unwrap());
-        assert_eq!(
-            decode(&body, Encoding::GzipBase64).unwrap().len(),
-            MAX_INFLATED
-        );
+        assert_eq!(decode(&body, Encoding::GzipBase64).unwrap().len(), MAX_INFLATED);
     }
 
     #[test]
@@ -469,22 +447,11 @@ mod tests {
     #[test]
     fn text_is_what_sqs_takes() {
         assert!(is_sqs_text("tab\t, newline\n, return\r, é, 😀"));
-        for refused in [
-            "\u{1}",
-            "a\u{1}\u{2}",
-            "\u{1f}",
-            "\u{FFFE}",
-            "\u{FFFF}",
-            "a\u{0}",
-        ] {
+        for refused in ["\u{1}", "a\u{1}\u{2}", "\u{1f}", "\u{FFFE}", "\u{FFFF}", "a\u{0}"] {
             assert!(!is_sqs_text(refused), "{refused:?}");
         }
         assert!(is_attribute_value("x") && is_attribute_value(&"x".repeat(MAX_ATTRIBUTE_VALUE)));
-        for refused in [
-            String::new(),
-            "x".repeat(MAX_ATTRIBUTE_VALUE + 1),
-            "\u{1}".to_owned(),
-        ] {
+        for refused in [String::new(), "x".repeat(MAX_ATTRIBUTE_VALUE + 1), "\u{1}".to_owned()] {
             assert!(!is_attribute_value(&refused), "{refused:?}");
         }
     }
@@ -498,10 +465,7 @@ mod tests {
     #[test]
     fn unknown_encodings_are_named_as_such() {
         for value in ["gzip", "BASE64", ""] {
-            assert_eq!(
-                Encoding::parse(Some(value)),
-                Err(DecodeError::UnknownEncoding)
-            );
+            assert_eq!(Encoding::parse(Some(value)), Err(DecodeError::UnknownEncoding));
         }
         assert_eq!(Encoding::parse(None), Ok(Encoding::Text));
     }
@@ -519,10 +483,7 @@ mod tests {
     #[test]
     fn fifo_keys_group_by_grant_and_deduplicate_on_the_id() {
         let keys = FifoKeys::new("n-1", Some("grant-1"));
-        assert_eq!(
-            (keys.group_id.as_str(), keys.deduplication_id.as_str()),
-            ("grant-1", "n-1")
-        );
+        assert_eq!((keys.group_id.as_str(), keys.deduplication_id.as_str()), ("grant-1", "n-1"));
         assert_eq!(FifoKeys::new("n-1", None).group_id, NO_GRANT_GROUP);
         assert_eq!(FifoKeys::new("n-1", Some("a b")).group_id, NO_GRANT_GROUP);
     }

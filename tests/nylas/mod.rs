@@ -32,10 +32,7 @@ fn challenge_event_is_echoed(sqs: &LocalSqs) {
 fn challenge_over_http_is_echoed_exactly(sqs: &LocalSqs) {
     let stack = Stack::start(sqs);
     let reply = stack.get("/webhook?challenge=Zm9v-YmFy_0123%2B%2F%3D");
-    assert_eq!(
-        (reply.status, reply.body.as_str()),
-        (200, "Zm9v-YmFy_0123+/=")
-    );
+    assert_eq!((reply.status, reply.body.as_str()), (200, "Zm9v-YmFy_0123+/="));
     assert_eq!(reply.content_type.as_deref(), Some("text/plain"));
     assert!(stack.received().is_empty());
 }
@@ -51,11 +48,7 @@ fn other_methods_are_405(sqs: &LocalSqs) {
     let body = event_body("v3-message-created.json");
     let signature = sign(SAMPLE_SECRET.as_bytes(), body.as_bytes());
     for method in ["PUT", "DELETE", "PATCH"] {
-        let reply = stack.send(
-            method,
-            &[(SENDER.signature_header, &signature)],
-            body.as_bytes(),
-        );
+        let reply = stack.send(method, &[(SENDER.signature_header, &signature)], body.as_bytes());
         assert_eq!(reply.status, 405, "{method}");
     }
     assert!(stack.received().is_empty());
@@ -83,20 +76,14 @@ fn v3_message_created_event_reaches_the_queue(sqs: &LocalSqs) {
         ("nylas-id-rule", "member"),
         ("nylas-type", "message.created"),
     ];
-    let expected = expected
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let expected = expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     assert_eq!(message.attributes, expected);
 }
 
 fn v3_grant_created_event_reaches_the_queue(sqs: &LocalSqs) {
     let message = forwarded_unchanged(sqs, "v3-grant-created.json");
     assert_eq!(attribute(&message, "nylas-type"), Some("grant.created"));
-    assert_eq!(
-        attribute(&message, "nylas-grant-id"),
-        Some("9e1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d")
-    );
+    assert_eq!(attribute(&message, "nylas-grant-id"), Some("9e1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"));
 }
 
 fn rest_v1_event_reaches_the_queue(sqs: &LocalSqs) {
@@ -105,10 +92,7 @@ fn rest_v1_event_reaches_the_queue(sqs: &LocalSqs) {
 
 fn base64_event_is_verified_over_decoded_bytes(sqs: &LocalSqs) {
     let message = forwarded_unchanged(sqs, "v3-base64-body.json");
-    assert_eq!(
-        attribute(&message, "nylas-type"),
-        Some("message.updated.truncated")
-    );
+    assert_eq!(attribute(&message, "nylas-type"), Some("message.updated.truncated"));
     assert_eq!(attribute(&message, "nylas-encoding"), None);
 }
 
@@ -118,19 +102,13 @@ fn v2_event_puts_one_message_per_delta(sqs: &LocalSqs) {
     let received = v2_sample_queued_once(&stack);
     let body = event_body("v2-deltas.json");
     for message in &received {
-        assert!(
-            body.contains(&message.body),
-            "each delta is forwarded byte for byte"
-        );
+        assert!(body.contains(&message.body), "each delta is forwarded byte for byte");
         assert!(message.body.starts_with("{\"date\": "));
         assert_eq!(attribute(message, "nylas-api-version"), Some("v2"));
         let id = hex::encode(Sha256::digest(message.body.as_bytes()));
         assert_eq!(attribute(message, "nylas-id"), Some(id.as_str()));
     }
-    assert_eq!(
-        attribute(&received[2], "nylas-grant-id"),
-        Some("7c1a3e5g7i9k")
-    );
+    assert_eq!(attribute(&received[2], "nylas-grant-id"), Some("7c1a3e5g7i9k"));
 }
 
 fn v2_post_with_many_deltas_reaches_the_queue_whole(sqs: &LocalSqs) {

@@ -136,13 +136,8 @@ impl Service {
                 Ok(())
             });
         }
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {name}: {e}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-        })
+        let child = command.spawn().map_err(|e| format!("cannot start {name}: {e}"))?;
+        Ok(Self { name: name.to_owned(), child })
     }
 
     /// Waits until `port` accepts connections, or the process exits.
@@ -157,10 +152,7 @@ impl Service {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        Err(format!(
-            "{} did not listen on port {port} within {timeout:?}",
-            self.name
-        ))
+        Err(format!("{} did not listen on port {port} within {timeout:?}", self.name))
     }
 }
 
@@ -249,10 +241,8 @@ impl LocalSqs {
         if let Some((certificate, key)) = tls {
             command.arg("-c").arg(certificate).arg("-k").arg(key);
         }
-        let mut server = Service::spawn(
-            "moto_server",
-            command.stdout(Stdio::null()).stderr(Stdio::null()),
-        )?;
+        let mut server =
+            Service::spawn("moto_server", command.stdout(Stdio::null()).stderr(Stdio::null()))?;
         server.wait_for_port(port, Duration::from_secs(60))?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let endpoint = format!("{scheme}://127.0.0.1:{port}");
@@ -295,19 +285,13 @@ impl LocalSqs {
 
     fn create(&self, suffix: &str) -> String {
         let number = self.queues.fetch_add(1, Ordering::Relaxed);
-        let mut request = self
-            .client
-            .create_queue()
-            .queue_name(format!("it-{number}{suffix}"));
+        let mut request = self.client.create_queue().queue_name(format!("it-{number}{suffix}"));
         if suffix == ".fifo" {
             request = request.attributes(QueueAttributeName::FifoQueue, "true");
         }
         let created = self.runtime.block_on(request.send());
         let created = created.expect("the local SQS server creates queues");
-        created
-            .queue_url()
-            .expect("CreateQueue returns a URL")
-            .to_owned()
+        created.queue_url().expect("CreateQueue returns a URL").to_owned()
     }
 
     /// Stores a new secret in Secrets Manager; returns its ARN.
@@ -316,24 +300,14 @@ impl LocalSqs {
         let name = format!("it-secret-{}", SECRETS.fetch_add(1, Ordering::Relaxed));
         let request = self.secrets.create_secret().name(name).secret_string(value);
         let created = self.runtime.block_on(request.send());
-        created
-            .expect("moto creates secrets")
-            .arn()
-            .expect("an ARN")
-            .to_owned()
+        created.expect("moto creates secrets").arn().expect("an ARN").to_owned()
     }
 
     /// Stores `value` as the secret's new current version, as `make secret` does: the
     /// current one becomes `AWSPREVIOUS`.
     pub fn put_secret(&self, arn: &str, value: &str) {
-        let request = self
-            .secrets
-            .put_secret_value()
-            .secret_id(arn)
-            .secret_string(value);
-        self.runtime
-            .block_on(request.send())
-            .expect("moto stores the secret");
+        let request = self.secrets.put_secret_value().secret_id(arn).secret_string(value);
+        self.runtime.block_on(request.send()).expect("moto stores the secret");
     }
 
     /// Deletes the secret, as an operator does after a leak: at once (`force`), or with
@@ -345,9 +319,7 @@ impl LocalSqs {
             true => request.force_delete_without_recovery(true),
             false => request.recovery_window_in_days(7),
         };
-        self.runtime
-            .block_on(request.send())
-            .expect("moto deletes the secret");
+        self.runtime.block_on(request.send()).expect("moto deletes the secret");
     }
 
     /// A queue URL of the right form for a queue that does not exist.
@@ -386,9 +358,7 @@ impl LocalSqs {
                 .delete_message_batch()
                 .queue_url(queue_url)
                 .set_entries(Some(entries.collect()));
-            self.runtime
-                .block_on(delete.send())
-                .expect("the local SQS server deletes messages");
+            self.runtime.block_on(delete.send()).expect("the local SQS server deletes messages");
             received.extend(messages.iter().map(|message| {
                 Received {
                     body: message.body().unwrap_or_default().to_owned(),
@@ -468,10 +438,7 @@ impl<'a> Stack<'a> {
     pub fn with_secret(sqs: &'a LocalSqs, secret_arn: &str) -> Self {
         Self::with_env(
             sqs,
-            &[
-                ("NYLAS_WEBHOOK_SECRET", ""),
-                ("NYLAS_WEBHOOK_SECRET_ARN", secret_arn),
-            ],
+            &[("NYLAS_WEBHOOK_SECRET", ""), ("NYLAS_WEBHOOK_SECRET_ARN", secret_arn)],
         )
     }
 
@@ -495,9 +462,7 @@ impl<'a> Stack<'a> {
                 .stderr(Stdio::null()),
         )
         .expect("the emulator starts");
-        emulator
-            .wait_for_port(port, Duration::from_secs(30))
-            .expect("the emulator listens");
+        emulator.wait_for_port(port, Duration::from_secs(30)).expect("the emulator listens");
         let mut logs = Vec::new();
         let mut functions = Vec::new();
         for instance in 0..instances {
@@ -524,22 +489,11 @@ impl<'a> Stack<'a> {
             .timeout_global(Some(Duration::from_secs(60)))
             .build()
             .into();
-        Self {
-            sqs,
-            queue_url,
-            port,
-            logs,
-            agent,
-            functions,
-            _emulator: emulator,
-        }
+        Self { sqs, queue_url, port, logs, agent, functions, _emulator: emulator }
     }
 
     fn url(&self, path_and_query: &str) -> String {
-        format!(
-            "http://127.0.0.1:{}/lambda-url/{FUNCTION}{path_and_query}",
-            self.port
-        )
+        format!("http://127.0.0.1:{}/lambda-url/{FUNCTION}{path_and_query}", self.port)
     }
 
     pub fn get(&self, path_and_query: &str) -> Reply {
@@ -549,9 +503,7 @@ impl<'a> Stack<'a> {
 
     /// Sends `body` with these headers, through the emulator's function URL.
     pub fn send(&self, method: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
-        let mut request = ureq::http::Request::builder()
-            .method(method)
-            .uri(self.url("/webhook"));
+        let mut request = ureq::http::Request::builder().method(method).uri(self.url("/webhook"));
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
@@ -612,11 +564,7 @@ impl<'a> Stack<'a> {
             .spawn()
             .expect("cargo lambda invoke runs");
         let deadline = Instant::now() + Duration::from_secs(60);
-        while invoke
-            .try_wait()
-            .expect("cargo lambda invoke runs")
-            .is_none()
-        {
+        while invoke.try_wait().expect("cargo lambda invoke runs").is_none() {
             if Instant::now() > deadline {
                 let _ = invoke.kill();
                 panic!("no answer to {} within a minute", event.display());
@@ -648,10 +596,7 @@ impl<'a> Stack<'a> {
 fn function_env(moto: &str, sqs_endpoint: &str, emulator_port: u16) -> Vec<(&'static str, String)> {
     vec![
         ("NYLAS_WEBHOOK_SECRET", SAMPLE_SECRET.to_owned()),
-        (
-            "AWS_LAMBDA_RUNTIME_API",
-            format!("http://127.0.0.1:{emulator_port}/.rt/{FUNCTION}"),
-        ),
+        ("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{emulator_port}/.rt/{FUNCTION}")),
         ("AWS_LAMBDA_FUNCTION_NAME", FUNCTION.to_owned()),
         ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
         ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128".to_owned()),
@@ -665,15 +610,8 @@ fn function_env(moto: &str, sqs_endpoint: &str, emulator_port: u16) -> Vec<(&'st
 }
 
 fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned);
     let body = response.body_mut().read_to_string().expect("a text body");
-    Reply {
-        status: response.status().as_u16(),
-        body,
-        content_type,
-    }
+    Reply { status: response.status().as_u16(), body, content_type }
 }

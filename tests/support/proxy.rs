@@ -68,12 +68,7 @@ impl FaultyProxy {
                 std::thread::spawn(move || serve(stream, &upstream, fault, &batches, started));
             }
         });
-        Self {
-            endpoint,
-            started,
-            batches,
-            stopped,
-        }
+        Self { endpoint, started, batches, stopped }
     }
 
     /// SendMessageBatch calls seen so far.
@@ -136,14 +131,8 @@ fn read_message(reader: &mut impl BufRead, until_eof: bool) -> Option<HttpMessag
         }
         head.push(line);
     }
-    let mut message = HttpMessage {
-        head,
-        body: Vec::new(),
-    };
-    match message
-        .header("content-length")
-        .and_then(|v| v.parse::<usize>().ok())
-    {
+    let mut message = HttpMessage { head, body: Vec::new() };
+    match message.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
         Some(length) => {
             message.body.resize(length, 0);
             reader.read_exact(&mut message.body).ok()?;
@@ -166,11 +155,7 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
     let mut reader = BufReader::new(stream);
     while let Some(mut request) = read_message(&mut reader, false) {
         let is_batch = request.header("x-amz-target") == Some("AmazonSQS.SendMessageBatch");
-        let batch_number = if is_batch {
-            batches.fetch_add(1, Ordering::Relaxed)
-        } else {
-            0
-        };
+        let batch_number = if is_batch { batches.fetch_add(1, Ordering::Relaxed) } else { 0 };
         let withhold = is_batch
             && match fault {
                 Fault::FailFirstEntryAlways | Fault::SenderFaultFirstEntry => true,
@@ -197,11 +182,7 @@ fn serve(stream: TcpStream, upstream: &str, fault: Fault, batches: &AtomicUsize,
                 if let (Fault::Delay(delay), true) = (fault, is_batch) {
                     std::thread::sleep(delay);
                 }
-                let withheld = if withhold {
-                    withhold_first_entry(&mut request)
-                } else {
-                    None
-                };
+                let withheld = if withhold { withhold_first_entry(&mut request) } else { None };
                 let response = match &withheld {
                     // SQS refuses an empty batch: a lone entry is failed without a call.
                     Some(Withheld { others: false, .. }) => {
@@ -239,10 +220,7 @@ fn server_error() -> HttpMessage {
 /// An answer in SQS's JSON protocol.
 fn json_response(status_line: &str, body: &[u8]) -> HttpMessage {
     HttpMessage {
-        head: vec![
-            status_line.to_owned(),
-            "content-type: application/x-amz-json-1.0".to_owned(),
-        ],
+        head: vec![status_line.to_owned(), "content-type: application/x-amz-json-1.0".to_owned()],
         body: body.to_vec(),
     }
 }
@@ -251,12 +229,9 @@ fn forward(request: &HttpMessage, upstream: &str) -> Option<HttpMessage> {
     let mut connection = TcpStream::connect(upstream).ok()?;
     let mut request_head = request.head.clone();
     request_head.push("connection: close".to_owned());
-    HttpMessage {
-        head: request_head,
-        body: request.body.clone(),
-    }
-    .write_to(&mut connection)
-    .ok()?;
+    HttpMessage { head: request_head, body: request.body.clone() }
+        .write_to(&mut connection)
+        .ok()?;
     let mut response = read_message(&mut BufReader::new(connection), true)?;
     // moto answers in HTTP/1.0; the SDK keeps its connection alive in 1.1.
     response.head[0] = response.head[0].replacen("HTTP/1.0", "HTTP/1.1", 1);
@@ -287,11 +262,7 @@ fn report_failed(response: &mut HttpMessage, id: &str, sender_fault: bool) {
         // Not a SendMessageBatch answer (an upstream error): pass it on as it is.
         return;
     };
-    let code = if sender_fault {
-        "InvalidParameterValue"
-    } else {
-        "InternalError"
-    };
+    let code = if sender_fault { "InvalidParameterValue" } else { "InternalError" };
     let failed = json!({ "Id": id, "SenderFault": sender_fault, "Code": code, "Message": "injected by the test proxy" });
     match body["Failed"].as_array_mut() {
         Some(list) => list.push(failed),
