@@ -8,6 +8,7 @@
 //! kept compressed: it is authentic, so it is stored, not refused.
 
 use nylas_sqs_contract::inflate;
+use std::borrow::Cow;
 
 /// Largest raw body accepted: Lambda's limit for a whole synchronous event, 6,291,456 bytes,
 /// so every body that reaches the function is taken (README, "Body size"). Nylas caps v3
@@ -32,28 +33,13 @@ pub enum BodyError {
     Mangled,
 }
 
-/// A verified body, ready to split.
+/// A verified body, ready to split: its bytes, and the gzip they came as. A gzip body that
+/// inflates past what Lambda could have carried uncompressed
+/// ([`nylas_sqs_contract::MAX_INFLATED`]) is kept as it came: its bytes are the gzip.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Decoded<'a> {
-    /// As it came: not gzip, or not gzip after all (a body that only starts like gzip).
-    Plain(&'a [u8]),
-    /// A gzip body and what it inflated to.
-    Inflated { gzip: &'a [u8], plain: Vec<u8> },
-    /// A gzip body that inflates past what Lambda could have carried uncompressed
-    /// ([`nylas_sqs_contract::MAX_INFLATED`]): kept as it came, compressed.
-    TooLarge(&'a [u8]),
-}
-
-impl Decoded<'_> {
-    /// The bytes to split, and the gzip they came as: a body too large to inflate is split
-    /// as its gzip.
-    pub fn parts(&self) -> (&[u8], Option<&[u8]>) {
-        match self {
-            Decoded::Plain(plain) => (plain, None),
-            Decoded::Inflated { gzip, plain } => (plain, Some(gzip)),
-            Decoded::TooLarge(gzip) => (gzip, Some(gzip)),
-        }
-    }
+pub struct Decoded<'a> {
+    pub bytes: Cow<'a, [u8]>,
+    pub gzip: Option<&'a [u8]>,
 }
 
 /// Refuses a raw body over [`MAX_RAW`].
@@ -78,16 +64,15 @@ pub fn check_intact(raw: &[u8], content_encoding: Option<&[u8]>) -> Result<(), B
     }
 }
 
-/// The verified body to split: inflated when it is gzip and fits the cap.
+/// The verified body to split: inflated when it is gzip and fits the cap; as it came when it
+/// only starts like gzip.
 pub fn decode(raw: &[u8]) -> Decoded<'_> {
-    if !raw.starts_with(GZIP_MAGIC) {
-        return Decoded::Plain(raw);
-    }
-    match inflate(raw) {
-        Ok(plain) => Decoded::Inflated { gzip: raw, plain },
-        Err(Some(_)) => Decoded::TooLarge(raw),
-        Err(None) => Decoded::Plain(raw),
-    }
+    let (bytes, gzip) = match raw.starts_with(GZIP_MAGIC).then(|| inflate(raw)) {
+        Some(Ok(plain)) => (Cow::Owned(plain), Some(raw)),
+        Some(Err(Some(_too_large))) => (Cow::Borrowed(raw), Some(raw)),
+        Some(Err(None)) | None => (Cow::Borrowed(raw), None),
+    };
+    Decoded { bytes, gzip }
 }
 
 /// Compresses as Nylas's `compressed_delivery` does, for tests.
@@ -105,41 +90,38 @@ mod tests {
 
     #[test]
     fn plain_body_is_used_as_it_came() {
-        assert_eq!(decode(b"{}"), Decoded::Plain(b"{}"));
+        assert_eq!(decode(b"{}"), Decoded { bytes: Cow::Borrowed(b"{}"), gzip: None });
     }
 
     #[test]
     fn gzip_body_is_inflated_whatever_the_headers_say() {
         let body = br#"{"specversion":"1.0","type":"message.created"}"#;
         let gzip = gzip(body);
-        let plain = body.to_vec();
-        assert_eq!(decode(&gzip), Decoded::Inflated { gzip: &gzip, plain });
+        assert_eq!(decode(&gzip), Decoded { bytes: body.to_vec().into(), gzip: Some(&gzip) });
     }
 
     #[test]
     fn body_that_only_starts_like_gzip_is_kept_as_it_came() {
-        assert_eq!(decode(b"\x1f\x8bnot gzip"), Decoded::Plain(b"\x1f\x8bnot gzip"));
+        let not_gzip = b"\x1f\x8bnot gzip";
+        assert_eq!(decode(not_gzip), Decoded { bytes: Cow::Borrowed(not_gzip), gzip: None });
         let truncated = &gzip(b"some body")[..10];
-        assert_eq!(decode(truncated), Decoded::Plain(truncated));
+        assert_eq!(decode(truncated), Decoded { bytes: truncated.into(), gzip: None });
     }
 
     #[test]
     fn gzip_body_inflating_to_6_mib_is_inflated_and_one_byte_more_is_not() {
         let six_mib = 6_291_456;
-        let inflated = match decode(&gzip(&vec![b'a'; six_mib])) {
-            Decoded::Inflated { plain, .. } => plain.len(),
-            other => panic!("not inflated: {:?}", std::mem::discriminant(&other)),
-        };
-        assert_eq!(inflated, six_mib);
+        let fits = gzip(&vec![b'a'; six_mib]);
+        assert_eq!(decode(&fits).bytes.len(), six_mib, "inflated");
         let over = gzip(&vec![b'a'; six_mib + 1]);
-        assert_eq!(decode(&over), Decoded::TooLarge(&over));
+        assert_eq!(decode(&over), Decoded { bytes: over.as_slice().into(), gzip: Some(&over) });
     }
 
     #[test]
     fn decompression_bomb_is_kept_compressed() {
         let bomb = gzip(&vec![0u8; 64 * 1024 * 1024]);
         assert!(bomb.len() < MAX_RAW, "the bomb passes the raw cap");
-        assert_eq!(decode(&bomb), Decoded::TooLarge(&bomb));
+        assert_eq!(decode(&bomb), Decoded { bytes: bomb.as_slice().into(), gzip: Some(&bomb) });
     }
 
     #[test]

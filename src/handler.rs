@@ -62,8 +62,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
             },
             _ => Outcome::Rejected(Rejection::MethodNotAllowed(self.sender.allow())),
         };
-        let answer = outcome.answer(self.sender.name);
-        log::request(&answer, &delivery, started.elapsed());
+        log::request(&outcome.answer(self.sender.name), &delivery, started.elapsed());
         outcome.into_response()
     }
 
@@ -86,8 +85,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
             return Err(error.into());
         }
         let decoded = body::decode(raw);
-        let (bytes, gzip) = decoded.parts();
-        let notifications = (sender.split)(bytes, gzip, request.headers());
+        let notifications = (sender.split)(&decoded.bytes, decoded.gzip, request.headers());
         delivery.describe(&notifications);
         self.breaker.admit()?;
         let calls = Calls::default();

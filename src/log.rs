@@ -54,7 +54,7 @@ pub struct Delivery {
     pub kind: Option<String>,
     #[serde(rename = "nylas_id", skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// What verifying asked of Secrets Manager (`secret.rs`, `Reading`).
+    /// What verifying asked of Secrets Manager (`Secrets::verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_read: Option<String>,
 }

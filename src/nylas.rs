@@ -60,7 +60,7 @@ pub fn split_with<'a>(
             kind: v3.kind,
             id: id(v3.id.as_deref(), body),
             id_rule: IdRule::of(v3.id.as_deref()),
-            group: v3.data.and_then(Data::grant_id),
+            group: v3.data.and_then(|d| d.object.and_then(|o| o.grant_id).or(d.grant_id)),
             delivery_attempt: v3.webhook_delivery_attempt,
         }],
         Some(Envelope { deltas: Some(Deltas::Each(deltas)), .. }) => {
@@ -149,12 +149,6 @@ struct Data {
     object: Option<Object>,
 }
 
-impl Data {
-    fn grant_id(self) -> Option<String> {
-        self.object.and_then(|o| o.grant_id).or(self.grant_id)
-    }
-}
-
 #[derive(Deserialize)]
 struct Object {
     #[serde(default, deserialize_with = "lenient")]
@@ -184,22 +178,15 @@ fn object<'a, T: Deserialize<'a>>(text: &'a str) -> Option<T> {
 
 /// Reads a member as `T`, or as `None` when it holds something else: the member is taken as
 /// raw JSON first, so a surprise inside it stays inside it.
-fn lenient<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    let raw = <&'de RawValue>::deserialize(deserializer)?;
-    Ok(serde_json::from_str(raw.get()).ok())
+fn lenient<'de, D: Deserializer<'de>, T: Deserialize<'de>>(raw: D) -> Result<Option<T>, D::Error> {
+    Ok(serde_json::from_str(<&'de RawValue>::deserialize(raw)?.get()).ok())
 }
 
 /// [`lenient`], for a member that should be an object.
-fn lenient_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Ok(object(<&'de RawValue>::deserialize(deserializer)?.get()))
+fn lenient_object<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    raw: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(object(<&'de RawValue>::deserialize(raw)?.get()))
 }
 
 #[cfg(test)]
@@ -209,8 +196,7 @@ mod tests {
 
     /// What the handler splits of a body as `body.rs` decoded it.
     fn split_decoded<'a>(decoded: &'a Decoded<'_>) -> Vec<Notification<'a>> {
-        let (bytes, gzip) = decoded.parts();
-        split_with(bytes, gzip, &HeaderMap::new())
+        split_with(&decoded.bytes, decoded.gzip, &HeaderMap::new())
     }
     use sha2::{Digest, Sha256};
 
@@ -480,7 +466,7 @@ mod tests {
 
     #[test]
     fn gzip_too_large_to_inflate_is_one_notification_of_its_gzip() {
-        let found = split_decoded(&Decoded::TooLarge(b"\x1f\x8b..."));
+        let found = split_with(b"\x1f\x8b...", Some(b"\x1f\x8b..."), &HeaderMap::new());
         assert_eq!(found, [Notification::unknown(b"\x1f\x8b...", Some(b"\x1f\x8b..."))]);
     }
 

@@ -51,10 +51,6 @@ pub enum SecretError {
     Unavailable(String),
 }
 
-/// What verifying asked of Secrets Manager, for the log line: `read`, `skipped` (a read was
-/// due but one was tried under [`REREAD_AFTER`] ago), `failed, ...`; `None` when nothing.
-pub type Reading = Option<String>;
-
 /// The secrets a signature is verified against.
 #[derive(Debug)]
 pub enum Secrets {
@@ -91,11 +87,6 @@ impl Read {
         let mut secrets = self.current.iter().chain(previous.map(|(s, _)| s));
         secrets.any(|s| s.matches(body, signature))
     }
-
-    /// Forgets the secrets: nothing verifies until a read brings them back.
-    fn forget(&mut self) {
-        (self.current, self.previous, self.read_at) = (None, None, None);
-    }
 }
 
 impl Secrets {
@@ -110,12 +101,13 @@ impl Secrets {
     }
 
     /// Checks `signature` against the current and the previous secret; says what it asked
-    /// Secrets Manager.
+    /// Secrets Manager, for the log line: `read`, `skipped` (a read was due but one was tried
+    /// under [`REREAD_AFTER`] ago), `failed, ...`; `None` when nothing.
     pub async fn verify(
         &self,
         body: &[u8],
         signature: &Signature,
-    ) -> (Result<(), SecretError>, Reading) {
+    ) -> (Result<(), SecretError>, Option<String>) {
         let store = match self {
             Secrets::Fixed(verifier) => {
                 let matched = verifier.matches(body, signature);
@@ -165,7 +157,8 @@ impl Store {
             Err((gone, reason)) => {
                 let dropped = gone || read.read_at.is_some_and(|at| at.elapsed() >= self.keep);
                 if dropped {
-                    read.forget();
+                    // Nothing verifies until a read brings them back.
+                    (read.current, read.previous, read.read_at) = (None, None, None);
                 }
                 let kept = if dropped { "dropped" } else { "kept" };
                 let said = format!("failed, secrets {kept}: {reason}");

@@ -16,27 +16,23 @@ pub struct Sender {
     pub signature_header: &'static str,
     /// What the sender writes before the hex in the header (`sha256=` is always accepted).
     pub signature_prefix: &'static str,
-    /// The query parameter of `GET ?<challenge>=<value>`, by which the sender checks the URL:
-    /// the value is answered back, exactly. `None` for a sender that checks none (every GET is
-    /// then 405).
+    /// The query parameter of `GET ?<challenge>=<value>`, whose value is answered back exactly:
+    /// how the sender checks the URL. `None` for a sender that checks none (GET is then 405).
     pub challenge: Option<&'static str>,
     /// A verified body's notifications, in order, each with its id, the rule that made it, and
-    /// its FIFO group: from the body's bytes (inflated), the sender's gzip of them if it sent
-    /// one, and the request's headers (for a sender that puts the id in one). A gzip body too
-    /// large to inflate comes as its gzip bytes.
+    /// its FIFO group.
     pub split: Split,
 }
 
-/// A sender's `split`: the bytes, their gzip, the headers; the notifications, in order.
+/// A sender's `split`: from the body's bytes (inflated; a gzip body too large to inflate comes
+/// as its gzip), the gzip they came as, and the request's headers (for a sender that puts the
+/// id in one), the notifications.
 pub type Split = for<'a> fn(&'a [u8], Option<&'a [u8]>, &HeaderMap) -> Vec<Notification<'a>>;
 
 impl Sender {
     /// The methods the function answers, for a 405's `Allow`.
     pub fn allow(&self) -> &'static str {
-        match self.challenge {
-            Some(_) => "GET, POST",
-            None => "POST",
-        }
+        self.challenge.map_or("POST", |_| "GET, POST")
     }
 }
 

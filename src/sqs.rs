@@ -93,32 +93,25 @@ where
 
 /// Sends every message in batches of [`plan`], up to [`IN_FLIGHT`] calls side by side; on a
 /// FIFO queue, a group's batches one after another, each stored whole before the next
-/// ([`lanes`]).
-/// Returns how many entries were sent again.
+/// ([`lanes`]). Returns how many entries were sent again.
 async fn send_all<'m, F, Fut>(messages: &[&'m Message<'m>], send: F) -> Result<usize, QueueError>
 where
     F: Fn(Vec<&'m Message<'m>>) -> Fut,
     Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
 {
+    let send = &send;
     // Collected, as a lazy map holds a closure the compiler cannot prove `Send`.
-    let lanes: Vec<_> = lanes(messages).into_iter().map(|lane| send_lane(lane, &send)).collect();
-    stream::iter(lanes)
-        .buffer_unordered(IN_FLIGHT)
-        .try_fold(0, |sum, retried| async move { Ok(sum + retried) })
-        .await
-}
-
-async fn send_lane<'m, F, Fut>(lane: Vec<&'m Message<'m>>, send: &F) -> Result<usize, QueueError>
-where
-    F: Fn(Vec<&'m Message<'m>>) -> Fut,
-    Fut: Future<Output = Result<Vec<Refusal>, QueueError>>,
-{
-    let sizes: Vec<usize> = lane.iter().map(|m| m.size).collect();
-    let mut retried = 0;
-    for batch in plan(&sizes) {
-        retried += send_with_retries(&lane[batch], send).await?;
-    }
-    Ok(retried)
+    let lanes: Vec<_> = (lanes(messages).into_iter())
+        .map(|lane| async move {
+            let (sizes, mut retried): (Vec<usize>, _) = (lane.iter().map(|m| m.size).collect(), 0);
+            for batch in plan(&sizes) {
+                retried += send_with_retries(&lane[batch], send).await?;
+            }
+            Ok(retried)
+        })
+        .collect();
+    let lanes = stream::iter(lanes).buffer_unordered(IN_FLIGHT);
+    lanes.try_fold(0, |sum, retried| async move { Ok(sum + retried) }).await
 }
 
 /// What may go side by side: a standard queue's batches; on a FIFO queue, [`IN_FLIGHT`] lanes
@@ -174,18 +167,16 @@ impl SqsQueue {
 /// The entries of a batch of `sent` that SQS did not store, in order: SQS answers 200 even when
 /// some failed, and what it did not list as successful is not in the queue.
 fn refusals(sent: usize, output: &SendMessageBatchOutput) -> Vec<Refusal> {
+    let stored =
+        |position: &usize| output.successful().iter().any(|s| s.id() == position.to_string());
     let refusal = |position: usize| {
-        let id = position.to_string();
-        let failed = output.failed().iter().find(|f| f.id() == id);
+        let failed = output.failed().iter().find(|f| f.id() == position.to_string());
+        let sender_fault = failed.is_some_and(|f| f.sender_fault());
         Refusal {
             position,
-            sender_fault: failed.is_some_and(|f| f.sender_fault()),
+            sender_fault,
             code: failed.map_or("NotListed", |f| f.code()).to_owned(),
         }
-    };
-    let stored = |position: &usize| {
-        let id = position.to_string();
-        output.successful().iter().any(|s| s.id() == id)
     };
     (0..sent).filter(|p| !stored(p)).map(refusal).collect()
 }

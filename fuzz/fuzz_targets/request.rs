@@ -9,7 +9,7 @@ use nylas_webhook_sqs::core::{
     check_intact, check_size, decode, parse, plan, split_with, Message, Secret, Verifier,
     MAX_BYTES, MAX_ENTRIES,
 };
-use nylas_webhook_sqs::{sign, Decoded};
+use nylas_webhook_sqs::sign;
 use std::io::Write;
 
 const SECRET: &[u8] = b"fuzz-secret";
@@ -44,12 +44,8 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let decoded = decode(&raw);
-    let (bytes, gzip) = decoded.parts();
-    let notifications = split_with(bytes, gzip, &Default::default());
-    let range = match &decoded {
-        Decoded::Inflated { plain, .. } => plain.as_ptr_range(),
-        Decoded::Plain(bytes) | Decoded::TooLarge(bytes) => bytes.as_ptr_range(),
-    };
+    let notifications = split_with(&decoded.bytes, decoded.gzip, &Default::default());
+    let range = decoded.bytes.as_ptr_range();
     for notification in &notifications {
         let inside = notification.bytes.as_ptr_range();
         assert!(range.start <= inside.start && inside.end <= range.end, "a slice of the body");
