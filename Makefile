@@ -146,11 +146,11 @@ coldstart: $(TOOLS)
 	$(if $(filter peer,$(BEFORE)),PEER=1 ENV_SECRET=1) $(VENV)/bin/python scripts/coldstart.py \
 		target/release/nylas-webhook-sqs target/release/examples/hello $(if $(filter peer,$(BEFORE)),$(PEER),$(BEFORE))
 
-## coldstart-consumer: the consumer's start-up and CPU per notification against a hello-world SQS function, idempotency off and on (moto's DynamoDB), and its DynamoDB calls per notification
+## coldstart-consumer: the consumer's start-up and CPU per notification against a hello-world SQS function, idempotency off and on (moto's DynamoDB), and its DynamoDB calls per notification (and BEFORE=<binary of an earlier build>)
 coldstart-consumer: $(TOOLS)
 	cargo build --release -p nylas-webhook-consumer --bin nylas-webhook-consumer
 	cargo build --release -p nylas-webhook-consumer --example hello_sqs
-	$(VENV)/bin/python scripts/coldstart.py consumer target/release/nylas-webhook-consumer target/release/examples/hello_sqs
+	$(VENV)/bin/python scripts/coldstart.py consumer target/release/nylas-webhook-consumer target/release/examples/hello_sqs $(BEFORE)
 
 ## load: the function at RATE POSTs/s for DURATION seconds with SQS healthy, then down, then back: throughput, p50/p99, CPU, what reached the queue
 load: $(TOOLS)

@@ -22,10 +22,11 @@ Lambda, SSL_CERT_DIR is unset and SSL_CERT_FILE names one bundle (CERT_BUNDLE, t
 Needs the project's .venv (moto). Prints a table, and with PEER=1 (BEFORE is the
 straightforward receiver, benches/peer) the verdicts on issue 15's ratios.
 
-`python scripts/coldstart.py consumer CONSUMER HELLO_SQS` (make coldstart-consumer) measures the
-consumer the same way, each invocation one SQS message holding a new v3 notification: against
-a hello-world SQS function (consumer/examples/hello_sqs.rs), idempotency off, and idempotency
-on a moto DynamoDB table, counting the DynamoDB calls per notification on the wire.
+`python scripts/coldstart.py consumer CONSUMER HELLO_SQS [BEFORE]` (make coldstart-consumer)
+measures the consumer the same way, each invocation one SQS message holding a new v3
+notification: against a hello-world SQS function (consumer/examples/hello_sqs.rs), idempotency
+off, and idempotency on a moto DynamoDB table, counting the DynamoDB calls per notification on
+the wire; BEFORE, an earlier build of the consumer, with idempotency on, in the same run.
 """
 
 import http.client
@@ -372,7 +373,7 @@ def sqs_event(_serial):
         "messageId": notification["id"], "receiptHandle": "r", "body": body,
         "attributes": {"ApproximateReceiveCount": "1"},
         "messageAttributes": {"nylas-id": text(notification["id"]), "nylas-api-version": text("v3"),
-                              "nylas-type": text(notification["type"])},
+                              "nylas-type": text(notification["type"]), "nylas-id-rule": text("member")},
         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1",
     }
     return json.dumps({"Records": [record]}).encode()
@@ -390,6 +391,7 @@ class CountingProxy(KeepAlive):
 
 def consumer_main():
     consumer, hello = sys.argv[2:4]
+    before = sys.argv[4] if len(sys.argv) > 4 else None
     port = free_port()
     moto = start_moto(port)
     try:
@@ -403,7 +405,7 @@ def consumer_main():
             ("hello-world", hello, env),
             ("idempotency off", consumer, {**env, "IDEMPOTENCY": "off"}),
             ("consumer", consumer, {**env, "IDEMPOTENCY_TABLE": "coldstart"}),
-        ]
+        ] + ([("before", before, {**env, "IDEMPOTENCY_TABLE": "coldstart"})] if before else [])
         local_aws.create_table("coldstart", f"http://127.0.0.1:{port}")
         counted = {}
 

@@ -28,8 +28,9 @@ PROPS_TEXT = (ROOT / "template.yaml").read_text()
 
 
 def rust_constant(path, name):
-    """The value of `const NAME` in src/`path`: a string, a number, or Duration::from_secs."""
-    text = (ROOT / "src" / path).read_text()
+    """The value of `const NAME` in src/`path` (or, for a path with a folder, in that file of
+    the workspace): a string, a number, or Duration::from_secs."""
+    text = (ROOT / ("" if "/" in path else "src") / path).read_text()
     match = re.search(rf"const {name}: [^=]+= (.+);", text)
     assert match, f"no const {name} in src/{path}"
     value = match.group(1)
@@ -90,12 +91,12 @@ class FunctionTest(unittest.TestCase):
     def test_the_previous_secret_s_time_to_live_reaches_the_function_with_the_code_s_default(self):
         variable = rust_constant("config.rs", "PREVIOUS_SECRET_TTL")
         parameter = PARAMETERS[ENVIRONMENT[variable]["Ref"]]
-        self.assertEqual(parameter["Default"], rust_constant("secret.rs", "PREVIOUS_SECRET_TTL"))
+        self.assertEqual(parameter["Default"], rust_constant("config.rs", "PREVIOUS_SECRET_TTL_DEFAULT"))
 
     def test_the_time_secrets_are_kept_through_passing_failures_reaches_the_function(self):
         variable = rust_constant("config.rs", "SECRET_KEEP")
         parameter = PARAMETERS[ENVIRONMENT[variable]["Ref"]]
-        self.assertEqual(parameter["Default"], rust_constant("secret.rs", "KEEP_SECRETS"))
+        self.assertEqual(parameter["Default"], rust_constant("config.rs", "SECRET_KEEP_DEFAULT"))
 
     def test_the_secret_the_function_reads_is_the_one_it_may_read(self):
         secret = ENVIRONMENT[rust_constant("config.rs", "SECRET_ARN")]
@@ -194,7 +195,7 @@ class QueueTest(unittest.TestCase):
         self.assertEqual(standard["Fn::Sub"], prefix + names[2]["Fn::Sub"])
 
     def test_both_queues_take_the_largest_message_the_function_sends(self):
-        largest = rust_constant("sqs.rs", "MAX_BYTES")
+        largest = rust_constant("message.rs", "MAX_BYTES")
         for queue in (self.queue, self.dead_letters):
             self.assertEqual(queue["MaximumMessageSize"], largest)
 
@@ -263,9 +264,10 @@ class AlarmTest(unittest.TestCase):
             self.assertIn(metric, watched)
 
     def test_the_function_s_own_metrics_are_watched_as_it_writes_them(self):
-        namespace = rust_constant("log.rs", "NAMESPACE")
-        self.assertIn(f'NAMESPACE: &str = "{namespace}"', consumer_source("log.rs"))
+        # Both functions write with the contract's one EMF writer and its namespace.
+        namespace = rust_constant("contract/src/lib.rs", "NAMESPACE")
         log = (ROOT / "src" / "log.rs").read_text() + consumer_source("log.rs")
+        self.assertEqual(log.count("emf::metadata("), 2, "each function's line is the contract's EMF")
         outcome = (ROOT / "src" / "outcome.rs").read_text()
         filtered = {
             t["MetricName"]
@@ -307,9 +309,9 @@ class AlarmTest(unittest.TestCase):
         for field in ('"apiId":"$context.apiId"', '"routeKey":"$context.routeKey"', '"method":"$context.httpMethod"'):
             self.assertIn(field, access_log)
         log = (ROOT / "src" / "log.rs").read_text()
-        self.assertIn('directive(&["FunctionName"]', log)
-        self.assertIn('directive(&["FunctionName", "reason"]', log)
-        self.assertIn('"Dimensions": [["FunctionName"]]', consumer_source("log.rs"))
+        self.assertIn('vec![(&["FunctionName"][..]', log)
+        self.assertIn('(&["FunctionName", "reason"], &["Rejected"])', log)
+        self.assertIn('(&["FunctionName"], &[metric])', consumer_source("log.rs"))
 
     def test_throttling_and_floods_are_seen(self):
         throttled = RESOURCES["ThrottledMetricFilter"]
