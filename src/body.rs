@@ -44,10 +44,7 @@ pub struct Decoded<'a> {
 
 /// Refuses a raw body over [`MAX_RAW`].
 pub fn check_size(raw: &[u8]) -> Result<(), BodyError> {
-    match raw.len() {
-        size if size > MAX_RAW => Err(BodyError::TooLarge { size }),
-        _ => Ok(()),
-    }
+    (raw.len() <= MAX_RAW).then_some(()).ok_or(BodyError::TooLarge { size: raw.len() })
 }
 
 /// Explains a signature that matched no secret, when the bytes are to blame: the request says
@@ -58,10 +55,7 @@ pub fn check_intact(raw: &[u8], content_encoding: Option<&[u8]>) -> Result<(), B
         let value = value.trim_ascii();
         value.eq_ignore_ascii_case(b"gzip") || value.eq_ignore_ascii_case(b"x-gzip")
     });
-    match says_gzip && !raw.starts_with(GZIP_MAGIC) {
-        true => Err(BodyError::Mangled),
-        false => Ok(()),
-    }
+    (!says_gzip || raw.starts_with(GZIP_MAGIC)).then_some(()).ok_or(BodyError::Mangled)
 }
 
 /// The verified body to split: inflated when it is gzip and fits the cap; as it came when it

@@ -102,8 +102,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
         Ok(())
     }
 
-    /// `GET ?challenge=<value>`: the sender verifies the URL by expecting the value back,
-    /// exactly.
+    /// `GET ?challenge=<value>`: the sender verifies the URL by expecting the value back.
     fn challenge(&self, request: &Request) -> Outcome {
         let Some(parameter) = self.sender.challenge else {
             return Outcome::Rejected(Rejection::MethodNotAllowed(self.sender.allow()));

@@ -38,24 +38,22 @@ mod sender;
 mod signature;
 mod sqs;
 
-// What `main.rs` wires, what a queue of one's own implements (`Queue`), and what a sender of
-// one's own defines (`Sender`).
-pub use body::Decoded;
+// What `main.rs` wires, what a queue of one's own implements, what a sender of one's own defines.
 pub use config::{Config, ConfigError, SecretSource};
 pub use event::Event;
 pub use handler::Receiver;
 pub use log::init as init_logging;
 pub use nylas::NYLAS;
-
-/// The sender the function runs with (`main.rs`), and the tests and scripts sign as: a fork
-/// for another sender names its own here (README, "Another HMAC sender").
-pub const SENDER: Sender = NYLAS;
 pub use nylas_sqs_contract::{ApiVersion, IdRule};
 pub use queue::{Calls, Delivered, Queue, QueueError};
 pub use secret::Secrets;
 pub use sender::{Notification, Sender};
 pub use signature::sign;
 pub use sqs::SqsQueue;
+
+/// The sender the function runs with (`main.rs`), and the tests and scripts sign as: a fork
+/// for another sender names its own here (README, "Another HMAC sender").
+pub const SENDER: Sender = NYLAS;
 
 /// The core's steps, for the property tests, the benchmarks and the fuzz target: not an API.
 #[doc(hidden)]

@@ -41,18 +41,15 @@ impl<'a> Message<'a> {
             .into_iter()
             .filter_map(|(name, value)| Some((name, value.filter(|v| is_attribute_value(v))?)))
             .collect();
-        let size = |attributes: &[(&str, Cow<'_, str>)]| -> usize {
-            let each = attributes.iter().map(|(n, v)| n.len() + STRING.len() + v.len());
-            each.sum()
+        let size = |each: &[(&str, Cow<'_, str>)]| -> usize {
+            each.iter().map(|(n, v)| n.len() + STRING.len() + v.len()).sum()
         };
         let room = MAX_BYTES - size(&attributes);
-        let (body, encoding) = encode(n.bytes, n.gzip, |body, encoding| {
-            let attribute = encoding.attribute();
-            body + attribute.map_or(0, |e| attribute::ENCODING.len() + STRING.len() + e.len())
-                <= room
-        });
-        let encoding = encoding.attribute();
-        attributes.extend(encoding.map(|e| (attribute::ENCODING, Cow::Borrowed(e))));
+        let encoded =
+            |e: Option<&str>| e.map_or(0, |e| attribute::ENCODING.len() + STRING.len() + e.len());
+        let (body, encoding) =
+            encode(n.bytes, n.gzip, |body, e| body + encoded(e.attribute()) <= room);
+        attributes.extend(encoding.attribute().map(|e| (attribute::ENCODING, Cow::Borrowed(e))));
         Self {
             size: body.len() + size(&attributes),
             body,

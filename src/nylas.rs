@@ -37,9 +37,8 @@ pub const NYLAS: Sender = Sender {
 /// one notification, so that memory and the time to send stay bounded.
 pub const MAX_DELTAS: usize = 1_000;
 
-/// Splits a verified plain body into its notifications, in the order they appear.
-///
-/// A v2 body with an empty `deltas` array holds no notification and yields none.
+/// Splits a verified plain body into its notifications, in the order they appear (none for a
+/// v2 body with an empty `deltas` array).
 pub fn split(body: &[u8]) -> Vec<Notification<'_>> {
     split_with(body, None, &HeaderMap::new())
 }

@@ -59,16 +59,6 @@ pub enum Rejection {
 }
 
 impl Rejection {
-    /// Whether the signature matched no secret the function has, whatever reason the answer
-    /// gives: a body API Gateway mangled is found only after a mismatch. A stale secret makes
-    /// every POST one; the `SignatureMismatch` alarm counts them.
-    pub fn is_signature_mismatch(&self) -> bool {
-        matches!(
-            self,
-            Rejection::Secret(SecretError::Mismatch) | Rejection::Body(BodyError::Mangled)
-        )
-    }
-
     /// A short, stable name for logs and metrics, and its status. The name is also the body of
     /// the response.
     pub fn reason(&self) -> (&'static str, StatusCode) {
@@ -116,7 +106,14 @@ impl Outcome {
             outcome,
             reason: rejection.map(|r| r.reason().0),
             message,
-            signature_mismatch: rejection.is_some_and(Rejection::is_signature_mismatch),
+            // Whatever the reason says: a body API Gateway mangled is found only after a
+            // mismatch. A stale secret makes every POST one; the `SignatureMismatch` alarm counts.
+            signature_mismatch: matches!(
+                rejection,
+                Some(
+                    Rejection::Secret(SecretError::Mismatch) | Rejection::Body(BodyError::Mangled)
+                )
+            ),
             sender,
         }
     }

@@ -31,7 +31,6 @@ pub const REFRESH_AFTER: Duration = Duration::from_secs(300);
 
 /// Longest a read may take: it is part of Nylas's 10 s, with the queue's budget after it.
 const READ_BUDGET: Duration = Duration::from_secs(2);
-
 /// Where a secret stored as JSON keeps the webhook secret: Nylas's own field name.
 const JSON_MEMBER: &str = "webhook_secret";
 

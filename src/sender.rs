@@ -1,8 +1,6 @@
 //! Who signs the webhooks, as one value the handler holds ([`Sender`]), and what a verified body
-//! becomes ([`Notification`]). `nylas.rs` defines Nylas; a fork for another sender defines its
-//! own and hands it to [`crate::Receiver::new`] (README, "Another HMAC sender"). The rest of the
-//! function is every sender's: the size cap, HMAC-SHA256 over the raw body in constant time,
-//! secret rotation, the queue.
+//! becomes ([`Notification`]). `nylas.rs` defines Nylas; a fork defines its own sender (README,
+//! "Another HMAC sender"). The rest of the function serves every sender alike.
 
 use lambda_http::http::HeaderMap;
 use nylas_sqs_contract::{id, ApiVersion, IdRule};
@@ -24,9 +22,8 @@ pub struct Sender {
     pub split: Split,
 }
 
-/// A sender's `split`: from the body's bytes (inflated; a gzip body too large to inflate comes
-/// as its gzip), the gzip they came as, and the request's headers (for a sender that puts the
-/// id in one), the notifications.
+/// A sender's `split`: the body's bytes (inflated, unless too large), the gzip they came as, and
+/// the request's headers (for a sender that puts the id in one); the notifications.
 pub type Split = for<'a> fn(&'a [u8], Option<&'a [u8]>, &HeaderMap) -> Vec<Notification<'a>>;
 
 impl Sender {
