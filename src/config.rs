@@ -195,6 +195,10 @@ mod tests {
     fn config_and_its_errors_never_show_the_secret() {
         let config = config(&[(QUEUE_URL, URL), (SECRET, "hunter2-secret")]).expect("complete");
         assert!(!format!("{config:?}").contains("hunter2"));
+        assert_eq!(format!("{:?}", config.secrets), "Fixed(<redacted>)");
+        let stored =
+            self::config(&[(QUEUE_URL, URL), (SECRET_ARN, ARN)]).expect("complete").secrets;
+        assert_eq!(format!("{stored:?}"), format!("Stored({ARN})"), "the ARN is no secret");
         let invalid = error(&[(QUEUE_URL, "hunter2"), (SECRET, "hunter2-secret")]);
         assert!(!invalid.contains("hunter2"), "{invalid}");
     }

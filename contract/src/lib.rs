@@ -390,6 +390,38 @@ mod tests {
     }
 
     #[test]
+    fn id_rules_read_back_what_they_write_and_name_the_rule_id_followed() {
+        for rule in [IdRule::Sha256, IdRule::Member, IdRule::Given] {
+            assert_eq!(IdRule::parse(rule.as_str()), Some(rule));
+        }
+        let names = [IdRule::Sha256, IdRule::Member, IdRule::Given].map(IdRule::as_str);
+        assert_eq!(names, ["sha256", "member", "given"]);
+        assert_eq!(IdRule::parse("crc32"), None);
+        assert_eq!(IdRule::of(Some("n-1")), IdRule::Member);
+        assert_eq!((IdRule::of(None), IdRule::of(Some("a b"))), (IdRule::Sha256, IdRule::Sha256));
+    }
+
+    #[test]
+    fn an_emf_record_names_its_metrics_by_their_dimensions_at_its_time() {
+        let at = emf::now_ms();
+        assert!(at > 1_700_000_000_000, "milliseconds since the epoch, now: {at}");
+        let record = emf::metadata(
+            at,
+            &[(&["FunctionName"], &["A", "B"]), (&["FunctionName", "reason"], &["C"])],
+        );
+        let directives = &record["CloudWatchMetrics"];
+        assert_eq!(record["Timestamp"], at);
+        assert_eq!(directives[0]["Namespace"], emf::NAMESPACE);
+        assert_eq!(directives[0]["Dimensions"], serde_json::json!([["FunctionName"]]));
+        let names = |d: &serde_json::Value| {
+            d["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].clone()).collect::<Vec<_>>()
+        };
+        assert_eq!(names(&directives[0]), ["A", "B"]);
+        assert_eq!(directives[1]["Dimensions"], serde_json::json!([["FunctionName", "reason"]]));
+        assert_eq!(directives[1]["Metrics"][0], serde_json::json!({"Name": "C", "Unit": "Count"}));
+    }
+
+    #[test]
     fn the_function_name_is_lambda_s_or_local() {
         let lambda = std::env::var("AWS_LAMBDA_FUNCTION_NAME");
         assert_eq!(emf::function_name(), lambda.as_deref().unwrap_or("local"));
