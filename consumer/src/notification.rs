@@ -202,7 +202,9 @@ pub fn decode_message(message: &SqsMessage) -> Result<Notification, MessageError
     let gives = match rule {
         None => gives_id(id, member.as_deref(), &bytes),
         Some(IdRule::Sha256) => gives_id(id, None, &bytes),
-        Some(IdRule::Member) => member.or(json(&bytes).ok().flatten()).as_deref() == Some(id),
+        Some(IdRule::Member) => {
+            member.or_else(|| json(&bytes).ok().flatten()).as_deref() == Some(id)
+        }
         Some(IdRule::Given) => is_key(id),
     };
     if !gives {
