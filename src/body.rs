@@ -7,7 +7,7 @@
 //! says: the header is not signed. Inflating stops at a cap, and a body that would pass it is
 //! kept compressed: it is authentic, so it is stored, not refused.
 
-use nylas_sqs_contract::inflate;
+use nylas_sqs_contract::{inflate, DecodeError};
 use std::borrow::Cow;
 
 /// Largest raw body accepted: Lambda's limit for a whole synchronous event, 6,291,456 bytes,
@@ -63,8 +63,8 @@ pub fn check_intact(raw: &[u8], content_encoding: Option<&[u8]>) -> Result<(), B
 pub fn decode(raw: &[u8]) -> Decoded<'_> {
     let (bytes, gzip) = match raw.starts_with(GZIP_MAGIC).then(|| inflate(raw)) {
         Some(Ok(plain)) => (Cow::Owned(plain), Some(raw)),
-        Some(Err(Some(_too_large))) => (Cow::Borrowed(raw), Some(raw)),
-        Some(Err(None)) | None => (Cow::Borrowed(raw), None),
+        Some(Err(DecodeError::TooLarge)) => (Cow::Borrowed(raw), Some(raw)),
+        Some(Err(_)) | None => (Cow::Borrowed(raw), None), // not gzip after all
     };
     Decoded { bytes, gzip }
 }

@@ -109,10 +109,12 @@ where
     serve(Consumer::new(handler, idempotency).with_dead_letter(dead_letter)).await
 }
 
-/// The idempotency table, TTL and key prefix the environment (`var`) names, or none when it
-/// switches idempotency off. Neither is an error: a consumer that silently ran without
-/// idempotency would run retries again.
+/// The idempotency table, its TTL and its key prefix (none: the function's name).
 type IdempotencySettings = (String, Duration, Option<String>);
+
+/// The idempotency settings the environment (`var`) names, or none when it switches
+/// idempotency off. Neither is an error: a consumer that silently ran without idempotency would
+/// run retries again.
 fn idempotency_settings(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<IdempotencySettings>, String> {

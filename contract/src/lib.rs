@@ -243,24 +243,19 @@ pub fn decode(body: &str, encoding: Encoding) -> Result<Cow<'_, [u8]>, DecodeErr
     match encoding {
         Encoding::Text => Ok(Cow::Borrowed(body.as_bytes())),
         Encoding::Base64 => Ok(Cow::Owned(base64()?)),
-        Encoding::GzipBase64 => match inflate(&base64()?) {
-            Ok(plain) => Ok(Cow::Owned(plain)),
-            Err(Some(_)) => Err(DecodeError::TooLarge),
-            Err(None) => Err(DecodeError::NotGzip),
-        },
+        Encoding::GzipBase64 => Ok(Cow::Owned(inflate(&base64()?)?)),
     }
 }
 
 /// `gzip` inflated whole, every member of it (Nylas's gzip may hold several), each with its
-/// checksum and length checked. `Err(None)` when it is not a complete gzip stream,
-/// `Err(Some(n))` when it inflates past [`MAX_INFLATED`] (`n` bytes read so far).
-pub fn inflate(gzip: &[u8]) -> Result<Vec<u8>, Option<usize>> {
+/// checksum and length checked: [`DecodeError::NotGzip`] when it is not a complete gzip
+/// stream, [`DecodeError::TooLarge`] when it inflates past [`MAX_INFLATED`].
+pub fn inflate(gzip: &[u8]) -> Result<Vec<u8>, DecodeError> {
     let mut plain = Vec::new();
     let cap = MAX_INFLATED as u64 + 1;
-    let read = MultiGzDecoder::new(gzip).take(cap).read_to_end(&mut plain);
-    match read {
-        Err(_) => Err(None),
-        Ok(n) if n > MAX_INFLATED => Err(Some(n)),
+    match MultiGzDecoder::new(gzip).take(cap).read_to_end(&mut plain) {
+        Err(_) => Err(DecodeError::NotGzip),
+        Ok(n) if n > MAX_INFLATED => Err(DecodeError::TooLarge),
         Ok(_) => Ok(plain),
     }
 }
