@@ -9,8 +9,9 @@ once: the version before stops verifying as soon as the function reads the secre
 5 minutes on a warm instance and at once on a new one. Use it after storing Nylas's public test
 secret (`mock-webhook-secret`) or a secret that leaked.
 
-    make secret                 the deployed stack's secret (STACK, default nylas-webhook-sqs),
-                                with the AWS CLI's usual region and credentials
+    make secret                 the deployed stack's secret: the stack and region the last
+                                `make deploy` saved in samconfig.toml (STACK and AWS_REGION
+                                choose others), with the AWS CLI's usual credentials
     make secret LOCAL=1         the secret `make dev` runs with (moto on SQS_PORT)
     SECRET_ARN=arn:...          any other secret, by ARN
 
@@ -27,22 +28,40 @@ import botocore.exceptions
 
 sys.path.insert(0, os.path.dirname(__file__))
 import local_aws  # noqa: E402
+import samconfig  # noqa: E402
+
+
+def stack():
+    """(stack name, region or None, where they came from): STACK and AWS_REGION (or
+    AWS_DEFAULT_REGION) first, then what samconfig.toml saved, then the AWS CLI's default."""
+    saved = samconfig.deploy_parameters()
+    name = os.environ.get("STACK") or saved.get("stack_name") or "nylas-webhook-sqs"
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    source = "AWS_REGION"
+    if not region and saved.get("region"):
+        region, source = saved["region"], samconfig.PATH
+    if not region:
+        region, source = boto3.session.Session().region_name, "the AWS CLI's configuration"
+    return name, region, source
 
 
 def secret_arn():
     """Where the secret lives: SECRET_ARN, the local one, or the stack's output WebhookSecretArn."""
     local = os.environ.get("LOCAL")
     if os.environ.get("SECRET_ARN"):
-        secrets = local_aws.client("secretsmanager") if local else boto3.client("secretsmanager")
+        secrets = local_aws.client("secretsmanager") if local else boto3.client("secretsmanager", region_name=stack()[1])
         return secrets, os.environ["SECRET_ARN"]
     if local:
         return local_aws.client("secretsmanager"), local_aws.local_secret_arn()
-    stack = os.environ.get("STACK") or "nylas-webhook-sqs"
-    described = boto3.client("cloudformation").describe_stacks(StackName=stack)
+    name, region, source = stack()
+    if not region:
+        sys.exit("no region: deploy with `make deploy` (samconfig.toml saves it), or set AWS_REGION")
+    print(f"stack {name} in {region} (the region from {source})")
+    described = boto3.client("cloudformation", region_name=region).describe_stacks(StackName=name)
     outputs = {o["OutputKey"]: o["OutputValue"] for o in described["Stacks"][0].get("Outputs", [])}
     if "WebhookSecretArn" not in outputs:
-        sys.exit(f"stack {stack} has no WebhookSecretArn output: deploy this template first")
-    return boto3.client("secretsmanager"), outputs["WebhookSecretArn"]
+        sys.exit(f"stack {name} has no WebhookSecretArn output: deploy this template first")
+    return boto3.client("secretsmanager", region_name=region), outputs["WebhookSecretArn"]
 
 
 def revoke_previous():
