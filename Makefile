@@ -15,14 +15,13 @@ SQS_PORT ?= 4566
 INVOKE_PORT ?= 9000
 QUEUE ?= nylas-webhooks
 export SQS_PORT INVOKE_PORT QUEUE
-STACK ?= nylas-webhook-sqs
 ARCH ?= arm64
 FUZZ_SECONDS ?= 120
 # SAM CLI: no telemetry, and cargo-lambda and zig from .venv on its PATH.
 SAM_BIN ?= $(VENV)/bin/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_BIN)
 
-.PHONY: help imports tools dev invoke queue consume secret revoke-previous deploy test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
+.PHONY: help imports tools dev invoke post queue dead-letters forget consume secret revoke-previous deploy test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -50,11 +49,17 @@ dev: $(TOOLS)
 # The helpers of `make dev` ask whether it runs (standard library only) before they install
 # anything: with nothing running they answer at once.
 
-## invoke: send a sample API Gateway event to `make dev` (EVENT=events/....json)
+## invoke: send a sample API Gateway event to `make dev`; fails unless the answer is 2xx (EVENT=events/....json)
 invoke:
 	@$(PYTHON) scripts/dev.py listening invoke
 	@$(MAKE) --no-print-directory --quiet tools
 	@$(VENV)/bin/python scripts/dev.py invoke $(EVENT)
+
+## post: sign a body with `make dev`'s secret and POST it to the function URL; fails unless the answer is 2xx (BODY=file.json)
+post:
+	@$(PYTHON) scripts/dev.py listening invoke
+	@$(MAKE) --no-print-directory --quiet tools
+	@$(VENV)/bin/python scripts/dev.py post "$(BODY)"
 
 ## queue: print, and remove, the messages `make dev` has forwarded
 queue:
@@ -62,30 +67,42 @@ queue:
 	@$(MAKE) --no-print-directory --quiet tools
 	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py show
 
+## dead-letters: print, and remove, what went to `make dev`'s dead-letter queue (after 5 receives, as deployed)
+dead-letters:
+	@$(PYTHON) scripts/dev.py listening sqs
+	@$(MAKE) --no-print-directory --quiet tools
+	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py show-dead-letters
+
+## forget: empty `make consume`'s idempotency table, so the consumer runs the next delivery of any notification again
+forget:
+	@$(PYTHON) scripts/dev.py listening sqs
+	@$(MAKE) --no-print-directory --quiet tools
+	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/local_aws.py forget
+
 ## consume: run the example consumer against `make dev`'s queue, with a local DynamoDB: each notification processed once, duplicates skipped (CONSUME_PORT)
 consume:
 	@$(PYTHON) scripts/dev.py listening sqs
 	@$(MAKE) --no-print-directory --quiet tools
 	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/consume.py
 
-## secret: store the webhook secret, read from the terminal (STACK=<name>; LOCAL=1 for make dev's)
+## secret: store the webhook secret, read from the terminal (the stack and region samconfig.toml saved, or STACK=<name> AWS_REGION=<region>; LOCAL=1 for make dev's)
 secret:
 	@if [ -n "$(LOCAL)" ]; then $(PYTHON) scripts/dev.py listening sqs; fi
 	@$(MAKE) --no-print-directory --quiet tools
 	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py
 
-## revoke-previous: stop the secret stored before the current one from verifying (STACK=<name>; LOCAL=1 for make dev's)
+## revoke-previous: stop the secret stored before the current one from verifying (the stack and region samconfig.toml saved, or STACK=<name> AWS_REGION=<region>; LOCAL=1 for make dev's)
 revoke-previous:
 	@if [ -n "$(LOCAL)" ]; then $(PYTHON) scripts/dev.py listening sqs; fi
 	@$(MAKE) --no-print-directory --quiet tools
 	@LOCAL=$(LOCAL) STACK=$(STACK) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
 		$(VENV)/bin/python scripts/secret.py revoke-previous
 
-## deploy: sam deploy --guided, with the tools from .venv on its PATH (after make build; RANDOM_PATH=1 puts a random segment in the URL when none is saved; every saved setting is kept)
+## deploy: sam deploy --guided for the architecture make build built, with the tools from .venv on its PATH (RANDOM_PATH=1 puts a random segment in the URL when none is saved; every saved setting is kept)
 deploy: $(TOOLS)
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" RANDOM_PATH=$(RANDOM_PATH) \
-		$(VENV)/bin/python scripts/deploy.py $(SAM_BIN)
+		ARCH=$(if $(filter file,$(origin ARCH)),,$(ARCH)) $(VENV)/bin/python scripts/deploy.py $(SAM_BIN)
 
 ## test: formatting, lints, template checks, unit, property, integration, doc and make dev tests
 test: $(TOOLS) lint
@@ -122,10 +139,12 @@ build: $(TOOLS)
 	@if [ "$(ARCH)" = arm64 ] && ! rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu; then \
 		echo "build: the Rust target aarch64-unknown-linux-gnu is not installed." >&2; \
 		echo "       Add it with 'rustup target add aarch64-unknown-linux-gnu', or build for x86_64:" >&2; \
-		echo "       make build ARCH=x86_64, then deploy with Architecture=x86_64." >&2; \
+		echo "       make build ARCH=x86_64 (make deploy then deploys x86_64)." >&2; \
 		exit 1; \
 	fi
-	$(SAM) build --parameter-overrides Architecture=$(ARCH)
+	@# sam build shows nothing of cargo's progress: a line at least every 30 s says it works.
+	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(PYTHON) scripts/progress.py build \
+		$(SAM_BIN) build --parameter-overrides Architecture=$(ARCH)
 	@$(PYTHON) scripts/artifact.py .aws-sam/build/ReceiverFunction/bootstrap
 	@$(PYTHON) scripts/artifact.py .aws-sam/build/ConsumerFunction/bootstrap
 

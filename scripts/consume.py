@@ -6,8 +6,10 @@ the code changes) on CONSUME_PORT, and plays Lambda's SQS event source: it recei
 up to 10 messages, invokes the function with each, deletes what the function processed and
 leaves what it returned to come back after the visibility timeout (VISIBILITY seconds), as an
 event source mapping with ReportBatchItemFailures does. Each notification is printed as it is
-processed, and duplicates as they are skipped. Stops on Ctrl-C, SIGTERM or SIGHUP (exiting 0).
-The consumer's log lines go to .local/dev-<SQS_PORT>/consumer.log.
+processed, and duplicates as they are skipped. A message returned five times goes to the
+dead-letter queue, by the queue's redrive policy as deployed, and is reported when it does.
+Stops on Ctrl-C, SIGTERM or SIGHUP (exiting 0). The consumer's log lines go to
+.local/dev-<SQS_PORT>/consumer.log.
 
 Settings come from the environment: SQS_PORT (4566), QUEUE (nylas-webhooks), CONSUME_PORT
 (9001), TABLE (nylas-idempotency), VISIBILITY (5), and BATCHES (stop after that many non-empty
@@ -28,30 +30,40 @@ import local_aws
 
 FUNCTION = "nylas-webhook-consumer"
 PORT = int(os.environ.get("CONSUME_PORT") or 9001)
-TABLE = os.environ.get("TABLE") or "nylas-idempotency"
+TABLE = local_aws.TABLE
 VISIBILITY = int(os.environ.get("VISIBILITY") or 5)
 BATCHES = int(os.environ.get("BATCHES") or 0)
 LOG = dev.LOGS / "consumer.log"
 
 
+WHAT = {"duplicate": "duplicate, skipped", "in_progress": "in progress, returned",
+        "behind_failure": "behind a failure, returned", "failed": "failed, returned"}
+
+
+def row(line):
+    """One of the consumer's log lines for people: outcome, type, then the id, which may be
+    long, last; a failure's reason on a line of its own below. None for other lines."""
+    outcome = line.get("outcome") if isinstance(line, dict) else None
+    if outcome is None:
+        return None
+    text = f"  {WHAT.get(outcome, outcome):<26} {line.get('nylas_type') or '-':<44} {line.get('nylas_id')}"
+    if outcome == "failed":
+        text += f"\n      {line.get('message')}"
+    return text
+
+
 def show(pipe):
-    """Prints the consumer's lines for people (outcome, type, nylas-id), all to the log."""
+    """Prints the consumer's lines for people (`row`), all to the log."""
     with open(LOG, "ab") as log:
         for raw in iter(pipe.readline, b""):
             log.write(raw)
             log.flush()
             try:
-                line = json.loads(raw)
+                text = row(json.loads(raw))
             except ValueError:
                 continue
-            outcome = line.get("outcome") if isinstance(line, dict) else None
-            if outcome is None:
-                continue
-            what = {"duplicate": "duplicate, skipped", "in_progress": "in progress elsewhere, returned",
-                    "behind_failure": "behind a failure in its group, returned"}.get(outcome, outcome)
-            if outcome == "failed":
-                what = f"failed, returned: {line.get('message')}"
-            print(f"  {what:<20} {line.get('nylas_type') or '-':<28} {line.get('nylas_id')}", flush=True)
+            if text is not None:
+                print(text, flush=True)
 
 
 def event(messages, queue_arn):
@@ -90,11 +102,17 @@ def poll(watch):
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     print(f"make consume: reading {url}; send events with `make invoke` (Ctrl-C stops)", flush=True)
     batches = 0
+    dead = local_aws.dead_letters_waiting(sqs)
     while watch.poll() is None and (BATCHES == 0 or batches < BATCHES):
         messages = sqs.receive_message(
             QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=VISIBILITY,
             MessageAttributeNames=["All"], AttributeNames=["All"],
         ).get("Messages", [])
+        now_dead = local_aws.dead_letters_waiting(sqs)
+        if now_dead > dead:
+            print(f"  {now_dead - dead} message(s) received {local_aws.MAX_RECEIVE_COUNT} times moved to the "
+                  f"dead-letter queue {local_aws.DEAD_LETTERS} (`make dead-letters` shows them)", flush=True)
+        dead = now_dead
         if not messages:
             continue
         batches += 1

@@ -5,11 +5,14 @@ the webhook secret (holding the sample secret), builds the function, and runs it
 Lambda Runtime API emulator (`cargo lambda watch`, which rebuilds it when the code changes) on
 INVOKE_PORT. It refuses to start when a port is taken, and stops everything it started on
 Ctrl-C, SIGTERM or SIGHUP (exiting 0). Its logs go to .local/dev-<SQS_PORT>/: moto.log, and
-function.log (the function's log lines, shown in the terminal too). Edits under src/ or to
-Cargo.toml rebuild the function; .cargolambdaignore lists what restarts nothing.
+function.log (the function's log lines, shown in the terminal too). Edits under src/, contract/ or to
+Cargo.toml rebuild the function; .cargolambdaignore lists what restarts nothing, and consumer/
+restarts only `make consume`'s emulator.
 
     python scripts/dev.py                  run (what `make dev` does)
     python scripts/dev.py invoke EVENT     send a sample event (what `make invoke` does)
+    python scripts/dev.py post BODY        sign a body with the local secret and POST it to
+                                           the function URL (what `make post` does)
     python scripts/dev.py listening NAME   exit 1 with one line unless SQS_PORT or
                                            INVOKE_PORT (NAME: sqs or invoke) is served
 
@@ -141,7 +144,54 @@ def invoke(event):
         output = sent.stdout.read()
         print(output, end="")
         print_hint(output)
-        sys.exit(sent.returncode)
+        if sent.returncode != 0:
+            sys.exit(sent.returncode)
+        try:
+            answer = json.loads(output.strip().splitlines()[-1])
+            status, reason = int(answer["statusCode"]), answer.get("body") or ""
+        except (ValueError, IndexError, KeyError, TypeError):
+            sys.exit("make invoke: the answer above is not an API Gateway response")
+        exit_for(status, reason, "make invoke")
+
+
+def exit_for(status, reason, command):
+    """Exits 0 on a 2xx answer; otherwise 1, after a line naming the status (on standard
+    error), so that a script or CI step that sends an event sees the failure."""
+    if 200 <= status < 300:
+        sys.exit(0)
+    sys.exit(f"{command}: the function answered {status} {reason}".rstrip())
+
+
+def post(body_file):
+    """Signs the file's bytes with the secret the local function verifies with (the current
+    version in the local Secrets Manager) as the sender signs them, and POSTs them to the
+    function URL; prints the answer."""
+    import urllib.error
+    import urllib.request
+
+    import local_aws
+    import sign_events
+
+    path = pathlib.Path(body_file)
+    if not body_file or not path.is_file():
+        sys.exit(f"make post: no file {body_file!r}: name the body to send, BODY=<file.json>")
+    listening("invoke")
+    body = path.read_bytes()
+    secrets = local_aws.client("secretsmanager", f"http://127.0.0.1:{PORTS['sqs']}")
+    secret = secrets.get_secret_value(SecretId=local_aws.SECRET)["SecretString"].strip()
+    header, prefix = sign_events.sender()
+    url = f"http://127.0.0.1:{PORTS['invoke']}/lambda-url/{FUNCTION}/webhook"
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": "application/json", header: sign_events.sign(secret, body, prefix)})
+    try:
+        with urllib.request.urlopen(request, timeout=INVOKE_WITHIN) as answer:
+            status, reason = answer.status, answer.read().decode(errors="replace")
+    except urllib.error.HTTPError as answer:
+        status, reason = answer.code, answer.read().decode(errors="replace")
+    except OSError as error:
+        sys.exit(f"make post: no answer from {url}: {error}")
+    print(f"{status} {reason}".rstrip())
+    exit_for(status, reason, "make post")
 
 
 def restarted_since(log, mark):
@@ -176,12 +226,12 @@ again: `make sign-events`. If you stored another secret (`{with_settings('make s
 sign with it: `make sign-events SECRET=<it>`. README, "Sample events".""")
 
 
-def start(command, log):
+def start(command, log, env=None):
     """A child in a session of its own, so that stopping it stops everything it started, and
     which Linux stops if this process dies without stopping it (PR_SET_PDEATHSIG)."""
     libc = ctypes.CDLL(None, use_errno=True)
     return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            cwd=ROOT, preexec_fn=lambda: libc.prctl(1, signal.SIGTERM))
+                            cwd=ROOT, env=env, preexec_fn=lambda: libc.prctl(1, signal.SIGTERM))
 
 
 def stop(children):
@@ -247,9 +297,13 @@ def run():
         print("Building the function (the emulator runs this build) ...", flush=True)
         if subprocess.run(["cargo", "build", "--bin", FUNCTION], cwd=ROOT).returncode != 0:
             raise SystemExit("make dev: the function does not build: see cargo's output above")
+        # The consumer is not the function: editing it must not restart it (the root's
+        # .cargolambdaignore serves `make consume`'s emulator too, which must restart).
+        ignore = logs / "receiver.cargolambdaignore"
+        ignore.write_text("consumer/\n")
         watch = start([str(VENV / "cargo-lambda"), "lambda", "watch", "--invoke-address", "127.0.0.1",
                        "--invoke-port", str(PORTS["invoke"]), "--env-file", str(env_file)],
-                      subprocess.PIPE)
+                      subprocess.PIPE, {**os.environ, "CARGO_LAMBDA_IGNORE_FILE": str(ignore)})
         children.append(watch)
         threading.Thread(target=tee, args=(watch.stdout, logs / "function.log"), daemon=True).start()
         wait_for(PORTS["invoke"], watch, "cargo lambda watch")
@@ -289,13 +343,20 @@ def banner(created, endpoint):
         sends a sample event
     {with_settings('make queue')}
         prints (and removes) what reached the queue
+    {with_settings('make consume')}
+        runs the example consumer on the queue (each notification once)
+    {with_settings('make forget')}
+        lets the consumer run a notification it has seen again
+    {with_settings('make post BODY=<file.json>')}
+        signs any body with the local secret and sends it
     {with_settings('make secret LOCAL=1')}
         stores another secret, as after a rotation
     curl '{url}?challenge=hello'
 
   Edit and invoke: a change under src/ or to Cargo.toml rebuilds the function (an invoke
-  sent meanwhile waits for the build); edits to events/ restart nothing (after editing one,
-  `make sign-events`).
+  sent meanwhile waits for the build; `ERROR command killed code=ForceStop` is the emulator
+  stopping the old build); edits to events/ or consumer/ restart nothing (after editing an
+  event, `make sign-events`).
 
   Stop with Ctrl-C. The function's log lines: {LOGS / 'function.log'}
   (moto's: {LOGS / 'moto.log'})
@@ -307,6 +368,8 @@ if __name__ == "__main__":
         run()
     elif sys.argv[1:2] == ["invoke"] and len(sys.argv) == 3:
         invoke(sys.argv[2])
+    elif sys.argv[1:2] == ["post"] and len(sys.argv) == 3:
+        post(sys.argv[2])
     elif sys.argv[1:2] == ["listening"] and sys.argv[2:] in (["sqs"], ["invoke"]):
         listening(sys.argv[2])
     else:

@@ -1,12 +1,16 @@
-"""The local AWS that `make dev` runs the function against: a queue and a webhook secret on the
-moto server it starts (moto serves SQS, Secrets Manager and DynamoDB on one port), and the
-consumer's idempotency table (`create_table`, for make consume and make coldstart-consumer).
+"""The local AWS that `make dev` runs the function against: a queue with its dead-letter queue
+and the deployed redrive policy, and a webhook secret, on the moto server it starts (moto serves
+SQS, Secrets Manager and DynamoDB on one port), and the consumer's idempotency table
+(`create_table`, for make consume and make coldstart-consumer).
 
-    python scripts/local_aws.py create   # create both (if absent); print the function's settings
+    python scripts/local_aws.py create   # create them (if absent); print the function's settings
     python scripts/local_aws.py show     # print and remove every message in the queue
+    python scripts/local_aws.py show-dead-letters   # the same, in the dead-letter queue
+    python scripts/local_aws.py forget   # empty the idempotency table (`make forget`)
 
 Runs with the project's virtualenv (boto3 comes with moto). Settings come from the
-environment: SQS_ENDPOINT (default http://127.0.0.1:4566) and QUEUE (default nylas-webhooks).
+environment: SQS_ENDPOINT (default http://127.0.0.1:4566), QUEUE (default nylas-webhooks) and
+TABLE (default nylas-idempotency).
 """
 
 import json
@@ -17,6 +21,11 @@ import boto3
 
 ENDPOINT = os.environ.get("SQS_ENDPOINT", "http://127.0.0.1:4566")
 QUEUE = os.environ.get("QUEUE", "nylas-webhooks")
+# Named as template.yaml names the stack's: <stack>-notifications, <stack>-dead-letters.
+DEAD_LETTERS = f"{QUEUE}-dead-letters"
+# template.yaml's RedrivePolicy: a message received this many times goes to the dead letters.
+MAX_RECEIVE_COUNT = 5
+TABLE = os.environ.get("TABLE") or "nylas-idempotency"
 # The local secret's name, and the value the sample events in events/ are signed with.
 SECRET = "nylas-webhook-secret"
 SAMPLE_SECRET = "nylas-sample-secret"
@@ -59,16 +68,35 @@ def create_table(name, endpoint=None):
 
 
 def create():
-    print(f"QUEUE_URL={client('sqs').create_queue(QueueName=QUEUE)['QueueUrl']}")
+    sqs = client("sqs")
+    dead_letters = sqs.create_queue(QueueName=DEAD_LETTERS)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": MAX_RECEIVE_COUNT})
+    url = sqs.create_queue(QueueName=QUEUE, Attributes={"RedrivePolicy": redrive})["QueueUrl"]
+    print(f"QUEUE_URL={url}")
     print(f"NYLAS_WEBHOOK_SECRET_ARN={local_secret_arn()}")
 
 
-def show():
+def forget():
+    """Empties the idempotency table, so that the next delivery of every notification runs the
+    handler again, as if it had never been seen."""
+    dynamodb = client("dynamodb")
+    if TABLE not in dynamodb.list_tables()["TableNames"]:
+        sys.exit(f"no table {TABLE} at {ENDPOINT}: `make consume` creates it")
+    count = 0
+    for page in dynamodb.get_paginator("scan").paginate(TableName=TABLE, ProjectionExpression="id"):
+        for item in page["Items"]:
+            dynamodb.delete_item(TableName=TABLE, Key={"id": item["id"]})
+            count += 1
+    print(f"forgot {count} notification(s) in {TABLE}: the next delivery of each runs the handler again")
+
+
+def show(queue=QUEUE):
     sqs = client("sqs")
     try:
-        url = sqs.get_queue_url(QueueName=QUEUE)["QueueUrl"]
+        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
     except sqs.exceptions.QueueDoesNotExist:
-        sys.exit(f"no queue {QUEUE} at {ENDPOINT}: is `make dev` running?")
+        sys.exit(f"no queue {queue} at {ENDPOINT}: is `make dev` running?")
     count = 0
     while True:
         reply = sqs.receive_message(
@@ -87,11 +115,24 @@ def show():
             print(json.dumps(attributes, indent=2))
             print(message["Body"])
             sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    print(f"{count} message(s) read and removed from {QUEUE}")
+    print(f"{count} message(s) read and removed from {queue}")
+    if queue == QUEUE:
+        waiting = dead_letters_waiting(sqs)
+        if waiting:
+            print(f"{waiting} message(s) in the dead-letter queue {DEAD_LETTERS}: `make dead-letters` shows them")
+
+
+def dead_letters_waiting(sqs):
+    try:
+        url = sqs.get_queue_url(QueueName=DEAD_LETTERS)["QueueUrl"]
+    except sqs.exceptions.QueueDoesNotExist:
+        return 0
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+    return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
 if __name__ == "__main__":
-    commands = {"create": create, "show": show}
+    commands = {"create": create, "show": show, "show-dead-letters": lambda: show(DEAD_LETTERS), "forget": forget}
     if len(sys.argv) != 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]]()

@@ -232,7 +232,7 @@ class DevTest(unittest.TestCase):
         self.assertTrue(any('"outcome":"forwarded"' in line for line in lines), lines)
         self.assertIn('"outcome":"forwarded"', dev.text(), "and in the terminal")
 
-    def test_editing_events_docs_tests_or_scripts_restarts_nothing(self):
+    def test_editing_events_docs_tests_scripts_or_the_consumer_restarts_nothing(self):
         dev = self.start()
         log = self.function_log(dev)
         # The emulator starts the function at the first invoke.
@@ -240,7 +240,7 @@ class DevTest(unittest.TestCase):
         self.assertEqual(code, 0, output)
         started = log.read_text().count("Running `")
         for path in ("events/v3-grant-created.json", "docs/performance.md", "tests/summary.py",
-                     "scripts/local_aws.py", "README.md"):
+                     "scripts/local_aws.py", "README.md", "consumer/src/lib.rs"):
             (ROOT / path).touch()
         for delay in (0, 0.5, 2):
             (ROOT / "events" / "v3-message-created.json").touch()
@@ -335,25 +335,94 @@ class DevTest(unittest.TestCase):
         self.assertIn("tools: installing cargo-lambda", steps[1])
         self.assertRegex(output, r"  pip: Successfully installed .*cargo-lambda")
 
-    def test_make_consume_processes_each_notification_once_and_skips_the_retry(self):
+    def test_make_consume_processes_each_notification_once_skips_the_retry_and_forget_resets(self):
         dev = self.start()
         settings = {**dev.settings, "CONSUME_PORT": str(free_port()), "BATCHES": "1"}
         outputs = []
-        # Nylas's retry of a notification is the same notification: the sample event twice.
-        for _ in range(2):
+        # Nylas's retry of a notification is the same notification: the sample event twice,
+        # then once more after `make forget`.
+        for forget in (False, False, True):
+            if forget:
+                code, output = make("forget", settings=dev.settings)
+                self.assertEqual(code, 0, output)
+                self.assertIn("forgot 1 notification(s) in nylas-idempotency", output)
             code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
             self.assertEqual(code, 0, output)
             code, output = make("consume", settings=settings, timeout=READY_WITHIN)
             self.assertEqual(code, 0, output)
             outputs.append(output)
-        first, second = outputs
+        first, second, after_forget = outputs
         self.assertRegex(first, r"  processed +message\.created +\S+", first)
         self.assertRegex(second, r"  duplicate, skipped +message\.created +\S+", second)
         self.assertNotIn("processed", second.split("batch of 1:")[1])
+        self.assertRegex(after_forget, r"  processed +message\.created +\S+", "run again after make forget")
         code, output = make("queue", settings=dev.settings)
-        self.assertIn("0 message(s) read", output, "both deleted from the queue")
+        self.assertIn("0 message(s) read", output, "all deleted from the queue")
         log = ROOT / ".local" / f"dev-{dev.settings['SQS_PORT']}" / "consumer.log"
         self.assertIn('"outcome":"duplicate"', log.read_text())
+
+    def test_a_message_failing_five_times_goes_to_the_local_dead_letter_queue(self):
+        dev = self.start()
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import local_aws
+        sqs = local_aws.client("sqs", f"http://127.0.0.1:{dev.settings['SQS_PORT']}")
+        url = sqs.get_queue_url(QueueName=dev.settings["QUEUE"])["QueueUrl"]
+        # Not from the receiver (no nylas-id): the consumer fails on it every time.
+        sqs.send_message(QueueUrl=url, MessageBody='{"not": "a notification"}')
+        settings = {**dev.settings, "CONSUME_PORT": str(free_port()), "BATCHES": "5", "VISIBILITY": "0"}
+        code, output = make("consume", settings=settings, timeout=READY_WITHIN)
+        self.assertEqual(code, 0, output)
+        self.assertEqual(output.count("failed, returned"), 5, output)
+        code, output = make("queue", settings=dev.settings)
+        self.assertIn("0 message(s) read", output, "the sixth receive moved it")
+        self.assertIn(f"1 message(s) in the dead-letter queue {dev.settings['QUEUE']}-dead-letters", output)
+        code, output = make("dead-letters", settings=dev.settings)
+        self.assertEqual(code, 0, output)
+        self.assertIn('{"not": "a notification"}', output)
+        self.assertIn(f"1 message(s) read and removed from {dev.settings['QUEUE']}-dead-letters", output)
+
+    def test_make_consume_keeps_its_columns_for_long_types_and_ids_and_puts_a_reason_below(self):
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import consume
+        rows = [consume.row({"outcome": outcome, "nylas_type": kind, "nylas_id": "x" * 128, "message": "why"})
+                for outcome, kind in (("processed", "message.updated.truncated.transformed"),
+                                      ("behind_failure", "grant.created"), ("failed", "message.created"))]
+        first_lines = [text.splitlines()[0] for text in rows]
+        self.assertEqual({line.index("x" * 128) for line in first_lines}, {74}, first_lines)
+        self.assertEqual(rows[2].splitlines()[1], "      why")
+        self.assertIsNone(consume.row({"level": "INFO", "message": "started"}))
+
+    def test_make_invoke_and_make_post_fail_on_an_answer_that_is_not_2xx_after_printing_it(self):
+        dev = self.start()
+        code, output = make("invoke", "EVENT=events/v3-unsigned.json", settings=dev.settings)
+        self.assertNotEqual(code, 0, output)
+        self.assertIn('"statusCode":401', output)
+        self.assertIn("make invoke: the function answered 401 missing_signature", output)
+        self.assertLess(output.index('"statusCode":401'), output.index("make invoke: the function answered"))
+        code, output = make("invoke", "EVENT=events/challenge.json", settings=dev.settings)
+        self.assertEqual(code, 0, output)
+        # `make post` signs with the secret stored now: another one, with the sample secret
+        # revoked (before any POST, so the function never kept it).
+        code, output = make("secret", "LOCAL=1", settings=dev.settings, stdin="another-secret\n")
+        self.assertEqual(code, 0, output)
+        code, output = make("revoke-previous", "LOCAL=1", settings=dev.settings)
+        self.assertEqual(code, 0, output)
+        body = pathlib.Path(tempfile.mkdtemp()) / "mine.json"
+        self.addCleanup(shutil.rmtree, body.parent)
+        body.write_text('{"specversion": "1.0", "type": "message.created", "id": "make-post-1",'
+                        ' "data": {"object": {"grant_id": "g-post"}}}')
+        code, output = make("post", f"BODY={body}", settings=dev.settings)
+        self.assertEqual((code, output.strip().splitlines()[-1]), (0, "200"), output)
+        code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
+        self.assertNotEqual(code, 0, "signed with the sample secret, which no longer verifies")
+        self.assertIn("make invoke: the function answered 503 signature_mismatch", output)
+        code, output = make("queue", settings=dev.settings)
+        self.assertIn('"nylas-id": "make-post-1"', output)
+        self.assertIn(body.read_text(), output, "the exact bytes")
+        self.assertIn("1 message(s) read", output)
+        code, output = make("post", "BODY=does-not-exist.json", settings=dev.settings)
+        self.assertNotEqual(code, 0, output)
+        self.assertIn("make post: no file 'does-not-exist.json'", output)
 
     def test_make_alone_lists_every_target(self):
         code, output = make(settings={})
@@ -365,27 +434,40 @@ class DevTest(unittest.TestCase):
             self.assertIn(f"make {target} ", output, f"{target} is not listed")
 
 
+def elf(machine):
+    """The first bytes of an ELF executable for `machine` (e_machine at offset 18)."""
+    return b"\x7fELF" + b"\0" * 14 + machine.to_bytes(2, "little") + b"\0" * 44
+
+
 class DeployTest(unittest.TestCase):
-    """`make deploy` with a stand-in `sam` that records its arguments."""
+    """`make deploy` with a stand-in `sam` that records its arguments, over a stand-in build."""
 
     SAVED = (
         'version = 0.1\n[default.deploy.parameters]\ncapabilities = "CAPABILITY_IAM"\n'
         'parameter_overrides = "QueueType=\\"fifo\\" AlarmEmail=\\"ops@example.com\\" '
-        'WebhookPath=\\"/webhook/kept\\""\n'
+        'WebhookPath=\\"/webhook/kept\\" Architecture=\\"x86_64\\""\n'
     )
 
-    def deploy(self, samconfig, **settings):
+    def deploy(self, samconfig, built="x86_64", expect=0, **settings):
+        """(sam's arguments, or None if it did not run; make's output)."""
         with tempfile.TemporaryDirectory() as folder:
             folder = pathlib.Path(folder)
             config = folder / "samconfig.toml"
             if samconfig is not None:
                 config.write_text(samconfig)
+            for function in ("ReceiverFunction", "ConsumerFunction") if built else ():
+                (folder / "build" / function).mkdir(parents=True)
+                (folder / "build" / function / "bootstrap").write_bytes(elf({"x86_64": 62, "arm64": 183}[built]))
             recorded, sam = folder / "args", folder / "sam"
             sam.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {recorded}\n')
             sam.chmod(0o755)
-            code, output = make("deploy", settings={"SAM_BIN": str(sam), "SAMCONFIG": str(config), **settings})
-            self.assertEqual(code, 0, output)
-            return recorded.read_text().splitlines(), output
+            code, output = make("deploy", settings={"SAM_BIN": str(sam), "SAMCONFIG": str(config),
+                                                    "BUILD_DIR": str(folder / "build"), **settings})
+            self.assertEqual(code != 0, expect != 0, output)
+            return (recorded.read_text().splitlines() if recorded.exists() else None), output
+
+    def overrides(self, args):
+        return args[args.index("--parameter-overrides") + 1:]
 
     def test_a_second_deploy_with_random_path_keeps_the_path_and_every_saved_setting(self):
         args, output = self.deploy(self.SAVED, RANDOM_PATH="1")
@@ -396,15 +478,81 @@ class DeployTest(unittest.TestCase):
     def test_a_first_deploy_with_random_path_makes_one_and_keeps_the_other_saved_settings(self):
         saved = self.SAVED.replace(' WebhookPath=\\"/webhook/kept\\"', "")
         args, _ = self.deploy(saved, RANDOM_PATH="1")
-        overrides = args[args.index("--parameter-overrides") + 1:]
-        self.assertEqual(overrides[:2], ["QueueType=fifo", "AlarmEmail=ops@example.com"])
-        self.assertRegex(overrides[2], r"^WebhookPath=/webhook/[0-9a-f]{32}$")
+        overrides = self.overrides(args)
+        self.assertEqual(overrides[:3], ["QueueType=fifo", "AlarmEmail=ops@example.com", "Architecture=x86_64"])
+        self.assertRegex(overrides[3], r"^WebhookPath=/webhook/[0-9a-f]{32}$")
         args, _ = self.deploy(None, RANDOM_PATH="1")
-        self.assertRegex(args[-1], r"^WebhookPath=/webhook/[0-9a-f]{32}$", "no samconfig at all")
+        self.assertEqual(self.overrides(args)[0], "Architecture=x86_64", "no samconfig at all")
+        self.assertRegex(args[-1], r"^WebhookPath=/webhook/[0-9a-f]{32}$")
 
-    def test_a_deploy_without_random_path_passes_no_override(self):
+    def test_a_deploy_without_random_path_passes_no_override_once_the_architecture_is_saved(self):
         args, _ = self.deploy(self.SAVED)
         self.assertNotIn("--parameter-overrides", args)
+
+    def test_the_architecture_make_build_built_is_carried_into_the_first_deploy(self):
+        for built in ("x86_64", "arm64"):
+            args, output = self.deploy(None, built=built)
+            self.assertEqual(self.overrides(args), [f"Architecture={built}"])
+            self.assertIn(f"deploy: Architecture={built}, as `make build` built it", output)
+        saved = self.SAVED.replace(' Architecture=\\"x86_64\\"', "")
+        args, _ = self.deploy(saved, built="arm64")
+        self.assertEqual(self.overrides(args), ["QueueType=fifo", "AlarmEmail=ops@example.com",
+                                                "WebhookPath=/webhook/kept", "Architecture=arm64"])
+
+    def test_a_mismatch_between_the_build_and_the_stack_is_refused_before_sam_runs(self):
+        args, output = self.deploy(self.SAVED, built="arm64", expect=1)
+        self.assertIsNone(args, "sam did not run")
+        self.assertIn("the stack is saved with Architecture=x86_64", output)
+        self.assertIn("`make build ARCH=x86_64`, or `make deploy ARCH=arm64`", output)
+        args, output = self.deploy(None, built="x86_64", expect=1, ARCH="arm64")
+        self.assertIsNone(args)
+        self.assertIn("ARCH=arm64, but the package in .aws-sam/build is x86_64", output)
+        args, output = self.deploy(None, built=None, expect=1)
+        self.assertIsNone(args)
+        self.assertIn("nothing built", output)
+        # Moving a saved stack to another architecture is said with ARCH.
+        args, _ = self.deploy(self.SAVED, built="arm64", ARCH="arm64")
+        self.assertEqual(self.overrides(args)[-1], "Architecture=arm64")
+        self.assertEqual(len(self.overrides(args)), 4, "the saved settings with it")
+
+
+class BuildTest(unittest.TestCase):
+    def test_a_silent_build_prints_a_line_at_least_every_period_and_keeps_its_status(self):
+        with tempfile.TemporaryDirectory() as folder:
+            sam = pathlib.Path(folder) / "sam"
+            sam.write_text("#!/bin/sh\necho 'Building codeuri'\nsleep 3.5\necho done\nexit 3\n")
+            sam.chmod(0o755)
+            done = subprocess.run([sys.executable, str(ROOT / "scripts" / "progress.py"), "build", str(sam)],
+                                  capture_output=True, text=True, env={**os.environ, "EVERY": "1"}, timeout=60)
+        self.assertEqual(done.returncode, 3, "the command's status")
+        lines = done.stdout.splitlines()
+        self.assertEqual((lines[0], lines[-1]), ("Building codeuri", "done"), lines)
+        ticks = [line for line in lines if line.startswith("build: still building (0 min 0")]
+        self.assertGreaterEqual(len(ticks), 2, lines)
+        self.assertIn("build: $(PYTHON) scripts/progress.py build", (ROOT / "Makefile").read_text().replace(
+            'SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" ', "build: "))
+
+
+class SecretTest(unittest.TestCase):
+    def secret(self, samconfig, **settings):
+        with tempfile.TemporaryDirectory() as folder:
+            config = pathlib.Path(folder) / "samconfig.toml"
+            config.write_text(samconfig)
+            environment = {"SAMCONFIG": str(config), "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+                           "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}", "AWS_MAX_ATTEMPTS": "1",
+                           "AWS_REGION": "", "AWS_DEFAULT_REGION": "", **settings}
+            return make("secret", settings=environment, stdin="a-secret\n")
+
+    def test_make_secret_uses_the_stack_and_region_the_deploy_saved_or_aws_region(self):
+        saved = ('version = 0.1\n[default.deploy.parameters]\nstack_name = "staging-webhooks"\n'
+                 'region = "eu-west-3"\n')
+        code, output = self.secret(saved)
+        self.assertNotEqual(code, 0, "nothing listens at the endpoint")
+        self.assertIn(f"stack staging-webhooks in eu-west-3 (the region from ", output)
+        self.assertIn("the secret was not stored", output)
+        code, output = self.secret(saved, AWS_REGION="ap-southeast-2", STACK="prod")
+        self.assertIn("stack prod in ap-southeast-2 (the region from AWS_REGION)", output)
+        self.assertNotIn("a-secret", output)
 
 
 if __name__ == "__main__":

@@ -209,6 +209,13 @@ class QueueTest(unittest.TestCase):
         target = self.queue["RedrivePolicy"]["deadLetterTargetArn"]
         self.assertEqual(target, {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]})
 
+    def test_make_dev_s_queues_are_named_and_redriven_as_deployed(self):
+        local = (ROOT / "scripts" / "local_aws.py").read_text()
+        count = int(re.search(r"^MAX_RECEIVE_COUNT = (\d+)$", local, re.M)[1])
+        self.assertEqual(count, self.queue["RedrivePolicy"]["maxReceiveCount"])
+        self.assertTrue(self.dead_letters["QueueName"]["Fn::If"][2]["Fn::Sub"].endswith("-dead-letters"))
+        self.assertIn('DEAD_LETTERS = f"{QUEUE}-dead-letters"', local)
+
 
 class SecretTest(unittest.TestCase):
     def test_no_output_and_no_saved_setting_names_a_secret_value(self):
