@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 120
 SAM_BIN ?= $(VENV)/bin/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_BIN)
 
-.PHONY: help imports tools dev invoke post queue dead-letters forget consume secret revoke-previous deploy test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
+.PHONY: help imports tools dev invoke post queue dead-letters forget consume secret revoke-previous deploy logs test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -103,6 +103,10 @@ revoke-previous:
 deploy: $(TOOLS)
 	SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" RANDOM_PATH=$(RANDOM_PATH) \
 		ARCH=$(if $(filter file,$(origin ARCH)),,$(ARCH)) $(VENV)/bin/python scripts/deploy.py $(SAM_BIN)
+
+## logs: follow the deployed functions' log lines (the stack and region samconfig.toml saved, or STACK=<name> AWS_REGION=<region>; FILTER=<text>)
+logs: $(TOOLS)
+	$(SAM) logs $$($(VENV)/bin/python scripts/samconfig.py stack) --tail $(if $(FILTER),--filter '$(FILTER)')
 
 ## test: formatting, lints, template checks, unit, property, integration, doc and make dev tests
 test: $(TOOLS) lint

@@ -13,7 +13,7 @@ Stops on Ctrl-C, SIGTERM or SIGHUP (exiting 0). The consumer's log lines go to
 
 Settings come from the environment: SQS_PORT (4566), QUEUE (nylas-webhooks), CONSUME_PORT
 (9001), TABLE (nylas-idempotency), VISIBILITY (5), and BATCHES (stop after that many non-empty
-batches; for tests).
+batches and one more receive; for tests).
 """
 
 import json
@@ -103,16 +103,21 @@ def poll(watch):
     print(f"make consume: reading {url}; send events with `make invoke` (Ctrl-C stops)", flush=True)
     batches = 0
     dead = local_aws.dead_letters_waiting(sqs)
-    while watch.poll() is None and (BATCHES == 0 or batches < BATCHES):
+    while watch.poll() is None:
+        # After BATCHES batches, one more receive that holds nothing back: it lets the redrive
+        # move what is due, and reports it.
+        last = BATCHES and batches >= BATCHES
         messages = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1, VisibilityTimeout=VISIBILITY,
-            MessageAttributeNames=["All"], AttributeNames=["All"],
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+            VisibilityTimeout=0 if last else VISIBILITY, MessageAttributeNames=["All"], AttributeNames=["All"],
         ).get("Messages", [])
         now_dead = local_aws.dead_letters_waiting(sqs)
         if now_dead > dead:
             print(f"  {now_dead - dead} message(s) received {local_aws.MAX_RECEIVE_COUNT} times moved to the "
                   f"dead-letter queue {local_aws.DEAD_LETTERS} (`make dead-letters` shows them)", flush=True)
         dead = now_dead
+        if last:
+            break
         if not messages:
             continue
         batches += 1

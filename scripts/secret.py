@@ -32,17 +32,9 @@ import samconfig  # noqa: E402
 
 
 def stack():
-    """(stack name, region or None, where they came from): STACK and AWS_REGION (or
-    AWS_DEFAULT_REGION) first, then what samconfig.toml saved, then the AWS CLI's default."""
-    saved = samconfig.deploy_parameters()
-    name = os.environ.get("STACK") or saved.get("stack_name") or "nylas-webhook-sqs"
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    source = "AWS_REGION"
-    if not region and saved.get("region"):
-        region, source = saved["region"], samconfig.PATH
-    if not region:
-        region, source = boto3.session.Session().region_name, "the AWS CLI's configuration"
-    return name, region, source
+    """samconfig.stack(), with the AWS CLI's default region when nothing names one."""
+    name, region, source = samconfig.stack()
+    return name, region or boto3.session.Session().region_name, source
 
 
 def secret_arn():

@@ -273,7 +273,7 @@ class DevTest(unittest.TestCase):
         self.assertIn("`make sign-events`", output)
         self.assertIn("make secret LOCAL=1", output)
         readme = (ROOT / "README.md").read_text()
-        self.assertIn("\n## Sample events\n", readme, "the hint's README section exists")
+        self.assertRegex(readme, r"\n#+ Sample events\n", "the hint's README section exists")
 
     def test_events_signed_with_another_secret_verify_once_it_is_stored(self):
         dev = self.start()
@@ -373,8 +373,10 @@ class DevTest(unittest.TestCase):
         code, output = make("consume", settings=settings, timeout=READY_WITHIN)
         self.assertEqual(code, 0, output)
         self.assertEqual(output.count("failed, returned"), 5, output)
+        self.assertIn(f"1 message(s) received 5 times moved to the dead-letter queue {dev.settings['QUEUE']}"
+                      "-dead-letters", output, "the sixth receive moved it")
         code, output = make("queue", settings=dev.settings)
-        self.assertIn("0 message(s) read", output, "the sixth receive moved it")
+        self.assertIn("0 message(s) read", output)
         self.assertIn(f"1 message(s) in the dead-letter queue {dev.settings['QUEUE']}-dead-letters", output)
         code, output = make("dead-letters", settings=dev.settings)
         self.assertEqual(code, 0, output)
@@ -514,6 +516,23 @@ class DeployTest(unittest.TestCase):
         args, _ = self.deploy(self.SAVED, built="arm64", ARCH="arm64")
         self.assertEqual(self.overrides(args)[-1], "Architecture=arm64")
         self.assertEqual(len(self.overrides(args)), 4, "the saved settings with it")
+
+
+    def test_make_logs_follows_the_saved_stack_in_its_region(self):
+        with tempfile.TemporaryDirectory() as folder:
+            folder = pathlib.Path(folder)
+            config = folder / "samconfig.toml"
+            config.write_text('version = 0.1\n[default.deploy.parameters]\nstack_name = "staging"\nregion = "eu-west-3"\n')
+            recorded, sam = folder / "args", folder / "sam"
+            sam.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {recorded}\n')
+            sam.chmod(0o755)
+            settings = {"SAM_BIN": str(sam), "SAMCONFIG": str(config), "AWS_REGION": "", "AWS_DEFAULT_REGION": ""}
+            code, output = make("logs", "FILTER=forwarded", settings=settings)
+            self.assertEqual(code, 0, output)
+            self.assertEqual(recorded.read_text().splitlines(),
+                             ["logs", "--stack-name", "staging", "--region", "eu-west-3", "--tail", "--filter", "forwarded"])
+            code, output = make("logs", settings={**settings, "STACK": "prod", "AWS_REGION": "us-west-2"})
+            self.assertEqual(recorded.read_text().split()[:5], ["logs", "--stack-name", "prod", "--region", "us-west-2"])
 
 
 class BuildTest(unittest.TestCase):
