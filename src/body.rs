@@ -11,7 +11,7 @@ use nylas_sqs_contract::{inflate, DecodeError};
 use std::borrow::Cow;
 
 /// Largest raw body accepted: Lambda's limit for a whole synchronous event, 6,291,456 bytes,
-/// so every body that reaches the function is taken (README, "Body size"). Nylas caps v3
+/// so every body that reaches the function is taken (docs/http.md, "Body size"). Nylas caps v3
 /// payloads at about 1 MB; v2 bodies batch deltas with no documented maximum.
 pub const MAX_RAW: usize = 6 * 1024 * 1024;
 
@@ -28,7 +28,7 @@ pub enum BodyError {
         "Content-Encoding is gzip but the body is not gzip, so no signature can match: either \
          the request is not from the webhook's sender, or API Gateway changed the bytes before \
          the function saw them (a REST API needs */* in binaryMediaTypes and no content \
-         encoding: README, \"Compressed deliveries\")"
+         encoding: docs/http.md, \"Compressed deliveries\")"
     )]
     Mangled,
 }

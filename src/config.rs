@@ -27,7 +27,7 @@ const QUEUE_URL_IS: &str = "the URL of the SQS queue notifications go to (https:
 const SECRET_ARN_IS: &str = "the ARN of the Secrets Manager secret that holds the webhook \
     secret (arn:aws:secretsmanager:...), or set NYLAS_WEBHOOK_SECRET instead to run without \
     Secrets Manager";
-const SECONDS_IS: &str = "a whole number of seconds (README, \"Configuration\")";
+const SECONDS_IS: &str = "a whole number of seconds (docs/operations.md, \"Configuration\")";
 
 /// Why the function is not configured: the variable, and what to put in it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -52,7 +52,7 @@ pub use signature::sign;
 pub use sqs::SqsQueue;
 
 /// The sender the function runs with (`main.rs`), and the tests and scripts sign as: a fork
-/// for another sender names its own here (README, "Another HMAC sender").
+/// for another sender names its own here (docs/forking.md, "Another HMAC sender").
 pub const SENDER: Sender = NYLAS;
 
 /// The core's steps, for the property tests, the benchmarks and the fuzz target: not an API.

@@ -70,8 +70,8 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 fn aws_settings() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest())
         // A stalled SQS must not hold an instance: a failing call ends within 2 s, and the
-        // breaker then answers at once (README, "Capacity"). SQS answers in tens of
-        // milliseconds; handler::QUEUE_BUDGET bounds a request of many calls.
+        // breaker then answers at once (docs/operations.md, "Capacity"). SQS answers in tens
+        // of milliseconds; handler::QUEUE_BUDGET bounds a request of many calls.
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(1))

@@ -147,7 +147,7 @@ mod tests {
     use super::*;
     use crate::secret::SecretError;
 
-    /// README's HTTP contract: every refusal's reason and status. Each failure an operator can
+    /// docs/http.md's contract: every refusal's reason and status. Each failure an operator can
     /// fix is a 503, which Nylas retries; a 500 or another 4xx would lose the notification.
     #[test]
     fn every_refusal_has_the_status_the_readme_states() {

@@ -1,6 +1,6 @@
 //! Who signs the webhooks, as one value the handler holds ([`Sender`]), and what a verified body
-//! becomes ([`Notification`]). `nylas.rs` defines Nylas; a fork defines its own sender (README,
-//! "Another HMAC sender"). The rest of the function serves every sender alike.
+//! becomes ([`Notification`]). `nylas.rs` defines Nylas; a fork defines its own sender
+//! (docs/forking.md, "Another HMAC sender"). The rest of the function serves every sender alike.
 
 use lambda_http::http::HeaderMap;
 use nylas_sqs_contract::{id, ApiVersion, IdRule};

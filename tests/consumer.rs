@@ -584,7 +584,7 @@ fn without_idempotency_each_delivery_runs_the_handler(sqs: &LocalSqs) {
     assert_eq!(recorder.ids(), ["n-1", "n-1"]);
 }
 
-/// README, "What it guarantees": on FIFO, a message that fails on its last
+/// docs/consumer.md, "What it guarantees": on FIFO, a message that fails on its last
 /// receive goes to the dead-letter queue alone, sent there by the consumer, and its group's
 /// later messages run. Before its last receive, it goes back with them behind it. The receive
 /// counts are set on the events: moto does not hold a group's order across receives as SQS.
@@ -688,7 +688,7 @@ fn identical_deltas_of_one_post_each_reach_the_handler_once(sqs: &LocalSqs) {
     }
 }
 
-/// A fork's sender, as README's "Another HMAC sender" defines one: GitHub's webhooks. Its id is
+/// A fork's sender, as docs/forking.md's "Another HMAC sender" defines one: GitHub's webhooks. Its id is
 /// a header (`X-GitHub-Delivery`), it sends no challenge, it signs in `X-Hub-Signature-256`,
 /// and a repository's events stay in order. Nothing else of the function differs.
 const GITHUB: Sender = Sender {

@@ -819,7 +819,7 @@ fn six_mebibyte_v2_body_of_many_deltas_is_stored_whole_and_exact(sqs: &LocalSqs)
     assert!(stored == body.as_bytes(), "the exact bytes");
 }
 
-/// README, "Rotate the secret without losing a notification": deleting a leaked secret (at once, or with a recovery window)
+/// docs/operations.md, "A leaked key": deleting a leaked secret (at once, or with a recovery window)
 /// stops it verifying at the next read, which any mismatch forces after 30 s.
 fn deleted_secret_stops_verifying_at_the_next_read(sqs: &LocalSqs) {
     let body = event_body("v3-grant-created.json");

@@ -1,9 +1,9 @@
-"""A team's own consumer crate, written from README's snippet with its one dependency line,
+"""A team's own consumer crate, written from docs/consumer.md's snippet with its one dependency line,
 built as `sam build` builds it (`cargo lambda build --release`): refused without
 `panic = "unwind"` in its release profile, with a message naming the setting; built with it.
 
 cargo lambda builds with panic = "abort" when the profile does not say, and the consumer
-catches a handler's panic to return that message alone (README, "Consuming the queue"). The
+catches a handler's panic to return that message alone (docs/consumer.md, "Your own crate"). The
 two builds share target/team-crate; opt-level 0 keeps them short (it does not change the panic
 strategy). Run by `make test` with the project's virtualenv (cargo-lambda and zig).
 """

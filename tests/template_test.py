@@ -461,20 +461,65 @@ class ConsumerTest(unittest.TestCase):
         self.assertEqual(errors["Dimensions"][0]["Value"], {"Ref": "ConsumerFunction"})
 
 
+def headings(path):
+    """The sections of a Markdown file: (title, GitHub's anchor for it)."""
+    titles = [line.lstrip("#").strip() for line in path.read_text().splitlines() if re.match(r"#+ ", line)]
+    return {title: re.sub(r"[^\w\- ]", "", title.lower()).replace(" ", "-") for title in titles}
+
+
+# `README, "Section"`, `docs/x.md, "Section"` and `docs/x.md's "Section"`, also broken across
+# comment lines (`//`, `//!`, `#`) and inside Rust strings (\").
+CITATION = re.compile(r'(README|docs/[\w-]+\.md)(?:\'s\s+|,\s*(?:(?://!?|#)\s*)?)\\?"([^"\\\n]+)\\?"')
+# In Markdown: `[text](docs/x.md), "Section"` and links with an anchor.
+LINK = re.compile(r'\]\(((?:docs/)?[\w-]+\.md)?(#[\w-]+)?\)(?:,\s*"([^"]+)")?')
+
+
 class ReadmeTest(unittest.TestCase):
-    def test_every_readme_section_a_message_cites_exists(self):
-        headings = {
-            line.lstrip("#").strip() for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("#")
-        }
-        sources = [*(ROOT / "src").glob("*.rs"), *(ROOT / "scripts").glob("*.py")]
-        cited = {
-            (path.name, section)
-            for path in sources
-            for section in re.findall(r'README, \\?"([^"\\]+)\\?"', path.read_text())
-        }
-        self.assertTrue(cited, "messages cite README sections")
-        for path, section in sorted(cited):
-            self.assertIn(section, headings, f"{path} cites a README section that does not exist")
+    DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+    def test_every_section_a_message_a_comment_or_a_doc_cites_exists(self):
+        sources = [*(ROOT / "src").glob("*.rs"), *(ROOT / "scripts").glob("*.py"), *(ROOT / "tests").glob("*.rs"),
+                   *(ROOT / "tests").glob("*.py"), *(ROOT / "consumer" / "src").rglob("*.rs"),
+                   *(ROOT / "contract" / "src").glob("*.rs"), ROOT / "template.yaml", ROOT / ".ci" / "run",
+                   ROOT / "Makefile", *self.DOCS]
+        cited = {(path.relative_to(ROOT), document, section)
+                 for path in sources if path.name != "template_test.py"
+                 for document, section in CITATION.findall(path.read_text())}
+        self.assertGreater(len({document for _, document, _ in cited}), 4, "README and docs are cited")
+        for path, document, section in sorted(cited):
+            target = ROOT / ("README.md" if document == "README" else document)
+            self.assertTrue(target.is_file(), f"{path} cites {document}, which does not exist")
+            self.assertIn(section, headings(target), f"{path} cites a section of {document} that does not exist")
+
+    def test_every_link_between_readme_and_docs_reaches_a_file_and_a_section(self):
+        links = 0
+        for path in self.DOCS:
+            for target, anchor, section in LINK.findall(path.read_text()):
+                links += 1
+                document = (path.parent / target).resolve() if target else path
+                self.assertTrue(document.is_file(), f"{path.name} links to {target}, which does not exist")
+                if anchor:
+                    self.assertIn(anchor[1:], headings(document).values(), f"{path.name}: {target}{anchor}")
+                if section:
+                    section = " ".join(section.split())
+                    self.assertIn(section, headings(document), f"{path.name} cites {target}, \"{section}\"")
+        self.assertGreater(links, 20)
+
+    def test_readme_is_a_first_hour_read_and_names_every_alarm_of_the_stack(self):
+        readme = (ROOT / "README.md").read_text()
+        self.assertLessEqual(len(readme.splitlines()), 300)
+        operations = (ROOT / "docs" / "operations.md").read_text()
+        alarms = [name[: -len("Alarm")] for name, resource in RESOURCES.items()
+                  if resource["Type"] == "AWS::CloudWatch::Alarm"]
+        self.assertGreaterEqual(len(alarms), 12)
+        for alarm in alarms:
+            self.assertIn(f"`{alarm}`", readme.split("\n## Alarms\n")[1].split("\n## ")[0], alarm)
+            self.assertRegex(operations, rf"\n\| `{alarm}`", f"{alarm} has a row in docs/operations.md's table")
+
+    def test_dated_figures_live_only_in_docs_performance(self):
+        for path in self.DOCS:
+            if path.name != "performance.md":
+                self.assertNotRegex(path.read_text(), r"20\d\d-\d\d-\d\d", f"{path.name} holds a dated figure")
 
 
 if __name__ == "__main__":

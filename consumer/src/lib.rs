@@ -45,7 +45,7 @@
 
 // The consumer catches a handler's panic to return that message alone and release its record:
 // with panic = "abort" the process dies with the whole batch instead. cargo lambda builds
-// with abort when the release profile does not say (README, "Consuming the queue").
+// with abort when the release profile does not say (docs/consumer.md, "Your own crate").
 #[cfg(panic = "abort")]
 compile_error!(
     "nylas-webhook-consumer needs panics to unwind: add `panic = \"unwind\"` under \

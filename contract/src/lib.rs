@@ -485,7 +485,7 @@ mod tests {
 
     #[test]
     fn the_inflated_cap_is_the_most_lambda_carries() {
-        // README, "Body size": 6 MiB, the receiver's own cap.
+        // docs/http.md, "Body size": 6 MiB, the receiver's own cap.
         assert_eq!(MAX_INFLATED, 6_291_456);
     }
 
