@@ -21,7 +21,7 @@ FUZZ_SECONDS ?= 120
 SAM_BIN ?= $(VENV)/bin/sam
 SAM := SAM_CLI_TELEMETRY=0 PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(SAM_BIN)
 
-.PHONY: help imports tools dev invoke post queue dead-letters forget consume secret revoke-previous deploy logs test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
+.PHONY: help imports tools dev invoke post queue dead-letters forget consume replay secret revoke-previous deploy logs test lint template build bench coldstart coldstart-consumer load fuzz mutants sign-events clean
 .DEFAULT_GOAL := help
 
 ## help: list the targets (this)
@@ -84,6 +84,13 @@ consume:
 	@$(PYTHON) scripts/dev.py listening sqs
 	@$(MAKE) --no-print-directory --quiet tools
 	@SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) $(VENV)/bin/python scripts/consume.py
+
+## replay: send the archived notifications received FROM..TO back to the queue, once more through the consumer (TYPE=, GRANT=, DRY_RUN=1, RATE=, QUEUE=; LOCAL=1 for make dev's)
+replay:
+	@if [ -n "$(LOCAL)" ]; then $(PYTHON) scripts/dev.py listening sqs; fi
+	@$(MAKE) --no-print-directory --quiet tools
+	@LOCAL=$(LOCAL) REPLAY_QUEUE=$(if $(filter file,$(origin QUEUE)),,$(QUEUE)) SQS_ENDPOINT=http://127.0.0.1:$(SQS_PORT) \
+		$(VENV)/bin/python scripts/replay.py
 
 ## secret: store the webhook secret, read from the terminal (the stack and region samconfig.toml saved, or STACK=<name> AWS_REGION=<region>; LOCAL=1 for make dev's)
 secret:

@@ -47,6 +47,8 @@ def row(line):
     if outcome is None:
         return None
     text = f"  {WHAT.get(outcome, outcome):<26} {line.get('nylas_type') or '-':<44} {line.get('nylas_id')}"
+    if line.get("replay_id"):
+        text += f" (replay {line['replay_id']})"
     if outcome == "failed":
         text += f"\n      {line.get('message')}"
     return text

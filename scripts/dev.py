@@ -349,6 +349,8 @@ def banner(created, endpoint):
         lets the consumer run a notification it has seen again
     {with_settings('make post BODY=<file.json>')}
         signs any body with the local secret and sends it
+    {with_settings('make replay LOCAL=1 FROM=<time> TO=<time>')}
+        sends what the archive kept of that range again (UTC: 2026-12-06T08:00:00Z)
     {with_settings('make secret LOCAL=1')}
         stores another secret, as after a rotation
     curl '{url}?challenge=hello'

@@ -1,7 +1,7 @@
 """The local AWS that `make dev` runs the function against: a queue with its dead-letter queue
-and the deployed redrive policy, and a webhook secret, on the moto server it starts (moto serves
-SQS, Secrets Manager and DynamoDB on one port), and the consumer's idempotency table
-(`create_table`, for make consume and make coldstart-consumer).
+and the deployed redrive policy, a webhook secret, and the archive (an S3 bucket and a Firehose
+stream), on the moto server it starts (moto serves every service on one port), and the
+consumer's idempotency table (`create_table`, for make consume and make coldstart-consumer).
 
     python scripts/local_aws.py create   # create them (if absent); print the function's settings
     python scripts/local_aws.py show     # print and remove every message in the queue
@@ -26,6 +26,10 @@ DEAD_LETTERS = f"{QUEUE}-dead-letters"
 # template.yaml's RedrivePolicy: a message received this many times goes to the dead letters.
 MAX_RECEIVE_COUNT = 5
 TABLE = os.environ.get("TABLE") or "nylas-idempotency"
+# The archive as template.yaml makes it: a bucket, and a Firehose stream writing to it under
+# notifications/ (moto writes each PutRecordBatch at once, where Firehose buffers minutes).
+ARCHIVE = "nylas-archive"
+ARCHIVE_PREFIX = "notifications/"
 # The local secret's name, and the value the sample events in events/ are signed with.
 SECRET = "nylas-webhook-secret"
 SAMPLE_SECRET = "nylas-sample-secret"
@@ -75,6 +79,23 @@ def create():
     url = sqs.create_queue(QueueName=QUEUE, Attributes={"RedrivePolicy": redrive})["QueueUrl"]
     print(f"QUEUE_URL={url}")
     print(f"NYLAS_WEBHOOK_SECRET_ARN={local_secret_arn()}")
+    print(f"ARCHIVE_STREAM={create_archive()}")
+
+
+def create_archive():
+    """The bucket and the stream (both named ARCHIVE), unless they exist; the stream's name."""
+    s3, firehose = client("s3"), client("firehose")
+    if ARCHIVE not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=ARCHIVE)
+    if ARCHIVE not in firehose.list_delivery_streams()["DeliveryStreamNames"]:
+        firehose.create_delivery_stream(
+            DeliveryStreamName=ARCHIVE, DeliveryStreamType="DirectPut",
+            ExtendedS3DestinationConfiguration={
+                "BucketARN": f"arn:aws:s3:::{ARCHIVE}", "Prefix": ARCHIVE_PREFIX,
+                "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            },
+        )
+    return ARCHIVE
 
 
 def forget():

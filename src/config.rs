@@ -13,6 +13,7 @@ pub const SECRET: &str = "NYLAS_WEBHOOK_SECRET";
 pub const PREVIOUS_SECRET: &str = "NYLAS_WEBHOOK_SECRET_PREVIOUS";
 pub const PREVIOUS_SECRET_TTL: &str = "PREVIOUS_SECRET_TTL_SECONDS";
 pub const SECRET_KEEP: &str = "SECRET_KEEP_SECONDS";
+pub const ARCHIVE_STREAM: &str = "ARCHIVE_STREAM";
 
 /// How long `AWSPREVIOUS` verifies after `AWSCURRENT` was stored, unless configured: Nylas
 /// retries for 20 minutes, and storing the new secret takes some minutes.
@@ -46,6 +47,8 @@ pub struct Config {
     /// The SQS queue every notification goes to.
     pub queue_url: String,
     pub secrets: SecretSource,
+    /// The Firehose stream that archives each message, when the archive is on.
+    pub archive_stream: Option<String>,
 }
 
 /// Where the webhook secrets come from (`secret.rs`). `Debug` never shows a secret.
@@ -104,7 +107,8 @@ impl Config {
             (None, Some(current)) => SecretSource::Fixed { current, previous },
             (None, None) => return Err(ConfigError::Missing(SECRET_ARN, SECRET_ARN_IS)),
         };
-        Ok(Self { queue_url, secrets })
+        let archive_stream = read(ARCHIVE_STREAM, "a Firehose delivery stream's name", |_| true)?;
+        Ok(Self { queue_url, secrets, archive_stream })
     }
 }
 

@@ -11,12 +11,13 @@ use crate::breaker::Breaker;
 use crate::config::ConfigError;
 use crate::log::{self, Delivery};
 use crate::outcome::{Outcome, Rejection};
-use crate::queue::{Calls, Queue};
+use crate::queue::{Calls, Origin, Queue};
 use crate::secret::{SecretError, Secrets};
 use crate::sender::Sender;
 use crate::signature;
 use lambda_http::http::{header, Method};
 use lambda_http::{Body, Request, RequestExt, Response};
+use nylas_sqs_contract::emf;
 use std::time::{Duration, Instant};
 
 /// Time allowed for the queue to take a request's notifications. Nylas gives up after 10 s;
@@ -53,7 +54,8 @@ impl<Q: Queue + Sync> Receiver<Q> {
     /// Answers one request and logs one line about it.
     pub async fn handle(&self, request: Request) -> Response<Body> {
         let started = Instant::now();
-        let mut delivery = Delivery::default();
+        let request_id = request.lambda_context_ref().map(|c| c.request_id.clone());
+        let mut delivery = Delivery { request_id, ..Delivery::default() };
         let outcome = match *request.method() {
             Method::GET => self.challenge(&request),
             Method::POST => match self.receive(&request, &mut delivery).await {
@@ -88,8 +90,13 @@ impl<Q: Queue + Sync> Receiver<Q> {
         let notifications = (sender.split)(&decoded.bytes, decoded.gzip, request.headers());
         delivery.describe(&notifications);
         self.breaker.admit()?;
-        let calls = Calls::default();
-        let delivering = queue.deliver(&notifications, &calls);
+        let (calls, context) = (Calls::default(), request.lambda_context_ref());
+        let origin = Origin {
+            request_id: delivery.request_id.clone(),
+            trace_header: context.and_then(|c| c.xray_trace_id.clone()),
+            received_ms: emf::now_ms(),
+        };
+        let delivering = queue.deliver(&notifications, &origin, &calls);
         let delivered = tokio::time::timeout(self.budget, delivering)
             .await
             .map_err(|_elapsed| Rejection::QueueTimedOut(self.budget))
@@ -98,7 +105,10 @@ impl<Q: Queue + Sync> Receiver<Q> {
         if let Some(healthy) = calls.healthy() {
             self.breaker.record(healthy);
         }
-        delivery.retried = delivered?.retried;
+        let delivered = delivered?;
+        delivery.retried = delivered.retried;
+        (delivery.unarchived, delivery.archive_error) =
+            (delivered.unarchived, delivered.archive_error);
         Ok(())
     }
 

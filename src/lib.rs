@@ -15,7 +15,7 @@
 //! 4. The sender's `split` ([`nylas`] for Nylas): each notification, its id and its group.
 //! 5. [`breaker`]: answer at once while the queue is down, trying it every few seconds.
 //! 6. [`queue`]: deliver every notification, or fail as a whole; [`sqs`] implements it with
-//!    the messages [`message`] builds.
+//!    the messages [`message`] builds, and [`archive`] keeps a copy when the archive is on.
 //! 7. [`outcome`]: every status and reason, decided in one place.
 //! 8. [`log`]: one JSON line per request, also a CloudWatch metrics record.
 //!
@@ -23,6 +23,7 @@
 //! To send elsewhere than SQS, implement [`Queue`]; for another sender, define a [`Sender`].
 //! What a message holds is the `nylas-sqs-contract` crate, which the consumer reads with.
 
+mod archive;
 mod body;
 mod breaker;
 mod config;
@@ -39,13 +40,14 @@ mod signature;
 mod sqs;
 
 // What `main.rs` wires, what a queue of one's own implements, what a sender of one's own defines.
+pub use archive::Archive;
 pub use config::{Config, ConfigError, SecretSource};
 pub use event::Event;
 pub use handler::Receiver;
 pub use log::init as init_logging;
 pub use nylas::NYLAS;
 pub use nylas_sqs_contract::{ApiVersion, IdRule};
-pub use queue::{Calls, Delivered, Queue, QueueError};
+pub use queue::{Calls, Delivered, Origin, Queue, QueueError};
 pub use secret::Secrets;
 pub use sender::{Notification, Sender};
 pub use signature::sign;

@@ -46,6 +46,9 @@ pub struct Answer {
 /// What a verified POST carried, for the log line.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
 pub struct Delivery {
+    /// The invocation's request id, which each message carries (`nylas-request-id`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     pub notifications: usize,
     pub retried: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -57,6 +60,11 @@ pub struct Delivery {
     /// What verifying asked of Secrets Manager (`Secrets::verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_read: Option<String>,
+    /// The ids of the notifications stored in the queue but not in the archive.
+    #[serde(rename = "archive_missing", skip_serializing_if = "Vec::is_empty")]
+    pub unarchived: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive_error: Option<String>,
 }
 
 impl Delivery {
@@ -80,7 +88,8 @@ pub fn request(answer: &Answer, delivery: &Delivery, elapsed: Duration) {
 /// One request's line. Level INFO when answered 200, WARN for a request refused with a 4xx,
 /// ERROR for a 503; metrics `Received`, `Challenged`, `Forwarded` (notifications),
 /// `EnqueueRetries`, `ServiceUnavailable` (503s), `SignatureMismatch` (a signature that
-/// matched no secret, whatever the reason logged), and `Rejected` by `reason`.
+/// matched no secret, whatever the reason logged), `ArchiveFailed` (notifications in the
+/// queue but not in the archive), and `Rejected` by `reason`.
 #[derive(Debug, Serialize)]
 pub struct Line<'a> {
     level: &'static str,
@@ -110,6 +119,7 @@ impl<'a> Line<'a> {
             ("EnqueueRetries", delivery.retried),
             ("ServiceUnavailable", usize::from(status == 503)),
             ("SignatureMismatch", usize::from(answer.signature_mismatch)),
+            ("ArchiveFailed", delivery.unarchived.len()),
         ];
         let names = counts.map(|(name, _)| name);
         let mut directives = vec![(&["FunctionName"][..], &names[..])];
@@ -148,7 +158,7 @@ mod tests {
             kind: Some("message.created".to_owned()),
             id: None,
             retried: 1,
-            secret_read: None,
+            ..Delivery::default()
         }
     }
 
@@ -197,9 +207,23 @@ mod tests {
             "EnqueueRetries",
             "ServiceUnavailable",
             "SignatureMismatch",
+            "ArchiveFailed",
         ];
         assert_eq!(metric_names(&line), names);
         assert!(names.iter().all(|name| line[name].is_u64()), "every metric has a value");
+        assert_eq!(line["ArchiveFailed"], 0);
+        assert!(line.get("archive_missing").is_none() && line.get("archive_error").is_none());
+    }
+
+    #[test]
+    fn notifications_the_archive_missed_are_named_and_counted() {
+        let unarchived = vec!["n-1".to_owned(), "n-2".to_owned()];
+        let error = Some("ResourceNotFoundException".to_owned());
+        let delivery = Delivery { unarchived, archive_error: error, ..delivery() };
+        let line = line(&answer(200, None), &delivery, 0);
+        assert_eq!((line["status"].as_u64(), line["ArchiveFailed"].as_u64()), (Some(200), Some(2)));
+        assert_eq!(line["archive_missing"], json!(["n-1", "n-2"]));
+        assert_eq!(line["archive_error"], "ResourceNotFoundException");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use aws_config::BehaviorVersion;
 use lambda_http::tower::ServiceExt;
 use lambda_http::{lambda_runtime, service_fn, Adapter, LambdaEvent};
 use nylas_webhook_sqs::{
-    init_logging, Config, Event, Receiver, SecretSource, Secrets, SqsQueue, SENDER,
+    init_logging, Archive, Config, Event, Receiver, SecretSource, Secrets, SqsQueue, SENDER,
 };
 use std::convert::Infallible;
 use std::process::ExitCode;
@@ -35,7 +35,11 @@ async fn main() -> ExitCode {
                     Secrets::fixed(&current, previous.as_deref())
                 }
             };
-            let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url);
+            // With the archive off, no client is built: no init time paid for it.
+            let archive = (config.archive_stream)
+                .map(|stream| Archive::new(aws_sdk_firehose::Client::new(&aws), stream));
+            let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&aws), config.queue_url)
+                .with_archive(archive);
             Receiver::new(SENDER, secrets, queue)
         }
         Err(error) => {

@@ -21,13 +21,17 @@ pub struct Message<'a> {
 }
 
 impl<'a> Message<'a> {
+    /// The message for `notification`, with no request id.
+    pub fn new(notification: &'a Notification<'a>, fifo: bool) -> Self {
+        Self::for_request(notification, fifo, None)
+    }
+
     /// The message for `notification`. Its body is the notification's text when SQS takes it
     /// and it fits; otherwise its bytes base64-encoded (`nylas-encoding: base64`), or, when
     /// that does not fit either, gzip-compressed and base64-encoded (`gzip+base64`): Nylas's
     /// own gzip when it sent one. Only a message that does not fit even so is over
-    /// [`MAX_BYTES`].
-    pub fn new(notification: &'a Notification<'a>, fifo: bool) -> Self {
-        let n = notification;
+    /// [`MAX_BYTES`]. The receiver's `request_id` goes in [`attribute::REQUEST_ID`].
+    pub fn for_request(n: &'a Notification<'a>, fifo: bool, request_id: Option<&'a str>) -> Self {
         let attempt = n.delivery_attempt.map(|a| a.to_string());
         let attributes = [
             (attribute::API_VERSION, Some(n.api_version.as_str().into())),
@@ -36,6 +40,7 @@ impl<'a> Message<'a> {
             (attribute::ID_RULE, Some(n.id_rule.as_str().into())),
             (attribute::GRANT_ID, n.group.as_deref().map(Cow::Borrowed)),
             (attribute::DELIVERY_ATTEMPT, attempt.map(Cow::Owned)),
+            (attribute::REQUEST_ID, request_id.map(Cow::Borrowed)),
         ];
         let mut attributes: Vec<_> = attributes
             .into_iter()

@@ -27,10 +27,22 @@ pub enum QueueError {
 }
 
 /// What delivering took, for the log line.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Delivered {
     /// Notifications the queue refused at first and took on a later attempt.
     pub retried: usize,
+    /// The ids of notifications the queue took and the archive did not, and why.
+    pub unarchived: Vec<String>,
+    pub archive_error: Option<String>,
+}
+
+/// Where a request's notifications came from, for finding them again: the receiver's request
+/// id and X-Ray trace header (Lambda's, for this invocation), and when it was received.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub request_id: Option<String>,
+    pub trace_header: Option<String>,
+    pub received_ms: u64,
 }
 
 /// Whether any of one delivery's calls to the queue failed (an error, a timeout, nothing
@@ -62,6 +74,7 @@ pub trait Queue {
     fn deliver(
         &self,
         notifications: &[Notification<'_>],
+        origin: &Origin,
         calls: &Calls,
     ) -> impl Future<Output = Result<Delivered, QueueError>> + Send;
 }
@@ -124,6 +137,7 @@ pub mod memory {
         async fn deliver(
             &self,
             notifications: &[Notification<'_>],
+            _origin: &Origin,
             calls: &Calls,
         ) -> Result<Delivered, QueueError> {
             let reply = self.replies.lock().expect("no panics").pop_front();

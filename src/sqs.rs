@@ -3,15 +3,18 @@
 //! `message.rs`. A fork that sends elsewhere replaces both. Limits:
 //! <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SendMessageBatch.html>.
 
+use crate::archive::Archive;
 use crate::message::{Message, MAX_BYTES};
-use crate::queue::{Calls, Delivered, Queue, QueueError};
+use crate::queue::{Calls, Delivered, Origin, Queue, QueueError};
 use crate::sender::Notification;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeNameForSends};
+use aws_sdk_sqs::types::{MessageSystemAttributeValue, SendMessageBatchRequestEntry};
 use aws_sdk_sqs::Client;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use nylas_sqs_contract::STRING;
+use nylas_sqs_contract::archive::Record;
+use nylas_sqs_contract::{attribute, STRING};
 use std::collections::HashMap;
 use std::future::Future;
 use std::ops::Range;
@@ -136,22 +139,31 @@ fn lanes<'m>(messages: &[&'m Message<'m>]) -> Vec<Vec<&'m Message<'m>>> {
 }
 
 /// An SQS queue, by URL. FIFO when the URL says so: SQS requires FIFO queue names to end
-/// in `.fifo`.
+/// in `.fifo`. With an archive, each message the queue takes is archived too.
 #[derive(Debug, Clone)]
 pub struct SqsQueue {
     client: Client,
     queue_url: String,
     fifo: bool,
+    archive: Option<Archive>,
 }
 
 impl SqsQueue {
     pub fn new(client: Client, queue_url: String) -> Self {
-        Self { client, fifo: queue_url.ends_with(".fifo"), queue_url }
+        Self { client, fifo: queue_url.ends_with(".fifo"), queue_url, archive: None }
+    }
+
+    pub fn with_archive(self, archive: Option<Archive>) -> Self {
+        Self { archive, ..self }
     }
 
     /// One `SendMessageBatch` call; an entry's id is its position in the batch.
-    async fn send_batch(&self, batch: Vec<&Message<'_>>) -> Result<Vec<Refusal>, QueueError> {
-        let entries = batch.iter().enumerate().map(|(position, message)| entry(position, message));
+    async fn send_batch(
+        &self,
+        batch: Vec<&Message<'_>>,
+        trace: Option<&str>,
+    ) -> Result<Vec<Refusal>, QueueError> {
+        let entries = batch.iter().enumerate().map(|(position, m)| entry(position, m, trace));
         let output = self
             .client
             .send_message_batch()
@@ -186,34 +198,69 @@ impl Queue for SqsQueue {
     async fn deliver(
         &self,
         notifications: &[Notification<'_>],
+        origin: &Origin,
         calls: &Calls,
     ) -> Result<Delivered, QueueError> {
+        let request_id = origin.request_id.as_deref();
         let messages: Vec<Message<'_>> =
-            notifications.iter().map(|n| Message::new(n, self.fifo)).collect();
+            notifications.iter().map(|n| Message::for_request(n, self.fifo, request_id)).collect();
         let too_large = messages.iter().position(|m| m.size > MAX_BYTES);
         let fitting: Vec<&Message<'_>> = messages.iter().filter(|m| m.size <= MAX_BYTES).collect();
-        let retried = send_all(&fitting, |batch| async move {
+        let trace = origin.trace_header.as_deref();
+        let sending = send_all(&fitting, |batch| async move {
             let sent = batch.len();
-            let refused = self.send_batch(batch).await;
+            let refused = self.send_batch(batch, trace).await;
             // A call that stored nothing failed, whatever SQS blamed.
             calls.record(refused.as_ref().is_ok_and(|refused| refused.len() < sent));
             refused
-        })
-        .await?;
+        });
+        // Side by side: the archive adds no wait unless it is slower than the queue.
+        let archiving = async {
+            match &self.archive {
+                Some(archive) => {
+                    Some(archive.put(fitting.iter().map(|m| record(m, origin)).collect()).await)
+                }
+                None => None,
+            }
+        };
+        let (retried, unarchived) = tokio::join!(sending, archiving);
+        let retried = retried?;
+        let unarchived = unarchived.unwrap_or_default();
         match too_large {
             Some(index) => {
                 Err(QueueError::TooLarge { index, size: messages[index].size, limit: MAX_BYTES })
             }
-            None => Ok(Delivered { retried }),
+            None => {
+                let (unarchived, archive_error) = (unarchived.ids, unarchived.reason);
+                Ok(Delivered { retried, unarchived, archive_error })
+            }
         }
     }
+}
+
+/// What the archive keeps of `message` (by its notification's id): its body and attributes as
+/// the queue got them, and when the request was received.
+fn record(message: &Message<'_>, origin: &Origin) -> (String, Record) {
+    let id = message.attributes.iter().find(|(name, _)| *name == attribute::ID);
+    let attributes = message.attributes.iter().map(|(n, v)| ((*n).to_owned(), v.to_string()));
+    let record = Record {
+        received_ms: origin.received_ms,
+        attributes: attributes.collect(),
+        body: message.body.to_string(),
+    };
+    (id.map_or_else(String::new, |(_, id)| id.to_string()), record)
 }
 
 fn entry(
     position: usize,
     message: &Message<'_>,
+    trace: Option<&str>,
 ) -> Result<SendMessageBatchRequestEntry, QueueError> {
     let invalid = |error: aws_sdk_sqs::error::BuildError| QueueError::Refused(error.to_string());
+    let trace = trace.map(|trace| {
+        let value = MessageSystemAttributeValue::builder().data_type(STRING);
+        value.string_value(trace).build()
+    });
     let mut entry = SendMessageBatchRequestEntry::builder()
         .id(position.to_string())
         .message_body(message.body.as_ref())
@@ -226,6 +273,10 @@ fn entry(
             .build()
             .map_err(invalid)?;
         entry = entry.message_attributes(*name, value);
+    }
+    if let Some(trace) = trace {
+        let name = MessageSystemAttributeNameForSends::from(attribute::TRACE_HEADER);
+        entry = entry.message_system_attributes(name, trace.map_err(invalid)?);
     }
     entry.build().map_err(invalid)
 }
@@ -526,12 +577,49 @@ mod tests {
         for url in [fifo, standard] {
             let calls = Calls::default();
             let (queue, notifications) = (mocked(&rule, url), split(body.as_bytes()));
-            let delivered = queue.deliver(&notifications, &calls).await;
-            assert_eq!(delivered, Ok(Delivered { retried: 0 }));
+            let delivered = queue.deliver(&notifications, &Origin::default(), &calls).await;
+            assert_eq!(delivered, Ok(Delivered::default()));
             assert_eq!(calls.healthy(), Some(true));
         }
         let expected = [fifo, "0 g-1 n-1 n-1", standard, "0 - - n-1"];
         assert_eq!(*entries.lock().expect("no panics"), expected);
+    }
+
+    #[tokio::test]
+    async fn every_entry_carries_the_request_id_and_the_trace_header_for_x_ray() {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(vec![]));
+        let entries = seen.clone();
+        let rule =
+            aws_smithy_mocks::mock!(Client::send_message_batch).then_compute_output(move |input| {
+                for entry in input.entries() {
+                    let request =
+                        entry.message_attributes().and_then(|a| a.get(attribute::REQUEST_ID));
+                    let system = entry.message_system_attributes();
+                    let name = MessageSystemAttributeNameForSends::from(attribute::TRACE_HEADER);
+                    let trace = system.and_then(|s| s.get(&name));
+                    let text = (
+                        request.and_then(|r| r.string_value()),
+                        trace.and_then(|t| t.string_value()),
+                    );
+                    entries.lock().expect("no panics").push(format!("{text:?}"));
+                }
+                all_stored(input.entries())
+            });
+        let origin = Origin {
+            request_id: Some("req-1".into()),
+            trace_header: Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1".into()),
+            received_ms: 0,
+        };
+        let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
+        let body = br#"{"deltas":[{"a":1},{"b":2}]}"#;
+        let delivered = queue.deliver(&split(body), &origin, &Calls::default()).await;
+        assert_eq!(delivered, Ok(Delivered::default()));
+        let expected =
+            r#"(Some("req-1"), Some("Root=1-5759e988-bd862e3fe1be46a994272793;Sampled=1"))"#;
+        assert_eq!(*seen.lock().expect("no panics"), [expected, expected]);
+        let delivered = queue.deliver(&split(body), &Origin::default(), &Calls::default()).await;
+        assert_eq!(delivered, Ok(Delivered::default()));
+        assert_eq!(seen.lock().expect("no panics")[2], "(None, None)");
     }
 
     #[tokio::test]
@@ -555,7 +643,8 @@ mod tests {
         let noise = noise.replace(['"', '\\'], "x");
         let body = format!(r#"{{"deltas":[{{"a":1}},{{"x":"{noise}"}},{{"b":2}}]}}"#);
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
-        let delivered = queue.deliver(&split(body.as_bytes()), &Calls::default()).await;
+        let delivered =
+            queue.deliver(&split(body.as_bytes()), &Origin::default(), &Calls::default()).await;
         let Err(QueueError::TooLarge { index, size, limit }) = delivered else {
             panic!("not too large: {delivered:?}");
         };
@@ -575,8 +664,8 @@ mod tests {
         assert_eq!(Message::new(&notifications[0], false).size, MAX_BYTES);
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
         assert_eq!(
-            queue.deliver(&notifications, &Calls::default()).await,
-            Ok(Delivered { retried: 0 })
+            queue.deliver(&notifications, &Origin::default(), &Calls::default()).await,
+            Ok(Delivered::default())
         );
     }
 
@@ -591,7 +680,7 @@ mod tests {
         });
         let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
         let calls = Calls::default();
-        let delivered = queue.deliver(&split(b"{}"), &calls).await;
+        let delivered = queue.deliver(&split(b"{}"), &Origin::default(), &calls).await;
         let Err(QueueError::Unavailable(why)) = delivered else {
             panic!("not unavailable: {delivered:?}");
         };
@@ -621,7 +710,8 @@ mod tests {
             let queue = mocked(&rule, "https://sqs.us-east-1.amazonaws.com/1/q");
             let calls = Calls::default();
             let body = r#"{"deltas": [{"a": 1}, {"b": 2}]}"#;
-            let delivered = queue.deliver(&split(body.as_bytes()), &calls).await;
+            let delivered =
+                queue.deliver(&split(body.as_bytes()), &Origin::default(), &calls).await;
             assert!(matches!(delivered, Err(QueueError::Refused(_))), "{delivered:?}");
             assert_eq!(calls.healthy(), Some(healthy), "{refused} of 2 refused");
         }

@@ -13,14 +13,15 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName};
+use nylas_sqs_contract::attribute;
 use nylas_webhook_consumer::{
     Consumer, Context, DeadLetter, Idempotency, LambdaEvent, Notification, Outcome, Report,
     SqsEvent,
 };
 use nylas_webhook_sqs::core::split;
 use nylas_webhook_sqs::{
-    sign, Calls, IdRule, Notification as Received, Queue, Receiver, Secrets, Sender, SqsQueue,
-    SENDER,
+    sign, Archive, Calls, IdRule, Notification as Received, Origin, Queue, Receiver, Secrets,
+    Sender, SqsQueue, SENDER,
 };
 use serde_json::json;
 use std::io::{BufRead, BufReader, Write};
@@ -46,6 +47,10 @@ const TESTS: &[(&str, support::Test)] = tests![
     two_member_gzip_over_one_mebibyte_reaches_the_handler_exactly,
     identical_deltas_of_one_post_each_reach_the_handler_once,
     a_fork_for_another_sender_passes_from_the_webhook_to_the_handler,
+    an_archived_notification_comes_back_byte_exact_through_a_replay_once_per_replay,
+    a_replay_of_a_range_sends_exactly_the_notifications_received_in_it,
+    a_replayed_fifo_message_keeps_its_group_and_is_not_swallowed_by_the_original,
+    the_function_archives_what_it_stores_and_a_failing_archive_still_answers_200,
 ];
 
 /// The invocation's time left, as Lambda's context gives it: the in-progress records' life.
@@ -124,7 +129,7 @@ impl EventSource {
     /// receiver's own `SqsQueue`.
     async fn send_as_receiver(&self, body: &[u8]) {
         let queue = SqsQueue::new(self.client.clone(), self.queue_url.clone());
-        let delivered = queue.deliver(&split(body), &Calls::default()).await;
+        let delivered = queue.deliver(&split(body), &Origin::default(), &Calls::default()).await;
         delivered.expect("moto stores the notifications");
     }
 
@@ -765,4 +770,206 @@ fn a_fork_for_another_sender_passes_from_the_webhook_to_the_handler(sqs: &LocalS
         assert_eq!(seen[0].grant_id.as_deref(), Some("acme/api"));
         assert!(seen[0].bytes == body.as_bytes(), "the exact bytes");
     });
+}
+
+/// The receiver's `SqsQueue` for `queue_url`, archiving to an archive of its own: (the queue,
+/// the archive's bucket).
+fn archiving(sqs: &LocalSqs, queue_url: &str) -> (SqsQueue, String) {
+    let (bucket, stream) = sqs.create_archive();
+    let archive = Archive::new(aws_sdk_firehose::Client::new(&sqs.config), stream);
+    let client = aws_sdk_sqs::Client::new(&sqs.config);
+    (SqsQueue::new(client, queue_url.to_owned()).with_archive(Some(archive)), bucket)
+}
+
+/// Delivers `body` through `queue` as received at `received_ms`; every notification must be
+/// archived.
+fn deliver_at(queue: &SqsQueue, body: &[u8], received_ms: u64) {
+    let origin = Origin { request_id: Some("req-a1".into()), trace_header: None, received_ms };
+    let delivered = runtime().block_on(queue.deliver(&split(body), &origin, &Calls::default()));
+    let delivered = delivered.expect("moto stores the notifications");
+    assert_eq!((delivered.unarchived, delivered.archive_error), (vec![], None), "all archived");
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// A replay of `[from_ms, to_ms)` from `bucket` into `queue_url`.
+fn replay(bucket: &str, queue_url: &str, from_ms: u64, to_ms: u64) -> nylas_replay::Options {
+    nylas_replay::Options {
+        bucket: bucket.to_owned(),
+        prefix: "notifications/".to_owned(),
+        queue_url: queue_url.to_owned(),
+        from_ms,
+        to_ms,
+        kind: None,
+        grant: None,
+        dry_run: false,
+        rate: 1_000,
+        replay_id: nylas_replay::Options::default_replay_id(from_ms, to_ms, None, None),
+    }
+}
+
+fn run_replay(sqs: &LocalSqs, options: &nylas_replay::Options) -> nylas_replay::Summary {
+    let (s3, client) =
+        (aws_sdk_s3::Client::new(&sqs.config), aws_sdk_sqs::Client::new(&sqs.config));
+    let ran = runtime().block_on(nylas_replay::run(&s3, &client, options, |_| {}));
+    ran.expect("the replay reads moto's S3 and sends to its SQS")
+}
+
+fn an_archived_notification_comes_back_byte_exact_through_a_replay_once_per_replay(sqs: &LocalSqs) {
+    let queue_url = sqs.create_queue();
+    let (queue, bucket) = archiving(sqs, &queue_url);
+    let started = now_ms();
+    let text = v3("n-text", "g-1", 1);
+    let binary = format!("{{\"note\":\"\u{1}\",\"n\":{}}}", "1".repeat(10)).into_bytes();
+    let large = json!({"specversion": "1.0", "type": "message.created", "id": "n-large",
+        "time": 1, "data": {"object": {"body": "x".repeat(1_200_000)}}})
+    .to_string()
+    .into_bytes();
+    let delta = r#"{"date": 1, "object": "message", "type": "message.created", "object_data": {"account_id": "a1"}}"#;
+    let v2 = format!(r#"{{"deltas": [{delta}]}}"#).into_bytes();
+    for body in [&text, &binary, &large, &v2] {
+        deliver_at(&queue, body, now_ms());
+    }
+    let source = EventSource::new(sqs, queue_url.clone());
+    let recorder = Recorder::default();
+    let (store, _one_at_a_time) = table(sqs);
+    let consumer = Consumer::new(recorder.handler(), Some(store));
+    let reports = runtime().block_on(source.drain(&consumer));
+    assert_eq!(count(&reports, |o| *o == Outcome::Processed), 4, "the original deliveries");
+    // The consumer shipped a bug: replay the range, twice.
+    let options = replay(&bucket, &queue_url, started, now_ms() + 1);
+    for run in 0..2 {
+        let summary = run_replay(sqs, &options);
+        assert_eq!((summary.found, summary.sent, summary.skipped), (4, 4, 0), "run {run}");
+        let reports = runtime().block_on(source.drain(&consumer));
+        let expected = if run == 0 { (4, 0) } else { (0, 4) };
+        let processed = count(&reports, |o| *o == Outcome::Processed);
+        assert_eq!(
+            (processed, count(&reports, |o| *o == Outcome::Duplicate)),
+            expected,
+            "run {run}"
+        );
+    }
+    let seen = recorder.seen.lock().unwrap();
+    assert_eq!(seen.len(), 8, "each notification twice: delivered, then replayed once");
+    for expected in [&text[..], &binary, &large, delta.as_bytes()] {
+        let runs: Vec<_> =
+            seen.iter().filter(|n| n.bytes == expected).map(|n| n.replay_id.clone()).collect();
+        assert_eq!(runs, [None, Some(options.replay_id.clone())], "{} bytes", expected.len());
+    }
+}
+
+fn a_replay_of_a_range_sends_exactly_the_notifications_received_in_it(sqs: &LocalSqs) {
+    let queue_url = sqs.create_queue();
+    let (queue, bucket) = archiving(sqs, &queue_url);
+    let base = now_ms() - 60_000;
+    let kinds =
+        ["message.created", "message.created.truncated", "grant.created", "message.created"];
+    for (i, kind) in kinds.iter().enumerate() {
+        let body = json!({"specversion": "1.0", "type": kind, "id": format!("n-{i}"),
+            "data": {"object": {"grant_id": format!("g-{}", i % 2)}}});
+        deliver_at(&queue, body.to_string().as_bytes(), base + i as u64 * 10_000);
+    }
+    sqs.receive_all(&queue_url);
+    // Received at base+10 s, +20 s: n-1 and n-2; +30 s is the end, not in it.
+    let mut options = replay(&bucket, &sqs.create_queue(), base + 10_000, base + 30_000);
+    options.dry_run = true;
+    let dry = run_replay(sqs, &options);
+    assert_eq!((dry.found, dry.sent, dry.skipped), (2, 2, 0));
+    assert!(sqs.receive_all(&options.queue_url).is_empty(), "a dry run sends nothing");
+    options.dry_run = false;
+    run_replay(sqs, &options);
+    let ids = |queue: &str| -> Vec<String> {
+        let received = sqs.receive_all(queue);
+        let mut ids: Vec<String> =
+            received.iter().map(|r| r.attributes[attribute::ID].clone()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&options.queue_url), ["n-1", "n-2"]);
+    // By type (its suffixes included) and by grant.
+    let mut by_type = replay(&bucket, &sqs.create_queue(), base, base + 40_000);
+    by_type.kind = Some("message.created".to_owned());
+    let summary = run_replay(sqs, &by_type);
+    assert_eq!((summary.found, summary.sent, summary.skipped), (4, 3, 1));
+    assert_eq!(ids(&by_type.queue_url), ["n-0", "n-1", "n-3"]);
+    let mut by_grant = replay(&bucket, &sqs.create_queue(), base, base + 40_000);
+    by_grant.grant = Some("g-1".to_owned());
+    run_replay(sqs, &by_grant);
+    assert_eq!(ids(&by_grant.queue_url), ["n-1", "n-3"]);
+}
+
+fn a_replayed_fifo_message_keeps_its_group_and_is_not_swallowed_by_the_original(sqs: &LocalSqs) {
+    let queue_url = sqs.create_fifo_queue();
+    let (queue, bucket) = archiving(sqs, &queue_url);
+    let started = now_ms();
+    for id in ["n-1", "n-2", "n-3"] {
+        deliver_at(&queue, &v3(id, "g-1", 1), now_ms());
+    }
+    let options = replay(&bucket, &queue_url, started, now_ms() + 1);
+    // Within the original's 5-minute deduplication window, and a second run within the
+    // replay's own.
+    run_replay(sqs, &options);
+    run_replay(sqs, &options);
+    let received = sqs.receive_all(&queue_url);
+    let order: Vec<(&str, Option<&str>)> = received
+        .iter()
+        .map(|r| {
+            (
+                r.attributes[attribute::ID].as_str(),
+                r.attributes.get(attribute::REPLAY_ID).map(String::as_str),
+            )
+        })
+        .collect();
+    let replayed = Some(options.replay_id.as_str());
+    let expected = [
+        ("n-1", None),
+        ("n-2", None),
+        ("n-3", None),
+        ("n-1", replayed),
+        ("n-2", replayed),
+        ("n-3", replayed),
+    ];
+    assert_eq!(order, expected, "each grant's order, the replay stored once");
+    assert!(received.iter().all(|r| r.group_id.as_deref() == Some("g-1")));
+}
+
+fn the_function_archives_what_it_stores_and_a_failing_archive_still_answers_200(sqs: &LocalSqs) {
+    let (bucket, stream) = sqs.create_archive();
+    let post = |stack: &Stack<'_>, id: &str| {
+        let body = v3(id, "g-1", 1);
+        let signature = sign(SAMPLE_SECRET.as_bytes(), &body);
+        let headers = [("content-type", "application/json"), (SENDER.signature_header, &signature)];
+        stack.send("POST", &headers, &body).status
+    };
+    let stack = Stack::with_env(sqs, &[("ARCHIVE_STREAM", &stream)]);
+    assert_eq!(post(&stack, "n-kept"), 200);
+    let stored = stack.received();
+    let request_id = stored[0].attributes[attribute::REQUEST_ID].clone();
+    assert!(
+        stack.logs().contains(&format!("\"request_id\":\"{request_id}\"")),
+        "the log line names it"
+    );
+    let s3 = aws_sdk_s3::Client::new(&sqs.config);
+    let listed =
+        runtime().block_on(s3.list_objects_v2().bucket(&bucket).send()).expect("moto lists");
+    let key = listed.contents()[0].key().expect("a key").to_owned();
+    assert!(key.starts_with("notifications/"), "{key}");
+    let object =
+        runtime().block_on(s3.get_object().bucket(&bucket).key(&key).send()).expect("moto reads");
+    let bytes = runtime().block_on(object.body.collect()).expect("the object").into_bytes();
+    let record: nylas_sqs_contract::archive::Record =
+        serde_json::from_slice(&bytes).expect("a record");
+    assert_eq!(record.body, stored[0].body);
+    assert_eq!(record.attributes, stored[0].attributes, "what the queue got");
+    // A stream that is not there: the queue still takes the notification, and it is counted.
+    let failing = Stack::with_env(sqs, &[("ARCHIVE_STREAM", "no-such-stream")]);
+    assert_eq!(post(&failing, "n-unarchived"), 200);
+    assert_eq!(failing.received().len(), 1);
+    let logs = failing.logs();
+    assert!(logs.contains("\"ArchiveFailed\":1"), "{logs}");
+    assert!(logs.contains("\"archive_missing\":[\"n-unarchived\"]"), "{logs}");
+    assert!(logs.contains("ResourceNotFoundException"), "{logs}");
 }

@@ -361,6 +361,33 @@ class DevTest(unittest.TestCase):
         log = ROOT / ".local" / f"dev-{dev.settings['SQS_PORT']}" / "consumer.log"
         self.assertIn('"outcome":"duplicate"', log.read_text())
 
+    def test_make_replay_sends_an_archived_notification_through_the_consumer_once_per_replay(self):
+        dev = self.start()
+        stamp = lambda seconds: time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + seconds))
+        settings = {**dev.settings, "CONSUME_PORT": str(free_port()), "BATCHES": "1"}
+        start = stamp(-5)
+        code, output = make("invoke", "EVENT=events/v3-message-created.json", settings=dev.settings)
+        self.assertEqual(code, 0, output)
+        range_ = [f"FROM={start}", f"TO={stamp(60)}"]
+        outputs = []
+        for step in ("consume", "replay", "consume", "replay", "consume"):
+            extra = ["LOCAL=1", *range_] if step == "replay" else []
+            code, output = make(step, *extra, settings=settings, timeout=READY_WITHIN)
+            self.assertEqual(code, 0, output)
+            outputs.append(output)
+        original, replayed, replayed_consumed, again, again_consumed = outputs
+        self.assertRegex(original, r"  processed +message\.created +\S+\n")
+        self.assertRegex(replayed, r"replay (replay-[0-9a-f]{16}): 1 found, 1 sent, 0 skipped")
+        replay_id = re.search(r"replay (replay-[0-9a-f]{16}):", replayed)[1]
+        self.assertRegex(replayed_consumed, rf"  processed +message\.created +\S+ \(replay {replay_id}\)")
+        self.assertIn(f"replay {replay_id}: 1 found, 1 sent", again, "the same range, the same replay")
+        self.assertRegex(again_consumed, rf"  duplicate, skipped +message\.created +\S+ \(replay {replay_id}\)")
+        code, output = make("replay", "LOCAL=1", *range_, "DRY_RUN=1", "TYPE=grant.created", settings=dev.settings)
+        self.assertIn("1 found, 0 would send, 1 skipped", output)
+        code, output = make("replay", "LOCAL=1", settings=dev.settings)
+        self.assertNotEqual(code, 0)
+        self.assertIn("make replay: say which range", output)
+
     def test_a_message_failing_five_times_goes_to_the_local_dead_letter_queue(self):
         dev = self.start()
         sys.path.insert(0, str(ROOT / "scripts"))

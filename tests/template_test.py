@@ -59,8 +59,17 @@ CONSUMER_PROPS = CONSUMER["Properties"]
 CONSUMER_ROLE = RESOURCES["ConsumerRole"]
 
 
+def policies(role):
+    """A role's policies, those that depend on a condition (`Fn::If`) included."""
+    for policy in role["Properties"]["Policies"]:
+        if "Fn::If" in policy:
+            yield from (p for p in policy["Fn::If"][1:] if isinstance(p, dict) and "PolicyDocument" in p)
+        else:
+            yield policy
+
+
 def statements(role=ROLE):
-    return [s for p in role["Properties"]["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    return [s for p in policies(role) for s in p["PolicyDocument"]["Statement"]]
 
 
 def as_list(value):
@@ -215,6 +224,57 @@ class QueueTest(unittest.TestCase):
         self.assertEqual(count, self.queue["RedrivePolicy"]["maxReceiveCount"])
         self.assertTrue(self.dead_letters["QueueName"]["Fn::If"][2]["Fn::Sub"].endswith("-dead-letters"))
         self.assertIn('DEAD_LETTERS = f"{QUEUE}-dead-letters"', local)
+
+
+class ArchiveTest(unittest.TestCase):
+    bucket = RESOURCES["ArchiveBucket"]
+    stream = RESOURCES["ArchiveStream"]["Properties"]
+
+    def test_the_archive_is_on_by_default_for_thirty_days_and_absent_when_off(self):
+        self.assertEqual((PARAMETERS["Archive"]["Default"], PARAMETERS["ArchiveDays"]["Default"]), ("true", 30))
+        for name in ("ArchiveBucket", "ArchiveBucketPolicy", "ArchiveStream", "ArchiveDeliveryRole",
+                     "ArchiveFailuresAlarm"):
+            self.assertEqual(RESOURCES[name].get("Condition"), "Archives", name)
+        stream = ENVIRONMENT[rust_constant("config.rs", "ARCHIVE_STREAM")]
+        self.assertEqual(stream, {"Fn::If": ["Archives", {"Ref": "ArchiveStream"}, {"Ref": "AWS::NoValue"}]})
+
+    def test_the_bucket_is_encrypted_private_tls_only_kept_and_expired(self):
+        props = self.bucket["Properties"]
+        rule = props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+        self.assertEqual(rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"], "AES256")
+        self.assertTrue(all(props["PublicAccessBlockConfiguration"].values()))
+        self.assertEqual(len(props["PublicAccessBlockConfiguration"]), 4)
+        (expiry,) = props["LifecycleConfiguration"]["Rules"]
+        self.assertEqual((expiry["Status"], expiry["ExpirationInDays"]), ("Enabled", {"Ref": "ArchiveDays"}))
+        self.assertEqual((self.bucket["DeletionPolicy"], self.bucket["UpdateReplacePolicy"]), ("Retain", "Retain"))
+        (deny,) = RESOURCES["ArchiveBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+        self.assertEqual((deny["Effect"], deny["Action"]), ("Deny", "s3:*"))
+        self.assertEqual(deny["Condition"], {"Bool": {"aws:SecureTransport": "false"}})
+
+    def test_the_receiver_may_only_put_records_and_firehose_only_write_the_bucket(self):
+        (resource,) = allowed("firehose:PutRecordBatch")
+        self.assertEqual(resource, {"Fn::GetAtt": ["ArchiveStream", "Arn"]})
+        firehose = [a for s in statements() for a in as_list(s["Action"]) if a.startswith(("firehose:", "s3:"))]
+        self.assertEqual(firehose, ["firehose:PutRecordBatch"])
+        actions = [a for s in statements(RESOURCES["ArchiveDeliveryRole"]) for a in as_list(s["Action"])]
+        self.assertTrue(all(a.startswith("s3:") and not a.startswith(("s3:Delete", "s3:Get")) for a in actions
+                            if a != "s3:GetBucketLocation"), actions)
+        self.assertNotIn("s3:GetObject", actions)
+
+    def test_the_stream_writes_the_prefix_and_lines_a_replay_reads(self):
+        destination = self.stream["ExtendedS3DestinationConfiguration"]
+        replay = (ROOT / "replay" / "src" / "main.rs").read_text()
+        self.assertIn(f'"{destination["Prefix"]}".to_owned()', replay, "the replay's default prefix")
+        self.assertEqual(destination["CompressionFormat"], "UNCOMPRESSED")
+        self.assertLessEqual(destination["BufferingHints"]["IntervalInSeconds"],
+                             rust_constant("replay/src/lib.rs", "BUFFERING"))
+        self.assertEqual(self.stream["DeliveryStreamType"], "DirectPut")
+
+    def test_a_failing_archive_raises_an_alarm_of_its_stack(self):
+        alarm = RESOURCES["ArchiveFailuresAlarm"]["Properties"]
+        self.assertEqual((alarm["Namespace"], alarm["MetricName"]), ("NylasWebhookSqs", "ArchiveFailed"))
+        self.assertEqual(alarm["Dimensions"], [{"Name": "FunctionName", "Value": {"Ref": "ReceiverFunction"}}])
+        self.assertIn('("ArchiveFailed", ', (ROOT / "src" / "log.rs").read_text())
 
 
 class SecretTest(unittest.TestCase):
@@ -519,7 +579,8 @@ class ReadmeTest(unittest.TestCase):
     def test_dated_figures_live_only_in_docs_performance(self):
         for path in self.DOCS:
             if path.name != "performance.md":
-                self.assertNotRegex(path.read_text(), r"20\d\d-\d\d-\d\d", f"{path.name} holds a dated figure")
+                # A date, not a time in an example command (FROM=2026-12-06T08:00:00Z).
+                self.assertNotRegex(path.read_text(), r"20\d\d-\d\d-\d\d(?!T)", f"{path.name} holds a dated figure")
 
 
 if __name__ == "__main__":

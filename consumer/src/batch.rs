@@ -120,7 +120,11 @@ where
         context: &Context,
         until: SystemTime,
     ) -> Outcome {
-        let id = notification.id.clone();
+        // Once per replay, and once outside any: a replay's run is a run of its own.
+        let id = match &notification.replay_id {
+            Some(replay) => format!("{replay}#{}", notification.id),
+            None => notification.id.clone(),
+        };
         if let Some(store) = &self.idempotency {
             match store.begin(&id, (self.clock)(), until).await {
                 Ok(Begin::Run) => {}

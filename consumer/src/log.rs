@@ -1,6 +1,7 @@
 //! One JSON line per message, which is also a CloudWatch embedded metric format (EMF) record,
 //! written with the contract's `emf` as the receiver writes its own: the outcome, `nylas-id`
-//! and type, never the content. Metrics `Processed`, `Duplicate`, `Failed`, `DeadLettered` and
+//! and type, the replay that sent it, and what finds it in the receiver's log (its request id)
+//! and in X-Ray (the trace header), never the content. Metrics `Processed`, `Duplicate`, `Failed`, `DeadLettered` and
 //! `Returned` (in progress elsewhere, or behind a FIFO group's failure), with the function's
 //! name as their dimension.
 
@@ -32,6 +33,9 @@ pub fn line(message: &SqsMessage, outcome: &Outcome, elapsed: Duration) -> Value
         "outcome": label,
         "nylas_id": id,
         "nylas_type": kind,
+        "replay_id": attribute_of(message, attribute::REPLAY_ID),
+        "request_id": attribute_of(message, attribute::REQUEST_ID),
+        "trace_header": message.attributes.get(attribute::TRACE_HEADER),
         "message_id": message.message_id,
         "receive_count": message.attributes.get("ApproximateReceiveCount"),
         "duration_ms": elapsed.as_micros() as f64 / 1000.0,
@@ -120,5 +124,27 @@ mod tests {
             (Some("not JSON"), Some("2"))
         );
         assert!(!line.to_string().contains("secret content"));
+    }
+
+    #[test]
+    fn a_line_names_the_replay_the_receiver_s_request_and_the_trace() {
+        let text = |v: &str| json!({"stringValue": v, "dataType": "String"});
+        let replayed: SqsMessage = serde_json::from_value(json!({
+            "messageId": "m-2",
+            "attributes": {attribute::TRACE_HEADER: "Root=1-a-b;Sampled=1"},
+            "messageAttributes": {
+                attribute::ID: text("n-1"), attribute::REPLAY_ID: text("r-1"),
+                attribute::REQUEST_ID: text("req-1"),
+            },
+        }))
+        .unwrap();
+        let line = line(&replayed, &Outcome::Processed, Duration::ZERO);
+        assert_eq!(
+            (line["replay_id"].as_str(), line["request_id"].as_str()),
+            (Some("r-1"), Some("req-1"))
+        );
+        assert_eq!(line["trace_header"], "Root=1-a-b;Sampled=1");
+        let line = super::line(&message(), &Outcome::Processed, Duration::ZERO);
+        assert!(line["replay_id"].is_null() && line["trace_header"].is_null());
     }
 }

@@ -26,6 +26,8 @@ pub struct Notification {
     pub delivery_attempt: Option<u64>,
     /// The exact bytes Nylas sent: the v3 body, or one v2 delta.
     pub bytes: Vec<u8>,
+    /// The replay that sent it again (`nylas-replay-id`), or `None` for the receiver's.
+    pub replay_id: Option<String>,
 }
 
 impl Notification {
@@ -217,6 +219,7 @@ pub fn decode_message(message: &SqsMessage) -> Result<Notification, MessageError
         grant_id: value(attribute::GRANT_ID).map(str::to_owned),
         delivery_attempt: value(attribute::DELIVERY_ATTEMPT).and_then(|a| a.parse().ok()),
         bytes: bytes.into_owned(),
+        replay_id: value(attribute::REPLAY_ID).map(str::to_owned),
     })
 }
 

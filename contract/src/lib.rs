@@ -15,6 +15,8 @@
 //!   elsewhere (a header) passes through.
 //! - [`FifoKeys`]: on a FIFO queue, one group per grant (or account), deduplicated on [`id`].
 //! - [`emf`]: the one log line format both functions write metrics with.
+//! - [`archive`]: the record the receiver archives for each message, which a replay sends again
+//!   with [`attribute::REPLAY_ID`] and [`FifoKeys::replayed`].
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -41,6 +43,14 @@ pub mod attribute {
     pub const ENCODING: &str = "nylas-encoding";
     /// How [`ID`] was made ([`super::IdRule`]); absent on messages written before it was.
     pub const ID_RULE: &str = "nylas-id-rule";
+    /// The receiver's Lambda request id: its log line for the POST that stored the message.
+    pub const REQUEST_ID: &str = "nylas-request-id";
+    /// Only on a message a replay sent: the replay's id. The consumer runs a notification once
+    /// per replay, and once outside any.
+    pub const REPLAY_ID: &str = "nylas-replay-id";
+    /// The SQS system attribute that carries the receiver's X-Ray trace header, which links
+    /// the receiver's and the consumer's invocations.
+    pub const TRACE_HEADER: &str = "AWSTraceHeader";
 }
 
 /// The SQS data type of every attribute.
@@ -164,6 +174,50 @@ impl FifoKeys {
     pub fn new(id: &str, grant_id: Option<&str>) -> Self {
         let group = grant_id.filter(|g| is_key(g)).unwrap_or(NO_GRANT_GROUP);
         Self { group_id: group.to_owned(), deduplication_id: id.to_owned() }
+    }
+
+    /// A replayed message's keys: its grant's group, so each grant's order holds within the
+    /// replay, and a deduplication id of the replay and [`id`] (hex SHA-256: within SQS's 128
+    /// characters), which the original's 5-minute deduplication does not swallow and a second
+    /// run of the same replay within those 5 minutes does not store twice.
+    pub fn replayed(replay_id: &str, id: &str, grant_id: Option<&str>) -> Self {
+        let key = Sha256::digest(format!("{replay_id}#{id}"));
+        Self { deduplication_id: hex::encode(key), ..Self::new(id, grant_id) }
+    }
+}
+
+/// The archive: one JSON line per message the receiver stored, as Amazon Data Firehose writes
+/// them to S3 under `<prefix>YYYY/MM/DD/HH/` (UTC, the hour Firehose received them).
+pub mod archive {
+    use serde::{Deserialize, Serialize};
+    use std::collections::BTreeMap;
+
+    /// Most bytes of one Firehose record, newline included
+    /// (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>):
+    /// a larger one is not archived, and said so.
+    pub const MAX_RECORD: usize = 1_000 * 1024;
+
+    /// One archived message: exactly what the queue got (body and attributes), and when the
+    /// receiver received it.
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Record {
+        /// Milliseconds since the Unix epoch at which the receiver received the POST.
+        pub received_ms: u64,
+        pub attributes: BTreeMap<String, String>,
+        pub body: String,
+    }
+
+    impl Record {
+        /// The record as one line of the archive, newline included.
+        pub fn line(&self) -> Vec<u8> {
+            let mut line = serde_json::to_vec(self).expect("strings and numbers serialize");
+            line.push(b'\n');
+            line
+        }
+
+        pub fn attribute(&self, name: &str) -> Option<&str> {
+            self.attributes.get(name).map(String::as_str)
+        }
     }
 }
 
@@ -332,6 +386,34 @@ pub mod emf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_replayed_message_keeps_its_group_and_gets_a_key_of_its_replay() {
+        let original = FifoKeys::new("n-1", Some("g-1"));
+        let first = FifoKeys::replayed("r-1", "n-1", Some("g-1"));
+        assert_eq!(first.group_id, "g-1");
+        assert_ne!(first.deduplication_id, original.deduplication_id);
+        assert_eq!(first, FifoKeys::replayed("r-1", "n-1", Some("g-1")), "the same replay");
+        assert_ne!(first, FifoKeys::replayed("r-2", "n-1", Some("g-1")), "another replay");
+        assert_ne!(first, FifoKeys::replayed("r-1", "n-2", Some("g-1")));
+        assert!(is_key(&first.deduplication_id));
+        assert_eq!(FifoKeys::replayed("r", &"x".repeat(128), None).group_id, NO_GRANT_GROUP);
+    }
+
+    #[test]
+    fn an_archive_record_is_one_json_line_that_reads_back() {
+        let attributes = [(attribute::ID.to_owned(), "n-1".to_owned())].into();
+        let record = archive::Record { received_ms: 7, attributes, body: "{\"a\":\n1}".into() };
+        let line = record.line();
+        assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1, "one line");
+        assert_eq!(line.last(), Some(&b'\n'));
+        let back: archive::Record = serde_json::from_slice(&line).unwrap();
+        assert_eq!(
+            (back.attribute(attribute::ID), back.body.as_str()),
+            (Some("n-1"), "{\"a\":\n1}")
+        );
+        assert_eq!(back, record);
+    }
 
     fn round_trip(bytes: &[u8], gzip: Option<&[u8]>, room: usize) -> (Vec<u8>, Encoding) {
         let (body, encoding) = encode(bytes, gzip, |len, _| len <= room);

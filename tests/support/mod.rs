@@ -294,6 +294,31 @@ impl LocalSqs {
         created.queue_url().expect("CreateQueue returns a URL").to_owned()
     }
 
+    /// An archive of its own for one test, as template.yaml makes it: an S3 bucket, and a
+    /// Firehose stream that delivers to it under `notifications/`. Returns (bucket, stream).
+    #[allow(dead_code)]
+    pub fn create_archive(&self) -> (String, String) {
+        static ARCHIVES: AtomicUsize = AtomicUsize::new(0);
+        let number = ARCHIVES.fetch_add(1, Ordering::Relaxed);
+        let (bucket, stream) = (format!("it-archive-{number}"), format!("it-archive-{number}"));
+        let s3 = aws_sdk_s3::Client::new(&self.config);
+        let made = self.runtime.block_on(s3.create_bucket().bucket(&bucket).send());
+        made.expect("moto creates buckets");
+        let destination = aws_sdk_firehose::types::ExtendedS3DestinationConfiguration::builder()
+            .bucket_arn(format!("arn:aws:s3:::{bucket}"))
+            .role_arn("arn:aws:iam::123456789012:role/firehose")
+            .prefix("notifications/")
+            .build()
+            .expect("a destination");
+        let firehose = aws_sdk_firehose::Client::new(&self.config);
+        let create = firehose
+            .create_delivery_stream()
+            .delivery_stream_name(&stream)
+            .extended_s3_destination_configuration(destination);
+        self.runtime.block_on(create.send()).expect("moto creates delivery streams");
+        (bucket, stream)
+    }
+
     /// Stores a new secret in Secrets Manager; returns its ARN.
     pub fn create_secret(&self, value: &str) -> String {
         static SECRETS: AtomicUsize = AtomicUsize::new(0);
