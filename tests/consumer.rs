@@ -486,22 +486,29 @@ fn fifo_failure_returns_its_groups_later_messages_and_none_of_another_group(sqs:
     });
 }
 
-fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &LocalSqs) {
-    let queue_url = sqs.create_queue();
-    let stack = Stack::forwarding_to(sqs, queue_url.clone());
+const FIRST_DELTA: &str = r#"{"date": 1, "object": "message", "type": "message.created", "object_data": {"account_id": "a1"}}"#;
+const SECOND_DELTA: &str = r#"{"date": 2, "object": "event", "type": "event.updated", "object_data": {"account_id": "a2"}}"#;
+
+/// A body of each encoding the receiver writes: text, one that is not SQS text (a control
+/// byte: base64), one over SQS's 1 MiB (gzip+base64), and a v2 POST of two deltas with v2's
+/// separators; and the exact bytes of the five notifications they hold.
+fn every_encoding() -> ([Vec<u8>; 4], [Vec<u8>; 5]) {
     let text = v3("n-text", "g-1", 1);
-    // Not SQS text: a control byte (base64).
     let binary = format!("{{\"note\":\"\u{1}\",\"n\":{}}}", "1".repeat(10)).into_bytes();
-    // Over SQS's 1 MiB: gzip-compressed by the receiver (gzip+base64).
     let large = json!({"specversion": "1.0", "type": "message.created", "id": "n-large",
         "time": 1, "data": {"object": {"body": "x".repeat(1_200_000)}}})
     .to_string()
     .into_bytes();
-    // A v2 POST of two deltas, with v2's separators: each delta's exact slice.
-    let first = r#"{"date": 1, "object": "message", "type": "message.created", "object_data": {"account_id": "a1"}}"#;
-    let second = r#"{"date": 2, "object": "event", "type": "event.updated", "object_data": {"account_id": "a2"}}"#;
-    let v2 = format!(r#"{{"deltas": [{first}, {second}]}}"#).into_bytes();
-    for body in [&text, &binary, &large, &v2] {
+    let v2 = format!(r#"{{"deltas": [{FIRST_DELTA}, {SECOND_DELTA}]}}"#).into_bytes();
+    let (first, second) = (FIRST_DELTA.as_bytes().to_vec(), SECOND_DELTA.as_bytes().to_vec());
+    ([text.clone(), binary.clone(), large.clone(), v2], [text, binary, large, first, second])
+}
+
+fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &LocalSqs) {
+    let queue_url = sqs.create_queue();
+    let stack = Stack::forwarding_to(sqs, queue_url.clone());
+    let (bodies, notifications) = every_encoding();
+    for body in &bodies {
         let signature = sign(SAMPLE_SECRET.as_bytes(), body);
         let headers = [("content-type", "application/json"), (SENDER.signature_header, &signature)];
         assert_eq!(stack.send("POST", &headers, body).status, 200);
@@ -514,13 +521,13 @@ fn receiver_output_reaches_the_handler_as_the_exact_bytes_nylas_sent(sqs: &Local
     assert_eq!(count(&reports, |o| *o == Outcome::Processed), 5);
     let seen = recorder.seen.lock().unwrap();
     let bytes_of = |wanted: &[u8]| seen.iter().filter(|n| n.bytes == wanted).count();
-    for expected in [&text[..], &binary, &large, first.as_bytes(), second.as_bytes()] {
+    for expected in &notifications {
         assert_eq!(bytes_of(expected), 1, "a notification of {} bytes", expected.len());
     }
     let large = seen.iter().find(|n| n.id == "n-large").expect("the large one");
     let envelope = large.v3().expect("a v3 envelope");
     assert_eq!(envelope.kind.trigger, "message.created");
-    let v2 = seen.iter().find(|n| n.bytes == second.as_bytes()).expect("the second delta");
+    let v2 = seen.iter().find(|n| n.bytes == SECOND_DELTA.as_bytes()).expect("the second delta");
     let delta = v2.v2().expect("a v2 delta");
     assert_eq!(delta.object_data.and_then(|d| d.account_id).as_deref(), Some("a2"));
 }
@@ -821,15 +828,8 @@ fn an_archived_notification_comes_back_byte_exact_through_a_replay_once_per_repl
     let queue_url = sqs.create_queue();
     let (queue, bucket) = archiving(sqs, &queue_url);
     let started = now_ms();
-    let text = v3("n-text", "g-1", 1);
-    let binary = format!("{{\"note\":\"\u{1}\",\"n\":{}}}", "1".repeat(10)).into_bytes();
-    let large = json!({"specversion": "1.0", "type": "message.created", "id": "n-large",
-        "time": 1, "data": {"object": {"body": "x".repeat(1_200_000)}}})
-    .to_string()
-    .into_bytes();
-    let delta = r#"{"date": 1, "object": "message", "type": "message.created", "object_data": {"account_id": "a1"}}"#;
-    let v2 = format!(r#"{{"deltas": [{delta}]}}"#).into_bytes();
-    for body in [&text, &binary, &large, &v2] {
+    let (bodies, notifications) = every_encoding();
+    for body in &bodies {
         deliver_at(&queue, body, now_ms());
     }
     let source = EventSource::new(sqs, queue_url.clone());
@@ -837,14 +837,14 @@ fn an_archived_notification_comes_back_byte_exact_through_a_replay_once_per_repl
     let (store, _one_at_a_time) = table(sqs);
     let consumer = Consumer::new(recorder.handler(), Some(store));
     let reports = runtime().block_on(source.drain(&consumer));
-    assert_eq!(count(&reports, |o| *o == Outcome::Processed), 4, "the original deliveries");
+    assert_eq!(count(&reports, |o| *o == Outcome::Processed), 5, "the original deliveries");
     // The consumer shipped a bug: replay the range, twice.
     let options = replay(&bucket, &queue_url, started, now_ms() + 1);
     for run in 0..2 {
         let summary = run_replay(sqs, &options);
-        assert_eq!((summary.found, summary.sent, summary.skipped), (4, 4, 0), "run {run}");
+        assert_eq!((summary.found, summary.sent, summary.skipped), (5, 5, 0), "run {run}");
         let reports = runtime().block_on(source.drain(&consumer));
-        let expected = if run == 0 { (4, 0) } else { (0, 4) };
+        let expected = if run == 0 { (5, 0) } else { (0, 5) };
         let processed = count(&reports, |o| *o == Outcome::Processed);
         assert_eq!(
             (processed, count(&reports, |o| *o == Outcome::Duplicate)),
@@ -853,10 +853,10 @@ fn an_archived_notification_comes_back_byte_exact_through_a_replay_once_per_repl
         );
     }
     let seen = recorder.seen.lock().unwrap();
-    assert_eq!(seen.len(), 8, "each notification twice: delivered, then replayed once");
-    for expected in [&text[..], &binary, &large, delta.as_bytes()] {
+    assert_eq!(seen.len(), 10, "each notification twice: delivered, then replayed once");
+    for expected in &notifications {
         let runs: Vec<_> =
-            seen.iter().filter(|n| n.bytes == expected).map(|n| n.replay_id.clone()).collect();
+            seen.iter().filter(|n| &n.bytes == expected).map(|n| n.replay_id.clone()).collect();
         assert_eq!(runs, [None, Some(options.replay_id.clone())], "{} bytes", expected.len());
     }
 }
