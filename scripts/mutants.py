@@ -29,7 +29,7 @@ PASSES = [
     ("receiver",
      [f"src/{name}.rs" for name in
       ("outcome", "signature", "secret", "sqs", "message", "body", "sender", "nylas", "handler", "event",
-       "breaker", "queue", "log", "config")],
+       "breaker", "queue", "log", "config", "archive")],
      ["--cargo-arg=--lib", "--cargo-arg=--test=properties"]),
     ("consumer",
      ["contract/src/lib.rs", "consumer/src/batch.rs", "consumer/src/idempotency.rs",
@@ -37,6 +37,7 @@ PASSES = [
       "consumer/src/outcome.rs", "consumer/src/log.rs"],
      ["-p", "nylas-sqs-contract", "-p", "nylas-webhook-consumer", "--test-workspace=false",
       "--cargo-arg=--lib"]),
+    ("replay", ["replay/src/lib.rs"], ["-p", "nylas-replay", "--test-workspace=false", "--cargo-arg=--lib"]),
 ]
 OUT = ROOT / "target" / "mutants"
 EXCUSED = ROOT / "mutants-excused.txt"

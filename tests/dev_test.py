@@ -387,6 +387,16 @@ class DevTest(unittest.TestCase):
         code, output = make("replay", "LOCAL=1", settings=dev.settings)
         self.assertNotEqual(code, 0)
         self.assertIn("make replay: say which range", output)
+        # Into a queue of one's own, to try a fix first.
+        sys.path.insert(0, str(ROOT / "scripts"))
+        import local_aws
+        sqs = local_aws.client("sqs", f"http://127.0.0.1:{dev.settings['SQS_PORT']}")
+        other = sqs.create_queue(QueueName="trying-a-fix")["QueueUrl"]
+        code, output = make("replay", "LOCAL=1", *range_, "QUEUE=trying-a-fix", "REPLAY_ID=try-1",
+                            settings=dev.settings)
+        self.assertIn("replay try-1: 1 found, 1 sent", output)
+        received = sqs.receive_message(QueueUrl=other, MessageAttributeNames=["All"])["Messages"]
+        self.assertEqual(received[0]["MessageAttributes"]["nylas-replay-id"]["StringValue"], "try-1")
 
     def test_a_message_failing_five_times_goes_to_the_local_dead_letter_queue(self):
         dev = self.start()
