@@ -12,7 +12,7 @@ For each binary:
   INVOCATIONS invocations after the first, divided by INVOCATIONS;
 - peak memory: VmHWM after those invocations.
 The function is measured twice: with the archive off (`function`: no ARCHIVE_STREAM, no
-Firehose client) and on (`function+archive`: each notification also put to moto's Firehose).
+Firehose client) and on (`with-archive`: each notification also put to moto's Firehose).
 
 Usage: python scripts/coldstart.py FUNCTION HELLO [BEFORE]  (paths of release binaries).
 BEFORE, a build of an earlier commit, is measured in the same run, its starts alternating
@@ -315,7 +315,7 @@ def main():
         ).stdout
         settings = dict(line.split("=", 1) for line in created.split())
         # The archive is measured apart: "function" runs with it off (no Firehose client),
-        # "function+archive" with it on, putting each notification to moto's Firehose.
+        # "with-archive" with it on, putting each notification to moto's Firehose.
         archive_stream = settings.pop("ARCHIVE_STREAM")
         server = serve(RuntimeApi)
         KeepAlive.upstream = ("127.0.0.1", sqs_port)
@@ -332,7 +332,7 @@ def main():
         # Starts alternate between the binaries, so that a change in the machine's load falls
         # on all alike.
         binaries = [("hello-world", hello, env), ("function", function, env),
-                    ("function+archive", function, {**env, "ARCHIVE_STREAM": archive_stream})]
+                    ("with-archive", function, {**env, "ARCHIVE_STREAM": archive_stream})]
         if baseline:
             # SAME_ENV=1: BEFORE reads its secret as the function does (both know the ARN).
             binaries.append(("before", baseline, env if os.environ.get("SAME_ENV") == "1" else env_secret))
@@ -348,7 +348,7 @@ def main():
     verdicts = [("peak RSS at most 30 MB", f["peak_mb"] <= 30, f"{f['peak_mb']:.1f} MB")]
     if baseline:
         b = results["before"]
-        for name in ("function+archive", "function"):
+        for name in ("with-archive", "function"):
             ratios = {k: results[name][k] / b[k] for k in ("init_ms", "first_ms", "cpu_us", "peak_mb")}
             print(
                 f"{name} against before: init {ratios['init_ms']:.2f}x, first response {ratios['first_ms']:.2f}x, "
