@@ -891,14 +891,14 @@ fn two_identical_deltas_are_two_messages_and_a_resend_adds_nothing_on_fifo(sqs: 
     }
 }
 
-/// 200 deltas of one account on FIFO through an SQS taking 0.15 s a call: the group's 20
-/// batches go one after another, and may run past the 6 s budget (503). Every call succeeds,
+/// 120 deltas of one account on FIFO through an SQS taking 0.15 s a call: the group's 12
+/// batches go one after another, and on a loaded machine may run past the 6 s budget (503). Every call succeeds,
 /// so the breaker stays closed: another POST meanwhile is stored, and the POST sent again 1 s
 /// later is tried, until every delta is stored, once, in order.
 fn slow_fifo_post_is_stored_whole_on_a_resend_and_refuses_no_other(sqs: &LocalSqs) {
     let proxy = FaultyProxy::start(&sqs.endpoint, Fault::Delay(Duration::from_millis(150)));
     let stack = Stack::through(sqs, sqs.create_fifo_queue(), &proxy.endpoint, 1);
-    let deltas: Vec<String> = (0..200)
+    let deltas: Vec<String> = (0..120)
         .map(|i| {
             format!(
                 r#"{{"type": "message.created", "n": {i}, "object_data": {{"account_id": "a-1"}}}}"#
