@@ -957,9 +957,11 @@ fn the_function_archives_what_it_stores_and_a_failing_archive_still_answers_200(
         runtime().block_on(s3.list_objects_v2().bucket(&bucket).send()).expect("moto lists");
     let key = listed.contents()[0].key().expect("a key").to_owned();
     assert!(key.starts_with("notifications/"), "{key}");
-    let object =
-        runtime().block_on(s3.get_object().bucket(&bucket).key(&key).send()).expect("moto reads");
-    let bytes = runtime().block_on(object.body.collect()).expect("the object").into_bytes();
+    // The body streams on the connection of the runtime that sent the request: one runtime.
+    let bytes = runtime().block_on(async {
+        let object = s3.get_object().bucket(&bucket).key(&key).send().await.expect("moto reads");
+        object.body.collect().await.expect("the object").into_bytes()
+    });
     let record: nylas_sqs_contract::archive::Record =
         serde_json::from_slice(&bytes).expect("a record");
     assert_eq!(record.body, stored[0].body);
