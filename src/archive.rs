@@ -172,6 +172,25 @@ mod tests {
         assert!(calls.iter().all(|c| c.iter().map(Vec::len).sum::<usize>() <= MAX_CALL));
     }
 
+    /// A record whose line is exactly `size` bytes.
+    fn sized(id: &str, size: usize) -> (String, Record) {
+        let (_, mut record) = records(1, 0).remove(0);
+        record.body = "x".repeat(size - record.line().len());
+        (id.to_owned(), record)
+    }
+
+    #[tokio::test]
+    async fn a_record_of_exactly_the_limit_and_a_call_of_exactly_4_mib_are_taken() {
+        let (archive, calls) = answering(|_| false);
+        assert_eq!(archive.put(vec![sized("n-limit", MAX_RECORD)]).await, Unarchived::default());
+        let (archive, calls_of_4_mib) = answering(|_| false);
+        let eighths: Vec<_> = (0..8).map(|i| sized(&format!("n-{i}"), MAX_CALL / 8)).collect();
+        assert_eq!(archive.put(eighths).await, Unarchived::default());
+        assert_eq!(calls.lock().unwrap()[0][0].len(), MAX_RECORD);
+        let sizes: Vec<usize> = calls_of_4_mib.lock().unwrap().iter().map(Vec::len).collect();
+        assert_eq!(sizes, [8], "4 MiB in one call");
+    }
+
     #[tokio::test]
     async fn a_record_over_firehose_s_limit_and_records_refused_are_named_not_retried() {
         let (archive, calls) = answering(|position| position == 1);

@@ -231,7 +231,7 @@ async fn send(
     mut entries: Vec<SendMessageBatchRequestEntry>,
 ) -> Result<(), ReplayError> {
     let mut backoff = Duration::from_millis(100);
-    for _ in 0..ATTEMPTS {
+    for attempt in 1..=ATTEMPTS {
         let call = sqs.send_message_batch().queue_url(queue_url).set_entries(Some(entries.clone()));
         let output = call.send().await.map_err(|e| {
             ReplayError::Queue(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
@@ -241,8 +241,10 @@ async fn send(
         if entries.is_empty() {
             return Ok(());
         }
-        tokio::time::sleep(backoff).await;
-        backoff *= 2;
+        if attempt < ATTEMPTS {
+            tokio::time::sleep(backoff).await;
+            backoff *= 2;
+        }
     }
     Err(ReplayError::Refused(entries.len()))
 }
@@ -356,6 +358,172 @@ mod tests {
             (standard.message_group_id(), standard.message_deduplication_id()),
             (None, None)
         );
+    }
+
+    use aws_sdk_s3::operation::get_object::GetObjectOutput;
+    use aws_sdk_s3::operation::list_objects_v2::ListObjectsV2Output;
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_sdk_s3::types::Object;
+    use aws_sdk_sqs::operation::send_message_batch::SendMessageBatchOutput;
+    use aws_sdk_sqs::types::SendMessageBatchResultEntry;
+    use aws_smithy_mocks::{mock, MockResponseInterceptor, Rule, RuleMode};
+    use std::sync::{Arc, Mutex};
+
+    const HOUR: u64 = 1_796_544_000_000; // 2026-12-06T08:00:00Z
+
+    fn line(received_ms: u64, kind: &str, id: &str) -> String {
+        let mut record = record(kind, "g");
+        record.received_ms = received_ms;
+        record.attributes.insert(attribute::ID.into(), id.into());
+        record.body = format!("{{\"id\":\"{id}\"}}");
+        String::from_utf8(record.line()).unwrap()
+    }
+
+    /// An S3 that lists `objects` (key, text) under the hour of [`HOUR`] and serves them.
+    fn s3(objects: &'static [(&'static str, String)]) -> S3 {
+        let list = mock!(S3::list_objects_v2).then_compute_output(move |input| {
+            let listed =
+                objects.iter().filter(|(key, _)| key.starts_with(input.prefix().unwrap_or("-")));
+            let listed = listed.map(|(key, _)| Object::builder().key(*key).build());
+            ListObjectsV2Output::builder().set_contents(Some(listed.collect())).build()
+        });
+        let get = mock!(S3::get_object).then_compute_output(move |input| {
+            let text =
+                objects.iter().find(|(key, _)| Some(*key) == input.key()).map(|(_, t)| t.clone());
+            GetObjectOutput::builder()
+                .body(ByteStream::from(text.unwrap_or_default().into_bytes()))
+                .build()
+        });
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::for_tests())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new()
+                    .rule_mode(RuleMode::MatchAny)
+                    .with_rule(&list)
+                    .with_rule(&get),
+            )
+            .build();
+        S3::from_conf(config)
+    }
+
+    type Sent = Arc<Mutex<Vec<Vec<String>>>>;
+
+    /// An SQS that stores every entry but those `refuse` names for the n-th call (by entry
+    /// id), recording each call's bodies.
+    fn sqs(refuse: fn(usize, &str) -> bool) -> (Sqs, Sent) {
+        let sent = Sent::default();
+        let seen = sent.clone();
+        let rule: Rule = mock!(Sqs::send_message_batch).then_compute_output(move |input| {
+            let mut seen = seen.lock().unwrap();
+            let call = seen.len();
+            seen.push(input.entries().iter().map(|e| e.message_body().to_owned()).collect());
+            let stored = input.entries().iter().filter(|e| !refuse(call, e.id()));
+            let stored = stored.map(|e| {
+                let entry = SendMessageBatchResultEntry::builder().id(e.id()).message_id("m");
+                entry.md5_of_message_body("md5").build().unwrap()
+            });
+            let output = SendMessageBatchOutput::builder().set_successful(Some(stored.collect()));
+            output.set_failed(Some(vec![])).build().unwrap()
+        });
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::for_tests())
+            .http_client(aws_smithy_mocks::create_mock_http_client())
+            .interceptor(
+                MockResponseInterceptor::new().rule_mode(RuleMode::MatchAny).with_rule(&rule),
+            )
+            .build();
+        (Sqs::from_conf(config), sent)
+    }
+
+    fn options(from_ms: u64, to_ms: u64) -> Options {
+        Options {
+            bucket: "archive".into(),
+            prefix: "n/".into(),
+            queue_url: "https://sqs.us-east-1.amazonaws.com/1/q".into(),
+            from_ms,
+            to_ms,
+            kind: Some("message.created".into()),
+            grant: None,
+            dry_run: false,
+            rate: 1_000,
+            replay_id: "replay-1".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_replay_sends_the_wanted_records_of_its_range_in_the_order_received() {
+        static OBJECTS: std::sync::LazyLock<Vec<(&str, String)>> = std::sync::LazyLock::new(|| {
+            let at = |minute: u64| HOUR + minute * 60_000;
+            vec![
+                // Named in the same second, listed out of time order.
+                (
+                    "n/2026/12/06/08/s-1-2026-12-06-08-30-00-b",
+                    format!(
+                        "{}{}",
+                        line(at(31), "message.created", "c"),
+                        line(at(50), "message.created", "late")
+                    ),
+                ),
+                (
+                    "n/2026/12/06/08/s-1-2026-12-06-08-30-00-a",
+                    format!(
+                        "{}\n{}{}",
+                        line(at(10), "message.created", "early"),
+                        line(at(30), "message.created.truncated", "b"),
+                        line(at(20), "message.created", "a")
+                    ),
+                ),
+                ("n/2026/12/06/08/s-1-2026-12-06-08-40-00-c", line(at(35), "grant.created", "g")),
+                (
+                    "n/2026/12/06/09/s-1-2026-12-06-09-00-00-d",
+                    line(at(61), "message.created", "next-hour"),
+                ),
+            ]
+        });
+        let (sqs, sent) = sqs(|_, _| false);
+        let mut seen = vec![];
+        let summary =
+            run(&s3(&OBJECTS), &sqs, &options(HOUR + 15 * 60_000, HOUR + 45 * 60_000), |s| {
+                seen.push(s.clone())
+            })
+            .await
+            .unwrap();
+        assert_eq!(summary, Summary { objects: 3, found: 4, sent: 3, skipped: 1 });
+        assert_eq!(seen.len(), 4, "after each object, and after sending the hour");
+        let expected = [vec![r#"{"id":"a"}"#, r#"{"id":"b"}"#, r#"{"id":"c"}"#]];
+        assert_eq!(*sent.lock().unwrap(), expected);
+        let (sqs, sent) = self::sqs(|_, _| false);
+        let mut dry = options(HOUR + 15 * 60_000, HOUR + 45 * 60_000);
+        dry.dry_run = true;
+        assert_eq!(run(&s3(&OBJECTS), &sqs, &dry, |_| {}).await.unwrap().sent, 3);
+        assert!(sent.lock().unwrap().is_empty(), "a dry run sends nothing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_entries_are_sent_again_with_a_growing_wait_then_reported() {
+        let entries = |n: usize| -> Vec<SendMessageBatchRequestEntry> {
+            let record = |i: usize| {
+                let mut r = record("message.created", "g");
+                r.body = format!("{i}");
+                r
+            };
+            (0..n).map(|i| entry(i, &record(i), "r", false).unwrap()).collect()
+        };
+        let (sqs, sent) = sqs(|call, id| call == 0 && id == "1");
+        let started = tokio::time::Instant::now();
+        send(&sqs, "q", entries(3)).await.unwrap();
+        assert_eq!(*sent.lock().unwrap(), [vec!["0", "1", "2"], vec!["1"]]);
+        assert_eq!(started.elapsed(), Duration::from_millis(100));
+        let (sqs, sent) = self::sqs(|_, id| id == "2");
+        let started = tokio::time::Instant::now();
+        assert!(matches!(send(&sqs, "q", entries(3)).await, Err(ReplayError::Refused(1))));
+        assert_eq!(sent.lock().unwrap().len(), 3);
+        assert_eq!(started.elapsed(), Duration::from_millis(100 + 200), "no wait after the last");
     }
 
     #[tokio::test(start_paused = true)]
