@@ -7,7 +7,7 @@ use aws_sdk_firehose::error::DisplayErrorContext;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record as FirehoseRecord;
 use aws_sdk_firehose::Client;
-use nylas_sqs_contract::archive::{Record, MAX_RECORD};
+use nylas_sqs_contract::archive::{Record, Unarchived, MAX_RECORD};
 
 /// Most records, and most bytes, in one `PutRecordBatch` call
 /// (<https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>).
@@ -75,20 +75,6 @@ impl Archive {
         if !refused.is_empty() {
             missing.add(refused, format!("Firehose refused records: {code}"));
         }
-    }
-}
-
-/// The notifications the queue took and the archive did not, and the last reason why.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Unarchived {
-    pub ids: Vec<String>,
-    pub reason: Option<String>,
-}
-
-impl Unarchived {
-    fn add(&mut self, ids: Vec<String>, reason: String) {
-        self.ids.extend(ids);
-        self.reason = Some(reason);
     }
 }
 

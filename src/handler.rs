@@ -106,9 +106,7 @@ impl<Q: Queue + Sync> Receiver<Q> {
             self.breaker.record(healthy);
         }
         let delivered = delivered?;
-        delivery.retried = delivered.retried;
-        (delivery.unarchived, delivery.archive_error) =
-            (delivered.unarchived, delivered.archive_error);
+        (delivery.retried, delivery.unarchived) = (delivered.retried, delivered.unarchived);
         Ok(())
     }
 

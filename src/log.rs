@@ -4,6 +4,7 @@
 //! never what they contained; [`crate::signature::Secret`] cannot be printed.
 
 use crate::sender::Notification;
+use nylas_sqs_contract::archive::Unarchived;
 use nylas_sqs_contract::emf;
 use serde::Serialize;
 use serde_json::Value;
@@ -60,11 +61,9 @@ pub struct Delivery {
     /// What verifying asked of Secrets Manager (`Secrets::verify`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_read: Option<String>,
-    /// The ids of the notifications stored in the queue but not in the archive.
-    #[serde(rename = "archive_missing", skip_serializing_if = "Vec::is_empty")]
-    pub unarchived: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub archive_error: Option<String>,
+    /// The notifications stored in the queue but not in the archive, and why.
+    #[serde(flatten)]
+    pub unarchived: Unarchived,
 }
 
 impl Delivery {
@@ -119,7 +118,7 @@ impl<'a> Line<'a> {
             ("EnqueueRetries", delivery.retried),
             ("ServiceUnavailable", usize::from(status == 503)),
             ("SignatureMismatch", usize::from(answer.signature_mismatch)),
-            ("ArchiveFailed", delivery.unarchived.len()),
+            ("ArchiveFailed", delivery.unarchived.ids.len()),
         ];
         let names = counts.map(|(name, _)| name);
         let mut directives = vec![(&["FunctionName"][..], &names[..])];
@@ -217,9 +216,9 @@ mod tests {
 
     #[test]
     fn notifications_the_archive_missed_are_named_and_counted() {
-        let unarchived = vec!["n-1".to_owned(), "n-2".to_owned()];
-        let error = Some("ResourceNotFoundException".to_owned());
-        let delivery = Delivery { unarchived, archive_error: error, ..delivery() };
+        let ids = vec!["n-1".to_owned(), "n-2".to_owned()];
+        let reason = Some("ResourceNotFoundException".to_owned());
+        let delivery = Delivery { unarchived: Unarchived { ids, reason }, ..delivery() };
         let line = line(&answer(200, None), &delivery, 0);
         assert_eq!((line["status"].as_u64(), line["ArchiveFailed"].as_u64()), (Some(200), Some(2)));
         assert_eq!(line["archive_missing"], json!(["n-1", "n-2"]));

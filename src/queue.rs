@@ -3,6 +3,7 @@
 //! somewhere else, implement [`Queue`] for it and build it in `main.rs`.
 
 use crate::sender::Notification;
+use nylas_sqs_contract::archive::Unarchived;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -31,9 +32,8 @@ pub enum QueueError {
 pub struct Delivered {
     /// Notifications the queue refused at first and took on a later attempt.
     pub retried: usize,
-    /// The ids of notifications the queue took and the archive did not, and why.
-    pub unarchived: Vec<String>,
-    pub archive_error: Option<String>,
+    /// What the queue took and the archive did not, and why.
+    pub unarchived: Unarchived,
 }
 
 /// Where a request's notifications came from, for finding them again: the receiver's request

@@ -224,16 +224,12 @@ impl Queue for SqsQueue {
             }
         };
         let (retried, unarchived) = tokio::join!(sending, archiving);
-        let retried = retried?;
-        let unarchived = unarchived.unwrap_or_default();
+        let (retried, unarchived) = (retried?, unarchived.unwrap_or_default());
         match too_large {
             Some(index) => {
                 Err(QueueError::TooLarge { index, size: messages[index].size, limit: MAX_BYTES })
             }
-            None => {
-                let (unarchived, archive_error) = (unarchived.ids, unarchived.reason);
-                Ok(Delivered { retried, unarchived, archive_error })
-            }
+            None => Ok(Delivered { retried, unarchived }),
         }
     }
 }

@@ -219,6 +219,23 @@ pub mod archive {
             self.attributes.get(name).map(String::as_str)
         }
     }
+
+    /// The notifications the queue took and the archive did not (their `nylas-id`s), and the
+    /// last reason why, as the receiver's log line names them.
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+    pub struct Unarchived {
+        #[serde(rename = "archive_missing", skip_serializing_if = "Vec::is_empty")]
+        pub ids: Vec<String>,
+        #[serde(rename = "archive_error", skip_serializing_if = "Option::is_none")]
+        pub reason: Option<String>,
+    }
+
+    impl Unarchived {
+        pub fn add(&mut self, ids: Vec<String>, reason: String) {
+            self.ids.extend(ids);
+            self.reason = Some(reason);
+        }
+    }
 }
 
 /// How a message body holds the notification's bytes ([`attribute::ENCODING`]).
