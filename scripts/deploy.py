@@ -23,9 +23,8 @@ import pathlib
 import secrets
 import sys
 
+import artifact
 import samconfig
-
-MACHINES = {62: "x86_64", 183: "arm64"}  # ELF e_machine, as scripts/artifact.py reads it
 
 
 def built(build_dir):
@@ -34,11 +33,11 @@ def built(build_dir):
     for function in ("ReceiverFunction", "ConsumerFunction"):
         path = pathlib.Path(build_dir) / function / "bootstrap"
         if path.is_file():
-            found[function] = MACHINES.get(int.from_bytes(path.read_bytes()[18:20], "little"), "unknown")
+            found[function] = artifact.machine(path.read_bytes())
     if "ReceiverFunction" not in found:
         sys.exit(f"deploy: nothing built in {build_dir}: run `make build` first "
                  "(`make build ARCH=x86_64` without the aarch64 Rust target)")
-    if len(set(found.values())) != 1 or "unknown" in found.values():
+    if len(set(found.values())) != 1 or not set(found.values()) <= set(artifact.MACHINES.values()):
         sys.exit(f"deploy: the built functions are for {found}: run `make build` again")
     return found["ReceiverFunction"]
 
